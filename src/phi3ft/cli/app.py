@@ -1,0 +1,132 @@
+"""Root Typer app: global options, the AppContext, one error handler, and command registration."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from typing import Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from phi3ft import __version__
+from phi3ft.cli.context import AppContext
+from phi3ft.errors import ExitCode, Phi3ftError
+from phi3ft.output import Output
+
+#: Command modules, each exposing ``register(app)``. Listed by name so ``--help`` stays cheap: a module
+#: may only import heavy dependencies (azure.*, torch) inside its command functions.
+COMMAND_MODULES: tuple[str, ...] = (
+    "phi3ft.cli.validate",
+    "phi3ft.cli.config_cmds",
+    "phi3ft.cli.check",
+    "phi3ft.cli.jobs",
+    "phi3ft.cli.deploy",
+    "phi3ft.cli.train",
+)
+
+
+def _output_of(ctx: click.Context | None) -> Output:
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj.output if isinstance(obj, AppContext) else Output()
+
+
+class Phi3ftGroup(TyperGroup):
+    """Turns expected errors and Ctrl+C into one-line messages and exit codes, never tracebacks.
+
+    Handling it here (not only in ``main``) means ``CliRunner`` tests see the same behaviour as users.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Phi3ftError as exc:
+            _output_of(ctx).error(exc.message, exc.hint)
+            raise click.exceptions.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            _output_of(ctx).error(
+                "Interrupted.", "Nothing was left half-written; re-run the command to resume."
+            )
+            raise click.exceptions.Exit(int(ExitCode.INTERRUPTED)) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("PHI3FT_DEBUG") == "1":
+                raise
+            out = _output_of(ctx)
+            out.error(
+                f"Unexpected error: {type(exc).__name__}: {exc}",
+                "Re-run with PHI3FT_DEBUG=1 for the traceback, and report it at the project's issue tracker.",
+            )
+            raise click.exceptions.Exit(int(ExitCode.ERROR)) from None
+
+
+app = typer.Typer(
+    name="phi3ft",
+    cls=Phi3ftGroup,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+    help=(
+        "Fine-tune Phi models in Azure AI Foundry: validate chat JSONL, check prerequisites, submit the "
+        "fine-tune, deploy a serverless endpoint, smoke-test it, and delete everything again.\n\n"
+        "Exit codes: 0 ok, 1 error, 2 usage, 3 invalid data/config, 4 prerequisites missing, "
+        "5 remote job failed, 130 interrupted."
+    ),
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"phi3ft {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and data; no progress."),
+) -> None:
+    if ctx.obj is None:
+        ctx.obj = AppContext(output=Output(quiet=quiet))
+    elif quiet:
+        ctx.obj.output.quiet = True
+
+
+def _register_commands() -> None:
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        module.register(app)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: returns the exit code instead of raising SystemExit mid-stack."""
+    try:
+        app(args=argv, prog_name="phi3ft", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        Output().error("Interrupted.")
+        return int(ExitCode.INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show(file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        Output().error("Interrupted.")
+        return int(ExitCode.INTERRUPTED)
+    except Exception:  # pragma: no cover - last resort, the group handler catches command errors
+        if os.environ.get("PHI3FT_DEBUG") == "1":
+            traceback.print_exc()
+        Output().error("Unexpected error.", "Re-run with PHI3FT_DEBUG=1 for the traceback.")
+        return int(ExitCode.ERROR)
+    return 0

@@ -1,0 +1,83 @@
+"""The exception hierarchy: every expected failure is a Phi3ftError carrying an exit code and a hint.
+
+The CLI has one handler that prints ``Error: ...`` and ``Hint: ...`` to stderr and exits with the code.
+Leaf module: imports only the standard library.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Stable exit codes (docs: README "Exit codes"). Never an HTTP status."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    INVALID = 3
+    PREREQ = 4
+    JOB_FAILED = 5
+    INTERRUPTED = 130
+
+
+class Phi3ftError(Exception):
+    """An expected failure: one line of message, one line of hint (the command or step that fixes it)."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str, hint: str | None = None, *, exit_code: ExitCode | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(Phi3ftError):
+    """Wrong arguments or options (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class InvalidInputError(Phi3ftError):
+    """Data or config is invalid (exit 3)."""
+
+    exit_code = ExitCode.INVALID
+
+
+class ConfigError(InvalidInputError):
+    """job.yaml is invalid: the message names the key path and, where known, the YAML line."""
+
+
+class DataError(InvalidInputError):
+    """A data file cannot be used as it is."""
+
+
+class PrerequisiteError(Phi3ftError):
+    """A prerequisite is missing, or the plan cannot work (exit 4)."""
+
+    exit_code = ExitCode.PREREQ
+
+
+class RemoteJobFailed(Phi3ftError):
+    """A remote job ended Failed / Canceled / NotResponding (exit 5)."""
+
+    exit_code = ExitCode.JOB_FAILED
+
+
+class AzureError(Phi3ftError):
+    """An Azure call failed after retries; the message is the innermost service message."""
+
+
+class NotFoundError(Phi3ftError):
+    """A named resource (job, endpoint, model) does not exist."""
+
+
+class Interrupted(Phi3ftError):
+    """Ctrl+C: the message says what keeps running and how to re-attach (exit 130)."""
+
+    exit_code = ExitCode.INTERRUPTED

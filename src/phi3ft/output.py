@@ -1,0 +1,148 @@
+"""Output sink: stdout carries data (``--json``), stderr carries everything meant for people.
+
+Services never print; ``cli`` renders through one :class:`Output` so that ``--json`` stays parseable
+and progress, warnings and hints never mix with data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+from rich.console import Console
+
+from phi3ft.errors import UsageError
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return str(value)
+
+
+class Output:
+    """Where a command writes. ``json_mode`` switches the data channel to one JSON document."""
+
+    def __init__(
+        self,
+        *,
+        json_mode: bool = False,
+        quiet: bool = False,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+        interactive: bool | None = None,
+    ) -> None:
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self._stdout = stdout
+        self._stderr = stderr
+        self._interactive = interactive
+        no_color = bool(os.environ.get("NO_COLOR"))
+        self._out_console: Console | None = None
+        self._err_console: Console | None = None
+        self._no_color = no_color
+
+    # Streams are resolved lazily so CliRunner's swapped sys.stdout/sys.stderr are honoured.
+    @property
+    def stdout(self) -> TextIO:
+        return self._stdout or sys.stdout
+
+    @property
+    def stderr(self) -> TextIO:
+        return self._stderr or sys.stderr
+
+    @property
+    def console(self) -> Console:
+        """Rich console on stdout, for human reports (not used in JSON mode)."""
+        if self._out_console is None or self._out_console.file is not self.stdout:
+            self._out_console = Console(
+                file=self.stdout, no_color=self._no_color, highlight=False, soft_wrap=False
+            )
+        return self._out_console
+
+    @property
+    def err(self) -> Console:
+        """Rich console on stderr, for progress, warnings and hints."""
+        if self._err_console is None or self._err_console.file is not self.stderr:
+            self._err_console = Console(
+                file=self.stderr, no_color=self._no_color, highlight=False, soft_wrap=True
+            )
+        return self._err_console
+
+    @property
+    def interactive(self) -> bool:
+        if self._interactive is not None:
+            return self._interactive
+        try:
+            return sys.stdin.isatty() and self.stderr.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    # ---- data channel -------------------------------------------------------------------------------
+    def emit_json(self, data: Any) -> None:
+        """Write one JSON document to stdout."""
+        self.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+        self.stdout.flush()
+
+    def emit_json_line(self, data: Any) -> None:
+        """Write one compact JSON object per line (event streams with ``--json``)."""
+        self.stdout.write(json.dumps(data, ensure_ascii=False, default=_json_default) + "\n")
+        self.stdout.flush()
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        """Human data on stdout (reports, tables)."""
+        self.console.print(*objects, **kwargs)
+
+    # ---- people channel -----------------------------------------------------------------------------
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(message)
+
+    def success(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(f"[green]✓[/green] {message}")
+
+    def warn(self, message: str) -> None:
+        self.err.print(f"[yellow]Warning:[/yellow] {message}")
+
+    def hint(self, message: str) -> None:
+        self.err.print(f"[cyan]Hint:[/cyan] {message}")
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        self.err.print(f"[red]Error:[/red] {message}", markup=True, highlight=False)
+        if hint:
+            self.hint(hint)
+
+    @contextmanager
+    def status(self, message: str) -> Iterator[None]:
+        """A spinner on a TTY; a single line otherwise (CI logs stay readable)."""
+        if self.quiet:
+            yield
+            return
+        if self.err.is_terminal:
+            with self.err.status(message):
+                yield
+        else:
+            self.err.print(message)
+            yield
+
+    def confirm(self, question: str, *, assume_yes: bool = False) -> bool:
+        """Ask on a TTY; refuse with a usage error when nobody can answer (CI)."""
+        if assume_yes:
+            return True
+        if not self.interactive:
+            raise UsageError(
+                f"{question} needs confirmation, and there is no terminal to ask.",
+                "Pass --yes to confirm non-interactively (CI).",
+            )
+        self.err.print(f"{question} [y/N] ", end="")
+        answer = sys.stdin.readline().strip().lower()
+        return answer in {"y", "yes"}

@@ -1,0 +1,55 @@
+"""Shared fixtures. Tests never reach the internet: pytest-socket allows loopback only (see pyproject)."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+TOKENIZERS = SHARED / "tokenizers"
+PHI3_TOKENIZER_DIR = TOKENIZERS / "phi3" / "phi-3-mini-4k-instruct"
+
+
+@pytest.fixture(autouse=True)
+def _offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No hub downloads, no leaked Azure cloud settings, no user state dir."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("NO_COLOR", "1")
+    for var in ("AZUREML_CURRENT_CLOUD", "ARM_CLOUD_METADATA_URL", "PHI3FT_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def phi3_tokenizer_dir() -> Path:
+    if not PHI3_TOKENIZER_DIR.is_dir():
+        pytest.skip("../shared/tokenizers/phi3 is not present")
+    return PHI3_TOKENIZER_DIR
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Callable[..., tuple[int, str, str]]:
+    """Run the real Typer app in-process with separate stdout/stderr; returns (code, stdout, stderr)."""
+    from typer.testing import CliRunner
+
+    from phi3ft.cli import app
+    from phi3ft.cli.context import AppContext
+    from phi3ft.output import Output
+
+    def _run(
+        *args: str, env: dict[str, str] | None = None, input: str | None = None, ctx: AppContext | None = None
+    ) -> tuple[int, str, str]:
+        runner = CliRunner()
+        full_env = {**os.environ, **(env or {})}
+        obj = ctx or AppContext(output=Output(interactive=False), env=full_env, cwd=Path.cwd())
+        result = runner.invoke(app, list(args), obj=obj, env=env, input=input, catch_exceptions=False)
+        return result.exit_code, result.stdout, result.stderr
+
+    return _run
+
+
+__all__ = ["PHI3_TOKENIZER_DIR", "REPO", "SHARED", "TOKENIZERS", "io"]
