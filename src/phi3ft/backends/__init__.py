@@ -1,0 +1,1 @@
+"""Backends: where fine-tunes run. Only ``backends.azureml`` imports ``azure.*`` (lazily)."""

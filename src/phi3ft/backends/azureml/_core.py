@@ -1,0 +1,251 @@
+"""Shared plumbing of the Azure ML adapter: credentials, SDK clients, error translation.
+
+Every ``azure.*`` import is inside a function so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import warnings
+from collections.abc import Callable, Iterator
+from functools import cached_property
+from typing import Any, TypeVar
+
+from phi3ft.backends.base import Identity
+from phi3ft.errors import AzureError, NotFoundError, Phi3ftError, PrerequisiteError
+
+T = TypeVar("T")
+
+ARM_SCOPE = "https://management.azure.com/.default"
+AUTH_MODES = ("auto", "cli", "env", "managed-identity", "device-code")
+
+#: azure-core retry settings for every client we build: honours Retry-After, backs off otherwise.
+RETRY_KWARGS: dict[str, Any] = {
+    "retry_total": 6,
+    "retry_backoff_factor": 0.8,
+    "retry_backoff_max": 60,
+}
+
+
+def build_credential(auth: str = "auto") -> Any:
+    """The production credential chain for ``--auth``.
+
+    ``env`` selects ``EnvironmentCredential`` alone, so a misconfigured CI run fails fast instead of
+    probing the managed-identity endpoint.
+    """
+    from azure import identity
+
+    if auth == "auto":
+        return identity.DefaultAzureCredential(exclude_interactive_browser_credential=True)
+    if auth == "cli":
+        return identity.AzureCliCredential()
+    if auth == "env":
+        return identity.EnvironmentCredential()
+    if auth == "managed-identity":
+        return identity.ManagedIdentityCredential()
+    if auth == "device-code":
+        return identity.DeviceCodeCredential()
+    raise PrerequisiteError(f"Unknown auth mode {auth!r}.", f"Use one of: {', '.join(AUTH_MODES)}.")
+
+
+def decode_jwt_claims(token: str) -> dict[str, Any]:
+    """Claims of a JWT without verifying it (we only read who we are: oid, tid, idtyp)."""
+    try:
+        payload = token.split(".")[1]
+        payload += "=" * (-len(payload) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
+        return claims if isinstance(claims, dict) else {}
+    except (IndexError, ValueError):
+        return {}
+
+
+def identity_from_claims(claims: dict[str, Any], source: str | None = None) -> Identity:
+    idtyp = str(claims.get("idtyp", "")).lower()
+    if idtyp == "user" or "upn" in claims or "unique_name" in claims:
+        kind = "user"
+    elif idtyp == "app" or claims.get("appid") or claims.get("azp"):
+        xms_mirid = str(claims.get("xms_mirid", ""))
+        kind = "managed_identity" if "managedidentit" in xms_mirid.lower() else "service_principal"
+    else:
+        kind = "unknown"
+    name = claims.get("upn") or claims.get("unique_name") or claims.get("name") or claims.get("appid")
+    return Identity(
+        kind=kind,
+        tenant_id=claims.get("tid"),
+        object_id=claims.get("oid"),
+        display_name=str(name) if name else None,
+        source=source,
+    )
+
+
+def innermost_message(exc: BaseException) -> str:
+    """The most specific message in an ARM error envelope (details / additionalInfo nest the reason)."""
+    error = getattr(exc, "error", None)
+    best = None
+    depth_best = -1
+
+    def walk(node: Any, depth: int) -> None:
+        nonlocal best, depth_best
+        if node is None:
+            return
+        message = getattr(node, "message", None) if not isinstance(node, dict) else node.get("message")
+        if message and depth > depth_best:
+            best, depth_best = str(message), depth
+        details = getattr(node, "details", None) if not isinstance(node, dict) else node.get("details")
+        for child in details or []:
+            walk(child, depth + 1)
+
+    walk(error, 0)
+    if best:
+        return best
+    text = str(getattr(exc, "message", None) or exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first
+
+
+def error_code(exc: BaseException) -> str | None:
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None)
+    return str(code) if code else None
+
+
+@contextlib.contextmanager
+def translate_errors(action: str) -> Iterator[None]:
+    """Map SDK exceptions to phi3ft errors with a hint; ``action`` says what we were doing."""
+    from azure.core import exceptions as ace
+
+    try:
+        yield
+    except Phi3ftError:
+        raise
+    except ace.ClientAuthenticationError as exc:
+        raise PrerequisiteError(
+            f"Azure authentication failed while trying to {action}: {innermost_message(exc)}",
+            "Run `az login` (or set AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and use --auth env).",
+        ) from None
+    except ace.ResourceNotFoundError as exc:
+        raise NotFoundError(f"Not found while trying to {action}: {innermost_message(exc)}") from None
+    except ace.HttpResponseError as exc:
+        status = getattr(exc, "status_code", None)
+        message = innermost_message(exc)
+        code = error_code(exc)
+        if status == 403 or code in {"AuthorizationFailed", "LinkedAuthorizationFailed"}:
+            raise PrerequisiteError(
+                f"Permission denied while trying to {action}: {message}",
+                "Ask an Owner to grant you 'Azure AI Developer' on the resource group; `phi3ft check` lists what is missing.",
+            ) from None
+        if code == "MissingSubscriptionRegistration":
+            raise PrerequisiteError(
+                f"A resource provider is not registered ({action}): {message}",
+                "Run `phi3ft check --fix` to register the providers the flow needs.",
+            ) from None
+        if status == 429:
+            raise AzureError(
+                f"Azure kept throttling requests while trying to {action} (429 after retries): {message}",
+                "Wait a few minutes and re-run; phi3ft resumes where it stopped.",
+            ) from None
+        hint = "Re-run the command; phi3ft resumes where it stopped." if status and status >= 500 else None
+        label = f"HTTP {status}" + (f" {code}" if code else "") if status else (code or "error")
+        raise AzureError(f"Azure refused to {action} ({label}): {message}", hint) from None
+    except (ace.ServiceRequestError, ace.ServiceResponseError) as exc:
+        raise AzureError(
+            f"Could not reach Azure while trying to {action}: {innermost_message(exc)}",
+            "Check the network, proxy (HTTPS_PROXY) and CA settings (REQUESTS_CA_BUNDLE), then re-run.",
+        ) from None
+
+
+def call(action: str, fn: Callable[[], T]) -> T:
+    """Run one SDK call under :func:`translate_errors`."""
+    with translate_errors(action):
+        return fn()
+
+
+class AzureSession:
+    """Credential + lazily-built SDK clients for one subscription / resource group / project.
+
+    Build registry clients lazily: ``MLClient(registry_name=...)`` sends a discovery request in its
+    constructor (azure-facts §1).
+    """
+
+    def __init__(
+        self,
+        credential: Any,
+        subscription_id: str,
+        resource_group: str,
+        *,
+        workspace: str | None = None,
+        location: str | None = None,
+    ) -> None:
+        self.credential = credential
+        self.subscription_id = subscription_id
+        self.resource_group = resource_group
+        self.workspace = workspace
+        self.location = location
+
+    # ---- identity ----------------------------------------------------------------------------------
+    def identity(self) -> Identity:
+        """Obtain an ARM token and read who we are from its claims (no signature check needed)."""
+        token = call("obtain an Azure token", lambda: self.credential.get_token(ARM_SCOPE))
+        source = None
+        with contextlib.suppress(AttributeError):
+            source = type(
+                getattr(self.credential, "_successful_credential", None) or self.credential
+            ).__name__
+        return identity_from_claims(decode_jwt_claims(token.token), source)
+
+    # ---- clients -----------------------------------------------------------------------------------
+    @cached_property
+    def resources(self) -> Any:
+        from azure.mgmt.resource.resources import ResourceManagementClient
+
+        return ResourceManagementClient(self.credential, self.subscription_id, **RETRY_KWARGS)
+
+    @cached_property
+    def authorization(self) -> Any:
+        from azure.mgmt.authorization import AuthorizationManagementClient
+
+        return AuthorizationManagementClient(self.credential, self.subscription_id, **RETRY_KWARGS)
+
+    def _ml_client(self, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from azure.ai.ml import MLClient
+
+            return MLClient(
+                self.credential,
+                enable_telemetry=False,
+                show_progress=False,
+                **RETRY_KWARGS,
+                **kwargs,
+            )
+
+    @cached_property
+    def rg_ml(self) -> Any:
+        """Resource-group-level client: hub/project create and delete."""
+        return self._ml_client(subscription_id=self.subscription_id, resource_group_name=self.resource_group)
+
+    @cached_property
+    def ml(self) -> Any:
+        """Project-level client: data, jobs, models, endpoints."""
+        if not self.workspace:
+            raise PrerequisiteError("No project configured.", "Set azure.project.name in job.yaml.")
+        return self._ml_client(
+            subscription_id=self.subscription_id,
+            resource_group_name=self.resource_group,
+            workspace_name=self.workspace,
+        )
+
+    @cached_property
+    def registry(self) -> Any:
+        """Client for the ``azureml`` system registry (sends discovery on construction)."""
+        return call("open the azureml model registry", lambda: self._ml_client(registry_name="azureml"))
+
+
+@contextlib.contextmanager
+def quiet_experimental_warnings() -> Iterator[None]:
+    """``create_finetuning_job``, ``ServerlessEndpoint`` & co. are @experimental and warn on use."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
