@@ -1,0 +1,807 @@
+"""job.yaml: strict pydantic models, a loader that points at the YAML line, and the JSON Schema.
+
+One file describes a whole fine-tune, in the order of the seed's steps: Azure hub and project, base model,
+task, data, hyperparameters, output model name, deployment (content safety on by default), tags. Later
+stages read their own blocks (``training``/``compute`` for the trainer backends, ``eval``, ``pricing``).
+
+Errors are one line: ``job.yaml:12: hyperparameters -> epochs: unknown key; did you mean 'epochs'?``.
+Leaf module: stdlib, pydantic, yaml and the catalog only.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from phi3ft import catalog
+from phi3ft.catalog import AZURE_HYPERPARAMETER_NAMES, ModelProfile, format_decimal
+from phi3ft.errors import ConfigError
+from phi3ft.train.settings import TrainingSettings
+
+SCHEMA_ID = "https://github.com/phi3ft/phi3ft/blob/main/configs/job.schema.json"
+DEFAULT_LOCATION = "eastus2"
+SUBSCRIPTION_ENV = "AZURE_SUBSCRIPTION_ID"
+
+_GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_WORKSPACE_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$"
+_RESOURCE_GROUP = r"^[-\w._()]{1,90}$"
+_ASSET_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$"
+_ENDPOINT_NAME = r"^[a-zA-Z][a-zA-Z0-9-]{2,51}$"
+_REGISTRY_ID = re.compile(
+    r"^azureml://registries/(?P<registry>[^/]+)/models/(?P<name>[^/]+)"
+    r"(?:/versions/(?P<version>[^/]+)|/labels/(?P<label>[^/]+))?$"
+)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Scalar types: YAML hands us bools where people meant numbers (``epochs: yes``); refuse them.
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()}")
+    return value
+
+
+Num = Annotated[float, BeforeValidator(_no_bool)]
+Int = Annotated[int, BeforeValidator(_no_bool)]
+
+
+class _Strict(BaseModel):
+    """Every block rejects unknown keys; the loader turns that into "did you mean ...?"."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def _resolve_path(value: Any, info: ValidationInfo) -> Any:
+    """Relative paths resolve against the config file's folder (``context['base_dir']``)."""
+    if value is None:
+        return None
+    path = Path(str(value)).expanduser()
+    base = (info.context or {}).get("base_dir")
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return path
+
+
+# ------------------------------------------------------------------------------------------------------
+class HubConfig(_Strict):
+    """The Azure AI hub (the seed's "Hub"): a hub-based project is required for serverless fine-tuning."""
+
+    name: str = Field(pattern=_WORKSPACE_NAME, description="Hub (workspace) name, unique in the group.")
+    create_if_missing: bool = Field(True, description="Create the hub when it does not exist.")
+    display_name: str | None = Field(None, description="Name shown in the Azure AI Foundry portal.")
+
+
+class ProjectConfig(_Strict):
+    """The hub-based project that owns data, jobs, models and endpoints."""
+
+    name: str = Field(pattern=_WORKSPACE_NAME, description="Project (workspace) name.")
+    create_if_missing: bool = Field(True, description="Create the project when it does not exist.")
+    display_name: str | None = Field(None, description="Name shown in the portal.")
+
+
+AuthMode = Literal["auto", "cli", "env", "managed-identity", "device-code"]
+
+
+class AzureConfig(_Strict):
+    """Where the fine-tune runs. The location must offer fine-tuning for the model (East US 2 for Phi)."""
+
+    subscription_id: str | None = Field(
+        None,
+        pattern=_GUID,
+        description=f"Subscription GUID; defaults to ${SUBSCRIPTION_ENV}.",
+    )
+    resource_group: str = Field(pattern=_RESOURCE_GROUP, description="Resource group (must exist).")
+    location: str = Field(DEFAULT_LOCATION, description="Azure region of hub and project, e.g. eastus2.")
+    hub: HubConfig
+    project: ProjectConfig
+    auth: AuthMode = Field(
+        "auto",
+        description="Credential: auto (DefaultAzureCredential), cli, env, managed-identity, device-code.",
+    )
+
+    @field_validator("location")
+    @classmethod
+    def _normalise_location(cls, value: str) -> str:
+        """``East US 2`` and ``eastus2`` name the same region; Azure APIs want the latter."""
+        return value.replace(" ", "").lower()
+
+
+class ModelConfig(_Strict):
+    """The base model: a catalog name (``phi3ft models``) or a full azureml registry id."""
+
+    name: str = Field(
+        description="Catalog name (phi-4-mini-instruct) or azureml://registries/azureml/models/<Name>[/versions/N]."
+    )
+    version: str = Field("latest", description="Registry version, or 'latest' (most recently created).")
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        match = _REGISTRY_ID.match(value.strip())
+        lookup = match.group("name") if match else value
+        try:
+            catalog.get_profile(lookup)
+        except KeyError:
+            close = catalog.suggest(lookup)
+            tip = f"; did you mean '{close[0]}'?" if close else ""
+            raise ValueError(f"unknown model '{value}'{tip} (list: phi3ft models)") from None
+        return value.strip()
+
+    @property
+    def profile(self) -> ModelProfile:
+        match = _REGISTRY_ID.match(self.name)
+        return catalog.get_profile(match.group("name") if match else self.name)
+
+    @property
+    def pinned_version(self) -> str:
+        """Version from the id when the id carries one, else ``version``."""
+        match = _REGISTRY_ID.match(self.name)
+        if match and match.group("version"):
+            return match.group("version")
+        return self.version
+
+    @property
+    def registry_id(self) -> str:
+        """``azureml://registries/azureml/models/<Name>/versions/<v>`` or ``.../labels/latest``."""
+        prefix = self.profile.registry_id_prefix
+        match = _REGISTRY_ID.match(self.name)
+        if match:
+            prefix = f"azureml://registries/{match.group('registry')}/models/{match.group('name')}"
+        version = self.pinned_version
+        return f"{prefix}/labels/latest" if version == "latest" else f"{prefix}/versions/{version}"
+
+
+class SplitConfig(_Strict):
+    """Automatic validation split (the seed's "Division automatique des données d'entraînement")."""
+
+    fraction: Num = Field(0.1, gt=0, le=0.5, description="Share of training examples held out (0-0.5].")
+    seed: Int = Field(42, description="Shuffle seed: same seed, same split.")
+
+
+class DataConfig(_Strict):
+    """Chat-completion JSONL files; relative paths resolve against the config file's folder."""
+
+    train: Path = Field(description="Training JSONL.")
+    validation: Path | None = Field(None, description="Validation JSONL (or use split).")
+    split: SplitConfig | None = Field(
+        None, description="Hold out part of train instead of a validation file."
+    )
+
+    @field_validator("train", "validation", mode="before")
+    @classmethod
+    def _paths(cls, value: Any, info: ValidationInfo) -> Any:
+        return _resolve_path(value, info)
+
+
+class Hyperparameters(_Strict):
+    """Serverless fine-tuning hyperparameters; unset = the model's default (``phi3ft models``).
+
+    Sent to Azure as strings under ``learning_rate``, ``num_train_epochs``, ``per_device_train_batch_size``.
+    """
+
+    learning_rate: Num | None = Field(None, gt=0, lt=1, description="Absolute learning rate, e.g. 2e-5.")
+    epochs: Int | None = Field(None, ge=1, description="Passes over the training data (billed per epoch).")
+    batch_size: Int | None = Field(None, ge=1, description="Per-device training batch size.")
+
+
+class ComputeConfig(_Strict):
+    """Azure ML compute cluster for ``backend: azureml-compute``."""
+
+    cluster_name: str = Field("phi3ft-gpu", pattern=r"^[a-zA-Z][a-zA-Z0-9-]{1,23}$")
+    vm_size: str = Field("Standard_NC24ads_A100_v4", description="GPU VM size (A100 recommended).")
+    min_nodes: Int = Field(0, ge=0, description="0 = no cost while idle.")
+    max_nodes: Int = Field(1, ge=1)
+    idle_seconds_before_scaledown: Int = Field(1800, ge=0)
+    processes_per_node: Int = Field(1, ge=1, description="Usually the GPU count of the VM size.")
+
+
+class OutputConfig(_Strict):
+    """The fine-tuned model (the seed's "Nom du modèle affiné")."""
+
+    model_name: str | None = Field(
+        None, pattern=_ASSET_NAME, description="Registered model name; default derived from model + data."
+    )
+
+
+class DeployConfig(_Strict):
+    """Serverless endpoint for the fine-tuned model. Content safety is on unless you turn it off."""
+
+    enabled: bool = Field(True, description="Deploy after training.")
+    endpoint_name: str | None = Field(
+        None, pattern=_ENDPOINT_NAME, description="Unique in the region; default derived."
+    )
+    content_safety: bool = Field(True, description="Azure AI Content Safety on prompts and completions.")
+    auth_mode: Literal["key", "aad", "key-and-aad"] = "key"
+
+
+class EvalConfig(_Strict):
+    """Smoke test and evaluation of the deployed endpoint."""
+
+    data: Path | None = Field(None, description="Examples to score (default: the validation data).")
+    max_tokens: Int = Field(256, ge=1, le=32768)
+    concurrency: Int = Field(4, ge=1, le=64)
+    min_f1: Num | None = Field(None, ge=0, le=1, description="Fail (exit 5) below this token F1.")
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _paths(cls, value: Any, info: ValidationInfo) -> Any:
+        return _resolve_path(value, info)
+
+
+class PricingConfig(_Strict):
+    """Your prices (see the portal's "Pricing and terms" tab). phi3ft never invents a price."""
+
+    currency: str = Field("USD", min_length=3, max_length=3)
+    training_per_1k_tokens: Num | None = Field(None, ge=0, description="Price per 1,000 billed tokens.")
+    hosting_per_hour: Num | None = Field(None, ge=0, description="Fine-tuned model hosting per hour.")
+
+
+Backend = Literal["serverless", "local", "azureml-compute"]
+
+
+class JobConfig(_Strict):
+    """A whole fine-tune, from data to a deployed endpoint."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_default=True,
+        title="phi3ft job.yaml",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID},
+    )
+
+    backend: Backend = Field("serverless", description="Where training runs.")
+    azure: AzureConfig | None = Field(None, description="Required for serverless and azureml-compute.")
+    model: ModelConfig
+    task: Literal["chat-completion"] = "chat-completion"
+    data: DataConfig
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    training: TrainingSettings = Field(
+        default_factory=TrainingSettings,
+        description="LoRA trainer settings (backend local / azureml-compute).",
+    )
+    compute: ComputeConfig | None = None
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    pricing: PricingConfig | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    _source: Path | None = PrivateAttr(None)
+    _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
+    _env_subscription: bool = PrivateAttr(False)
+
+    @property
+    def source(self) -> Path | None:
+        """The file this config was read from (None when built in code)."""
+        return self._source
+
+    @property
+    def subscription_from_env(self) -> bool:
+        return self._env_subscription
+
+    def line_of(self, *path: str | int) -> int | None:
+        """YAML line of a key path (the nearest parent when the key is absent)."""
+        return _nearest_line(self._lines, tuple(path))
+
+    @property
+    def profile(self) -> ModelProfile:
+        return self.model.profile
+
+
+# ------------------------------------------------------------------------------------------------------
+# Derived values: hyperparameters, names, hashes.
+@dataclass(frozen=True)
+class ResolvedHyperparameters:
+    learning_rate: float
+    epochs: int
+    batch_size: int
+    defaults_used: tuple[str, ...]
+
+
+def resolved_hyperparameters(cfg: JobConfig) -> ResolvedHyperparameters:
+    """The values that will be sent: the config's, or the catalog default for each unset one."""
+    hp, defaults = cfg.hyperparameters, cfg.profile.hyperparameters
+    used = tuple(key for key in AZURE_HYPERPARAMETER_NAMES if getattr(hp, key) is None)
+    return ResolvedHyperparameters(
+        learning_rate=hp.learning_rate if hp.learning_rate is not None else defaults.learning_rate.default,
+        epochs=hp.epochs if hp.epochs is not None else int(defaults.epochs.default),
+        batch_size=hp.batch_size if hp.batch_size is not None else int(defaults.batch_size.default),
+        defaults_used=used,
+    )
+
+
+def to_azure_hyperparameters(cfg: JobConfig) -> dict[str, str]:
+    """``{"learning_rate": "0.00002", "num_train_epochs": "1", "per_device_train_batch_size": "1"}``.
+
+    The serverless API takes ``Dict[str, str]`` (azure-facts §2.5; validation rule P02).
+    """
+    hp = resolved_hyperparameters(cfg)
+    return {
+        AZURE_HYPERPARAMETER_NAMES["learning_rate"]: format_decimal(hp.learning_rate),
+        AZURE_HYPERPARAMETER_NAMES["epochs"]: str(hp.epochs),
+        AZURE_HYPERPARAMETER_NAMES["batch_size"]: str(hp.batch_size),
+    }
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """Content hash of a data file (data asset versions are content-addressed)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_files(cfg: JobConfig) -> dict[str, Path]:
+    """``{"train": ..., "validation": ...}`` (validation only when a file is given)."""
+    files = {"train": cfg.data.train}
+    if cfg.data.validation is not None:
+        files["validation"] = cfg.data.validation
+    return files
+
+
+def data_hashes(cfg: JobConfig) -> dict[str, str]:
+    """sha256 per data role, for files that exist."""
+    return {role: file_sha256(path) for role, path in data_files(cfg).items() if path.is_file()}
+
+
+def _normalised(cfg: JobConfig, *, include: set[str] | None = None) -> dict[str, Any]:
+    """Config as canonical JSON data: paths to data files become content hashes (machine-independent)."""
+    data = cfg.model_dump(mode="json", include=include)
+    if "data" in data:
+        hashes = data_hashes(cfg)
+        for role in ("train", "validation"):
+            if data["data"].get(role) is not None:
+                data["data"][role] = {"sha256": hashes.get(role, "missing")}
+    if "model" in data:
+        data["model"] = {"id": cfg.model.registry_id}
+    for key in ("training", "eval"):  # local paths: keep only the name, so two checkouts agree
+        block = data.get(key) or {}
+        for name in ("output_dir", "tokenizer", "data"):
+            if block.get(name):
+                block[name] = Path(block[name]).name
+    return data
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def config_hash(cfg: JobConfig) -> str:
+    """Stable sha256 of the whole normalised config (data by content, not by path)."""
+    return _digest(_normalised(cfg))
+
+
+#: What defines the trained model: changing eval/deploy/pricing/tags must not start a new paid job.
+_TRAINING_KEYS = {
+    "backend",
+    "azure",
+    "model",
+    "task",
+    "data",
+    "hyperparameters",
+    "training",
+    "compute",
+    "output",
+}
+
+
+def training_hash(cfg: JobConfig) -> str:
+    """sha256 over the blocks that define the training job (names for submit come from this)."""
+    data = _normalised(cfg, include=_TRAINING_KEYS)
+    if cfg.backend == "serverless":
+        data.pop("training", None)
+        data.pop("compute", None)
+    if data.get("azure"):
+        data["azure"] = {k: data["azure"][k] for k in ("location", "resource_group") if k in data["azure"]}
+        data["azure"]["project"] = cfg.azure.project.name if cfg.azure else None
+    return _digest(data)
+
+
+def _slug(text: str, limit: int) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:limit].rstrip("-")
+
+
+@dataclass(frozen=True)
+class DerivedNames:
+    job: str
+    output_model: str
+    endpoint: str
+
+
+def derived_names(cfg: JobConfig) -> DerivedNames:
+    """Deterministic names: the same config and data give the same names, so a re-run resumes."""
+    digest = training_hash(cfg)
+    short = _slug(cfg.profile.name.removesuffix("-instruct"), 16)
+    output_model = cfg.output.model_name or f"{short}-ft-{digest[:8]}"
+    endpoint = cfg.deploy.endpoint_name or f"{short}-ft-{digest[:8]}"
+    return DerivedNames(job=f"phi3ft-{short}-{digest[:12]}", output_model=output_model, endpoint=endpoint)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Loading: YAML with line numbers, ${VAR} interpolation, pydantic, then cross-field checks.
+class JobConfigError(ConfigError):
+    """job.yaml is invalid. ``issues`` lists every problem; the message shows the first ones on one line."""
+
+    def __init__(self, issues: list[ConfigIssue], hint: str | None = None) -> None:
+        self.issues = issues
+        shown = "; ".join(issue.format() for issue in issues[:3])
+        more = f" (+{len(issues) - 3} more)" if len(issues) > 3 else ""
+        super().__init__(shown + more, hint or _default_hint(issues))
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    file: str
+    line: int | None
+    path: tuple[str | int, ...]
+    message: str
+
+    @property
+    def key_path(self) -> str:
+        return " -> ".join(str(part) for part in self.path) or "(top level)"
+
+    def format(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key_path}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "path": list(self.path), "message": self.message}
+
+
+def _default_hint(issues: list[ConfigIssue]) -> str:
+    if any("did you mean" in issue.message for issue in issues):
+        return "Rename the key as suggested; `phi3ft schema` lists every key and type."
+    if any("is not set" in issue.message for issue in issues):
+        return "Export the variable, or give a default with ${VAR:-default}."
+    if any("does not exist" in issue.message for issue in issues):
+        return "Fix the path (relative paths resolve against the config file's folder)."
+    return "Fix the value in job.yaml; `phi3ft schema` lists every key, type and range."
+
+
+#: Names people bring from other tools, mapped to ours.
+_KEY_ALIASES = {
+    "num_epochs": "epochs",
+    "num_train_epochs": "epochs",
+    "n_epochs": "epochs",
+    "epoch": "epochs",
+    "lr": "learning_rate",
+    "learning_rate_multiplier": "learning_rate",
+    "per_device_train_batch_size": "batch_size",
+    "batch_size_multiplier": "batch_size",
+    "batch": "batch_size",
+    "subscription": "subscription_id",
+    "region": "location",
+    "rg": "resource_group",
+    "resource_group_name": "resource_group",
+    "training_file": "train",
+    "training_data": "train",
+    "train_file": "train",
+    "validation_file": "validation",
+    "validation_data": "validation",
+    "endpoint": "endpoint_name",
+    "name": "model_name",
+    "lora_r": "r",
+    "rank": "r",
+    "lora_alpha": "alpha",
+    "lora_dropout": "dropout",
+}
+
+
+def _model_class_at(path: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the mapping at ``path`` (for "did you mean")."""
+    cls: type[BaseModel] = JobConfig
+    for part in path:
+        if isinstance(part, int):
+            continue
+        info = cls.model_fields.get(part)
+        if info is None:
+            return None
+        found = _model_in(info.annotation)
+        if found is None:
+            return None
+        cls = found
+    return cls
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType) or origin is Annotated:
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def did_you_mean(key: str, choices: list[str]) -> str | None:
+    """Closest allowed key: known aliases first (``num_train_epochs`` -> ``epochs``), then difflib."""
+    alias = _KEY_ALIASES.get(key.lower())
+    if alias in choices:
+        return alias
+    close = difflib.get_close_matches(key.lower(), choices, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _nearest_line(lines: Mapping[tuple[str | int, ...], int], path: tuple[str | int, ...]) -> int | None:
+    for end in range(len(path), -1, -1):
+        line = lines.get(path[:end])
+        if line is not None:
+            return line
+    return None
+
+
+_INTERPOLATION = re.compile(r"\$\$\{|\$\{(?P<body>[^}]*)\}|\$\{")
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class _InterpolationError(ValueError):
+    pass
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    """``${VAR}``, ``${VAR:-default}`` (default when unset or empty); ``$${`` is a literal ``${``."""
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token == "$${":
+            return "${"
+        body = match.group("body")
+        if body is None:
+            raise _InterpolationError(f"bad interpolation in '{text}': '${{' is never closed")
+        name, sep, default = body.partition(":-")
+        if not _VAR_NAME.fullmatch(name):
+            raise _InterpolationError(
+                f"bad interpolation '${{{body}}}': use ${{VAR}} or ${{VAR:-default}} (letters, digits, _)"
+            )
+        value = env.get(name)
+        if value is None or (sep and value == ""):
+            if sep:
+                return default
+            raise _InterpolationError(f"environment variable {name} is not set (used as ${{{name}}})")
+        return value
+
+    return _INTERPOLATION.sub(replace, text)
+
+
+class _YamlProblem(Exception):
+    def __init__(self, line: int | None, path: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.line, self.path, self.message = line, path, message
+
+
+def _read_yaml(
+    text: str, env: Mapping[str, str]
+) -> tuple[Any, dict[tuple[str | int, ...], int], list[ConfigIssue]]:
+    """Parse YAML keeping each key's line, interpolating string scalars; collect problems."""
+    lines: dict[tuple[str | int, ...], int] = {}
+    problems: list[tuple[int | None, tuple[str | int, ...], str]] = []
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else None
+            raise _YamlProblem(line, (), f"not valid YAML: {exc.problem or exc}") from None
+        except yaml.YAMLError as exc:
+            raise _YamlProblem(None, (), f"not valid YAML: {exc}") from None
+
+        def build(node: yaml.Node, path: tuple[str | int, ...]) -> Any:
+            lines.setdefault(path, node.start_mark.line + 1)
+            if isinstance(node, yaml.MappingNode):
+                loader.flatten_mapping(node)
+                out: dict[str, Any] = {}
+                for key_node, value_node in node.value:
+                    key = loader.construct_object(key_node, deep=True)
+                    key_line = key_node.start_mark.line + 1
+                    if not isinstance(key, str):
+                        problems.append((key_line, path, f"key {key!r} is not a string"))
+                        continue
+                    if key in out:
+                        problems.append((key_line, (*path, key), "duplicate key"))
+                    lines[(*path, key)] = key_line
+                    out[key] = build(value_node, (*path, key))
+                return out
+            if isinstance(node, yaml.SequenceNode):
+                return [build(item, (*path, index)) for index, item in enumerate(node.value)]
+            value = loader.construct_object(node, deep=True)
+            if isinstance(value, str) and "$" in value:
+                try:
+                    value = interpolate(value, env)
+                except _InterpolationError as exc:
+                    problems.append((node.start_mark.line + 1, path, str(exc)))
+            return value
+
+        data = build(node, ()) if node is not None else None
+    finally:
+        loader.dispose()
+    return data, lines, [ConfigIssue("", line, path, message) for line, path, message in problems]
+
+
+def _pydantic_issue(error: Any, lines: Mapping[tuple[str | int, ...], int]) -> tuple[int | None, tuple, str]:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        parent = _model_class_at(loc[:-1])
+        choices = list(parent.model_fields) if parent else []
+        suggestion = did_you_mean(str(loc[-1]), choices)
+        tip = f"; did you mean '{suggestion}'?" if suggestion else f" (allowed: {', '.join(choices)})"
+        return _nearest_line(lines, loc), loc, f"unknown key{tip}"
+    if kind == "missing":
+        return _nearest_line(lines, loc[:-1]), loc, "required key is missing"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    if kind not in {"value_error"} and not isinstance(value, (dict, list)):
+        message += f" (got {value!r})"
+    return _nearest_line(lines, loc), loc, message
+
+
+def _cross_checks(cfg: JobConfig) -> list[tuple[tuple[str | int, ...], str]]:
+    """Checks that need two blocks at once: ranges from the model profile, exclusive options."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    profile = cfg.profile
+    ranges = profile.hyperparameters
+    hp = cfg.hyperparameters
+    if hp.learning_rate is not None and not ranges.learning_rate.contains(hp.learning_rate):
+        found.append(
+            (
+                ("hyperparameters", "learning_rate"),
+                f"{hp.learning_rate:g} is outside {ranges.learning_rate.describe()} for {profile.registry_name} "
+                f"(default {ranges.learning_rate.default:g})",
+            )
+        )
+    for key in ("epochs", "batch_size"):
+        value = getattr(hp, key)
+        rng = getattr(ranges, key)
+        if value is not None and not rng.contains(value):
+            found.append((("hyperparameters", key), f"{value} is outside {rng.describe()}"))
+    if cfg.data.validation is not None and cfg.data.split is not None:
+        found.append((("data", "split"), "give either validation or split, not both"))
+    if cfg.backend in ("serverless", "azureml-compute") and cfg.azure is None:
+        found.append((("azure",), f"required for backend {cfg.backend} (hub, project, resource group)"))
+    match = _REGISTRY_ID.match(cfg.model.name)
+    if match and match.group("version") and cfg.model.version not in ("latest", match.group("version")):
+        found.append((("model", "version"), "conflicts with the version in the registry id"))
+    compute = cfg.compute
+    if compute is not None and compute.min_nodes > compute.max_nodes:
+        found.append((("compute", "min_nodes"), "is larger than max_nodes"))
+    return found
+
+
+def _file_checks(cfg: JobConfig) -> list[tuple[tuple[str | int, ...], str]]:
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for role, path in data_files(cfg).items():
+        if not path.exists():
+            found.append((("data", role), f"file {path} does not exist"))
+        elif not path.is_file():
+            found.append((("data", role), f"{path} is not a file"))
+    if cfg.eval.data is not None and not cfg.eval.data.is_file():
+        found.append((("eval", "data"), f"file {cfg.eval.data} does not exist"))
+    tokenizer = cfg.training.tokenizer
+    if cfg.backend != "serverless" and tokenizer is not None and not tokenizer.exists():
+        found.append((("training", "tokenizer"), f"{tokenizer} does not exist"))
+    return found
+
+
+def _resolve_training_paths(training: TrainingSettings, base_dir: Path | None) -> None:
+    """``training:`` is the trainer's own model (no validation context): resolve its paths here."""
+    if base_dir is None:
+        return
+    if not training.output_dir.expanduser().is_absolute():
+        training.output_dir = base_dir / training.output_dir
+    if training.tokenizer is not None and not training.tokenizer.expanduser().is_absolute():
+        training.tokenizer = base_dir / training.tokenizer
+    base_model = training.base_model
+    if base_model and base_model.startswith((".", "~")):
+        training.base_model = str((base_dir / Path(base_model).expanduser()).resolve())
+
+
+def parse_job_config(
+    text: str,
+    *,
+    source: str = "job.yaml",
+    base_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    check_files: bool = True,
+) -> JobConfig:
+    """Validate job.yaml text. Raises :class:`JobConfigError` (exit 3) listing every problem found."""
+    env = {} if env is None else env
+    try:
+        data, lines, problems = _read_yaml(text, env)
+    except _YamlProblem as exc:
+        raise JobConfigError([ConfigIssue(source, exc.line, exc.path, exc.message)]) from None
+    issues = [ConfigIssue(source, p.line, p.path, p.message) for p in problems]
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise JobConfigError(
+            [ConfigIssue(source, 1, (), "the file must be a mapping of keys (model:, data:, ...)")]
+        )
+
+    data.setdefault("eval", {})  # its default path resolves with the context too
+    from_env = False
+    azure = data.get("azure")
+    if isinstance(azure, dict) and azure.get("subscription_id") in (None, "") and env.get(SUBSCRIPTION_ENV):
+        azure["subscription_id"] = env[SUBSCRIPTION_ENV]
+        from_env = True
+    if issues:
+        raise JobConfigError(issues)
+
+    try:
+        cfg = JobConfig.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        for error in exc.errors():
+            line, loc, message = _pydantic_issue(error, lines)
+            if loc == ("azure", "subscription_id") and from_env:
+                message += f" (from ${SUBSCRIPTION_ENV})"
+            issues.append(ConfigIssue(source, line, loc, message))
+        issues.sort(key=lambda issue: issue.line or 0)
+        raise JobConfigError(issues) from None
+
+    _resolve_training_paths(cfg.training, base_dir)
+    checks = _cross_checks(cfg) + (_file_checks(cfg) if check_files else [])
+    if checks:
+        issues = [ConfigIssue(source, _nearest_line(lines, path), path, message) for path, message in checks]
+        raise JobConfigError(sorted(issues, key=lambda issue: issue.line or 0))
+    cfg._lines = dict(lines)
+    cfg._env_subscription = from_env
+    return cfg
+
+
+def load_job_config(
+    path: Path, *, env: Mapping[str, str] | None = None, check_files: bool = True
+) -> JobConfig:
+    """Read and validate a job.yaml; relative paths inside resolve against its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} does not exist", "Create one with `phi3ft init --out job.yaml`."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    cfg = parse_job_config(
+        text, source=str(path), base_dir=path.resolve().parent, env=env, check_files=check_files
+    )
+    cfg._source = path
+    return cfg
+
+
+# ------------------------------------------------------------------------------------------------------
+def job_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of job.yaml, for editors (``# yaml-language-server: $schema=...``)."""
+    schema = JobConfig.model_json_schema(mode="validation")
+    ordered = {"$schema": schema.pop("$schema"), "$id": schema.pop("$id")}
+    ordered.update(schema)
+    return ordered
+
+
+def job_json_schema_text() -> str:
+    """The exact text of ``configs/job.schema.json`` (tests compare it with the committed file)."""
+    return json.dumps(job_json_schema(), indent=2, ensure_ascii=False) + "\n"
