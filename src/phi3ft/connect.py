@@ -1,0 +1,97 @@
+"""Open the backend for a job.yaml (or for a job the local ledger remembers).
+
+The one place a command turns settings into a backend object: it honours ``AppContext.backend_factory``
+(tests pass an in-memory or stack-backed backend) and ``credential_factory`` (tests pass a fake credential),
+and otherwise builds the Azure ML adapter with the production credential chain chosen by ``--auth``.
+Importing this module imports no Azure code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from phi3ft.errors import UsageError
+
+
+@dataclass(frozen=True)
+class AzureTarget:
+    """Where the Azure resources live: enough to reconnect without the job.yaml."""
+
+    subscription_id: str
+    resource_group: str
+    location: str
+    hub: str | None
+    project: str | None
+    auth: str = "auto"
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> AzureTarget:
+        azure = getattr(cfg, "azure", None)
+        if azure is None:
+            raise UsageError(
+                "job.yaml has no azure: section.",
+                "Add azure: {subscription_id, resource_group, hub, project} (see `phi3ft init`).",
+            )
+        if not azure.subscription_id:
+            raise UsageError(
+                "No subscription: azure.subscription_id is empty and AZURE_SUBSCRIPTION_ID is not set.",
+                "Set azure.subscription_id in job.yaml or export AZURE_SUBSCRIPTION_ID.",
+            )
+        return cls(
+            subscription_id=str(azure.subscription_id),
+            resource_group=str(azure.resource_group),
+            location=str(azure.location),
+            hub=azure.hub.name,
+            project=azure.project.name,
+            auth=str(getattr(azure, "auth", None) or "auto"),
+        )
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> AzureTarget:
+        """From a ledger record written by ``submit`` (keys: subscription_id, resource_group, ...)."""
+        missing = [k for k in ("subscription_id", "resource_group", "project") if not record.get(k)]
+        if missing:
+            raise UsageError(
+                f"The local record of {record.get('name', 'this job')!r} lacks {', '.join(missing)}.",
+                "Pass --config job.yaml so phi3ft knows which Azure project to ask.",
+            )
+        return cls(
+            subscription_id=str(record["subscription_id"]),
+            resource_group=str(record["resource_group"]),
+            location=str(record.get("location") or ""),
+            hub=record.get("hub"),
+            project=record.get("project"),
+            auth=str(record.get("auth") or "auto"),
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "subscription_id": self.subscription_id,
+            "resource_group": self.resource_group,
+            "location": self.location,
+            "hub": self.hub,
+            "project": self.project,
+        }
+
+
+def open_backend(app_ctx: Any, cfg: Any, *, auth: str | None = None) -> Any:
+    """The backend for ``cfg`` (a JobConfig or an :class:`AzureTarget`); ``auth`` overrides the config's."""
+    if app_ctx.backend_factory is not None:
+        return app_ctx.backend_factory(cfg)
+    target = cfg if isinstance(cfg, AzureTarget) else AzureTarget.from_config(cfg)
+    mode = auth or target.auth
+    credential = app_ctx.credential_factory(mode) if app_ctx.credential_factory is not None else None
+    from phi3ft.backends.azureml.backend import AzureMLBackend
+
+    return AzureMLBackend.connect(
+        subscription_id=target.subscription_id,
+        resource_group=target.resource_group,
+        location=target.location or None,
+        hub=target.hub,
+        project=target.project,
+        auth=mode,
+        credential=credential,
+        clock=app_ctx.clock,
+        sleep=app_ctx.sleep,
+    )
