@@ -1,11 +1,218 @@
-"""Hub and project (ensure/get/delete) and data assets (content-addressed upload/delete) (issue: submit)."""
+"""Hub and project (ensure/get/delete) and data assets (content-addressed upload/archive) (issue: submit).
+
+Contracts (shared rules in :mod:`phi3ft.backends.base`):
+
+- ``ensure_hub`` / ``ensure_project`` GET first: ``begin_create`` on an existing name silently turns into
+  an update (azure-facts §5.7), so an existing workspace is reused untouched and reported ``created=False``.
+- ``upload_data`` is get-or-create by ``name`` + ``version``; callers pass a content hash as the version,
+  so an unchanged file costs one GET and zero bytes. A crash mid-upload leaves no data asset (the asset PUT
+  comes last), so the next call uploads again; the SDK skips a blob already marked ``upload_status=completed``.
+- ``archive_data`` and ``delete_workspace`` return ``False`` when the resource is already gone.
+"""
 
 from __future__ import annotations
 
-from phi3ft.backends.azureml._core import AzureSession
+import os
+from pathlib import Path
+from typing import Any
+
+from phi3ft.backends.azureml._core import AzureSession, call, quiet_experimental_warnings
+from phi3ft.backends.base import DataAsset, Workspace
+from phi3ft.errors import NotFoundError, PrerequisiteError
+
+
+def _workspace_from_entity(entity: Any, *, created: bool = False) -> Workspace:
+    kind = str(getattr(entity, "_kind", "") or "").lower() or (
+        "project" if getattr(entity, "hub_id", None) else "default"
+    )
+    return Workspace(
+        name=entity.name,
+        kind=kind,
+        location=str(entity.location or ""),
+        id=str(entity.id or ""),
+        hub_id=getattr(entity, "hub_id", None),
+        workspace_id=getattr(entity, "_workspace_id", None),
+        created=created,
+    )
+
+
+def _data_from_entity(entity: Any, *, uploaded_bytes: int = 0) -> DataAsset:
+    return DataAsset(
+        name=entity.name,
+        version=str(entity.version),
+        id=str(entity.id or ""),
+        path=str(entity.path or ""),
+        uploaded_bytes=uploaded_bytes,
+    )
+
+
+def _same_id(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and str(a).rstrip("/").lower() == str(b).rstrip("/").lower()
 
 
 class WorkspaceOps:
     """Mixin of :class:`phi3ft.backends.azureml.backend.AzureMLBackend`; uses ``self.session``."""
 
     session: AzureSession
+
+    # ---- workspaces -----------------------------------------------------------------------------------
+    def get_workspace(self, name: str) -> Workspace | None:
+        """The hub or project called ``name`` in the resource group, or ``None`` (one GET)."""
+        try:
+            entity = call(f"read workspace {name!r}", lambda: self.session.rg_ml.workspaces.get(name))
+        except NotFoundError:
+            return None
+        return _workspace_from_entity(entity) if entity is not None else None
+
+    def ensure_hub(
+        self,
+        name: str,
+        *,
+        location: str,
+        create: bool = True,
+        display_name: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> Workspace:
+        """Reuse hub ``name`` or create it (an ARM deployment that takes minutes on real Azure).
+
+        Raises :class:`PrerequisiteError` when the name belongs to a workspace that is not a hub, or when
+        the hub is missing and ``create`` is False.
+        """
+        existing = self.get_workspace(name)
+        if existing is not None:
+            if existing.kind != "hub":
+                raise PrerequisiteError(
+                    f"Workspace {name!r} exists but is a {existing.kind}, not a hub.",
+                    "Pick another azure.hub.name in job.yaml (serverless fine-tuning needs a hub-based project).",
+                )
+            return existing
+        if not create:
+            raise PrerequisiteError(
+                f"Hub {name!r} does not exist in resource group {self.session.resource_group!r}.",
+                "Set azure.hub.create: true in job.yaml, or create the hub in the Azure AI Foundry portal.",
+            )
+        from azure.ai.ml.entities import Hub
+
+        hub = Hub(name=name, location=location, display_name=display_name or name, tags=tags or {})
+        entity = call(
+            f"create hub {name!r}",
+            lambda: self.session.rg_ml.workspaces.begin_create(hub).result(),
+        )
+        return _workspace_from_entity(entity, created=True)
+
+    def ensure_project(
+        self,
+        name: str,
+        *,
+        hub: Workspace,
+        location: str | None = None,
+        display_name: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> Workspace:
+        """Reuse project ``name`` (it must belong to ``hub``) or create it in the hub's region."""
+        existing = self.get_workspace(name)
+        if existing is not None:
+            if existing.kind != "project":
+                raise PrerequisiteError(
+                    f"Workspace {name!r} exists but is a {existing.kind}, not a hub-based project.",
+                    "Pick another azure.project.name in job.yaml.",
+                )
+            if existing.hub_id and hub.id and not _same_id(existing.hub_id, hub.id):
+                raise PrerequisiteError(
+                    f"Project {name!r} belongs to another hub ({existing.hub_id.rsplit('/', 1)[-1]}).",
+                    f"Pick another azure.project.name, or set azure.hub.name to that hub instead of {hub.name!r}.",
+                )
+            return existing
+        from azure.ai.ml.entities import Project
+
+        project = Project(
+            name=name,
+            hub_id=hub.id,
+            location=location or hub.location,
+            display_name=display_name or name,
+            tags=tags or {},
+        )
+        entity = call(
+            f"create project {name!r}",
+            lambda: self.session.rg_ml.workspaces.begin_create(project).result(),
+        )
+        return _workspace_from_entity(entity, created=True)
+
+    def delete_workspace(
+        self, name: str, *, delete_dependent_resources: bool, permanently_delete: bool = False
+    ) -> bool:
+        """Delete a project or hub (projects before their hub); ``False`` when it was already gone."""
+        if self.get_workspace(name) is None:
+            return False
+        try:
+            call(
+                f"delete workspace {name!r}",
+                lambda: self.session.rg_ml.workspaces.begin_delete(
+                    name,
+                    delete_dependent_resources=delete_dependent_resources,
+                    permanently_delete=permanently_delete,
+                ).result(),
+            )
+        except NotFoundError:
+            return False
+        return True
+
+    # ---- data assets ----------------------------------------------------------------------------------
+    def find_data(self, name: str, version: str) -> DataAsset | None:
+        """The data asset ``name:version`` in the project, or ``None`` (one GET)."""
+        try:
+            entity = call(
+                f"read data asset {name}:{version}", lambda: self.session.ml.data.get(name, version=version)
+            )
+        except NotFoundError:
+            return None
+        return _data_from_entity(entity)
+
+    def upload_data(
+        self,
+        path: Path,
+        *,
+        name: str,
+        version: str,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> DataAsset:
+        """Get-or-create data asset ``name:version`` from the local file ``path`` (``uri_file``).
+
+        ``uploaded_bytes`` is the file size when the asset was created here, 0 when it already existed.
+        """
+        found = self.find_data(name, version)
+        if found is not None:
+            return found
+        from azure.ai.ml.constants import AssetTypes
+        from azure.ai.ml.entities import Data
+
+        data = Data(
+            name=name,
+            version=version,
+            type=AssetTypes.URI_FILE,
+            path=str(path),
+            description=description,
+            tags=tags or {},
+        )
+        with quiet_experimental_warnings():
+            entity = call(
+                f"upload {path.name} as data asset {name}:{version}",
+                lambda: self.session.ml.data.create_or_update(data),
+            )
+        return _data_from_entity(entity, uploaded_bytes=os.path.getsize(path))
+
+    def archive_data(self, name: str, version: str) -> bool:
+        """Soft-delete (archive) a data asset version; ``False`` when it does not exist.
+
+        Azure has no hard delete for data versions; an archived name+version cannot be registered again,
+        which content-addressed versions never need.
+        """
+        try:
+            call(
+                f"archive data asset {name}:{version}",
+                lambda: self.session.ml.data.archive(name, version=version),
+            )
+        except NotFoundError:
+            return False
+        return True
