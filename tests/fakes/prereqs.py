@@ -69,7 +69,7 @@ class FakePrereqBackend:
     identity_value: Identity | Phi3ftError = field(
         default_factory=lambda: Identity("user", TID, OID, "dev@contoso.com", "AzureCliCredential")
     )
-    rg: ResourceGroupInfo | None | Phi3ftError = field(
+    rg: ResourceGroupInfo | Phi3ftError | None = field(
         default_factory=lambda: ResourceGroupInfo(RG, "eastus2", f"/subscriptions/{SUB}/resourceGroups/{RG}")
     )
     providers: dict[str, str] = field(

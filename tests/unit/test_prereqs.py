@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import date
 
 import pytest
+from tests.fakes.prereqs import OID, RG, SUB, FakePrereqBackend, phi_model, role_id, workspace_id
 
 from phi3ft.backends.azureml.prereqs import (
     AZURE_AI_DEVELOPER,
@@ -24,7 +25,6 @@ from phi3ft.prereqs import (
     ensure_prerequisites,
     run_checks,
 )
-from tests.fakes.prereqs import OID, RG, SUB, FakePrereqBackend, phi_model, role_id, workspace_id
 
 TODAY = date(2026, 3, 1)
 RG_SCOPE = f"/subscriptions/{SUB}/resourceGroups/{RG}"
