@@ -112,7 +112,10 @@ _register_commands()
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: returns the exit code instead of raising SystemExit mid-stack."""
     try:
-        app(args=argv, prog_name="phi3ft", standalone_mode=False)
+        # With standalone_mode=False click *returns* the code of a typer.Exit/click Exit instead of raising.
+        rc = app(args=argv, prog_name="phi3ft", standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            return rc
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.exceptions.Abort:

@@ -1,9 +1,271 @@
-"""Placeholder: commands land here with their issue."""
+"""``phi3ft validate`` and ``phi3ft split``: thin wrappers over phi3ft.data (parse, one call, render).
+
+Never imports Azure (tests/test_imports.py); heavy modules (tokenizers, tiktoken) load inside the command.
+"""
 
 from __future__ import annotations
 
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from phi3ft.cli.context import AppContext
+from phi3ft.errors import ExitCode
+
+if TYPE_CHECKING:
+    from phi3ft.data.validate import ValidationReport
+    from phi3ft.output import Output
+
+
+class ReportFormat(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+_SEV_STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
+
+
+def _render_text(out: Output, report: ValidationReport, max_errors: int) -> None:
+    from rich.table import Table
+
+    from phi3ft.data.report import group_issues
+
+    d = report.to_dict()
+    stats = d["stats"]
+    tok = d["tokenizer"]
+    verdict = "[green]VALID[/green]" if report.valid else "[red]INVALID[/red]"
+    for f in d["files"]:
+        out.print(f"[bold]{f['role']}[/bold] {f['path']}  ({f['bytes']:,} bytes, {f['lines']:,} lines)")
+    out.print(
+        f"{verdict} for {report.model}: {d['summary']['errors']} errors, {d['summary']['warnings']} warnings, "
+        f"{d['summary']['infos']} notes"
+        + (" [dim](--strict: warnings count as errors)[/dim]" if report.strict else "")
+    )
+    if tok.get("exact"):
+        out.print(f"Tokens: exact, {tok['name']} tokenizer from {tok['source']} ({tok['origin']})")
+    else:
+        out.print(f"[yellow]Tokens: ESTIMATES ({stats['tokens']['method']})[/yellow] — {tok.get('reason')}")
+    if report.skipped_rules:
+        skipped = [r for r in report.skipped_rules if not r.startswith("T09")]
+        if skipped:
+            out.print(f"[yellow]Skipped rules:[/yellow] {', '.join(skipped)} (not run, so not passed)")
+
+    table = Table(title="Statistics", show_header=True, header_style="bold")
+    for col in ("", "min", "p50", "p90", "p99", "max", "mean"):
+        table.add_column(col, justify="right" if col else "left")
+
+    def row(label: str, dist: dict[str, Any] | None) -> None:
+        if dist:
+            table.add_row(label, *(f"{dist[k]:,}" for k in ("min", "p50", "p90", "p99", "max", "mean")))
+
+    row("messages / example", stats["messages_per_example"])
+    label = "tokens / example" + ("" if stats["tokens"]["exact"] else " (est.)")
+    row(label, stats["tokens"]["per_example"])
+    row("assistant tokens / example", stats["tokens"].get("assistant_per_example"))
+    out.print(table)
+    t = stats["tokens"]
+    approx = "" if t["exact"] else "~"
+    out.print(
+        f"Examples: {stats['examples']:,}   tokens: {approx}{t['total']:,}"
+        + (f" (assistant {t['assistant']:,})" if t.get("assistant") is not None else "")
+        + f"   billed ({stats['epochs']} epoch{'s' if stats['epochs'] != 1 else ''}): {approx}{t['billed']:,}"
+    )
+    if stats["no_system_share"] is not None:
+        out.print(
+            f"Without system prompt: {stats['no_system_share']:.0%}   duplicates: "
+            f"{stats['duplicates']['examples']:,}   train/validation overlap: {stats['validation_overlap']:,}"
+        )
+    groups = group_issues(report)
+    if not groups:
+        out.print("[green]No findings.[/green]")
+        return
+    findings = Table(title="Findings by rule", show_header=True, header_style="bold", show_lines=False)
+    findings.add_column("rule")
+    findings.add_column("severity")
+    findings.add_column("count", justify="right")
+    findings.add_column("what")
+    findings.add_column("first lines")
+    for g in groups:
+        style = _SEV_STYLE[g.severity]
+        lines = ", ".join(str(x) for x in g.first_lines) or "-"
+        findings.add_row(g.rule, f"[{style}]{g.severity}[/{style}]", f"{g.count:,}", g.title, lines)
+    out.print(findings)
+    shown = 0
+    for issue in report.issues:
+        if issue.severity == "info":
+            continue
+        if shown >= max_errors:
+            break
+        shown += 1
+        where = f":{issue.line}" if issue.line else ""
+        path = f" {issue.path}" if issue.path else ""
+        style = _SEV_STYLE[issue.severity]
+        out.print(f"[{style}]{issue.rule}[/{style}] {issue.file}{where}{path}: {issue.message}", markup=True)
+        out.print(f"      [dim]hint: {issue.hint}[/dim]")
+    total = report.severity_counts["error"] + report.severity_counts["warning"]
+    if total > shown:
+        out.print(
+            f"[dim]... {total - shown:,} more errors/warnings not shown (--max-errors {max_errors}).[/dim]"
+        )
+
+
+def validate_cmd(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Training JSONL file(s), one chat example per line.")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="Target model (catalog name); sets tokenizer, template and context."
+        ),
+    ] = None,
+    validation: Annotated[
+        Path | None,
+        typer.Option("--validation", help="Validation JSONL; also checked for overlap with training."),
+    ] = None,
+    fmt: Annotated[
+        ReportFormat,
+        typer.Option("--format", "-f", help="text (tables), json (schema in README), github (annotations)."),
+    ] = ReportFormat.text,
+    max_errors: Annotated[
+        int, typer.Option("--max-errors", min=0, help="Print at most N findings (all are still counted).")
+    ] = 50,
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors (exit 3).")] = False,
+    tokenizer: Annotated[
+        Path | None,
+        typer.Option("--tokenizer", help="tokenizer.json, a .tiktoken rank file, or a folder with one."),
+    ] = None,
+    no_tokens: Annotated[
+        bool, typer.Option("--no-tokens", help="Skip the tokenizer (token rules are skipped).")
+    ] = False,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs for the billed-token estimate.")] = 1,
+) -> None:
+    """Check chat-completion JSONL before you pay for a fine-tune.
+
+    Runs every rule (file, line, message, conversation, token and quality checks; ids in the README) on
+    every line in one streaming pass, with exact token counts from the model's own tokenizer and chat
+    template. Tokenizer: --tokenizer PATH, else $PHI3FT_TOKENIZER_DIR, else the Hugging Face hub cache.
+
+    Exit codes: 0 valid (warnings allowed unless --strict), 3 invalid, 2 usage error.
+    """
+    from phi3ft import catalog
+    from phi3ft.data.report import github_annotations
+    from phi3ft.data.validate import validate_dataset
+
+    app_ctx: AppContext = ctx.obj
+    out = app_ctx.output
+    out.json_mode = fmt is ReportFormat.json
+    reports = []
+    for path in files:
+        path = path if path.is_absolute() else app_ctx.cwd / path
+        val = (
+            None
+            if validation is None
+            else (validation if validation.is_absolute() else app_ctx.cwd / validation)
+        )
+        progress_cb, finish = _progress(out, path)
+        try:
+            report = validate_dataset(
+                path,
+                val,
+                model=model or catalog.DEFAULT_MODEL,
+                tokenizer=tokenizer,
+                env=app_ctx.env,
+                epochs=epochs,
+                strict=strict,
+                count_tokens=not no_tokens,
+                max_errors=None,
+                progress=progress_cb,
+            )
+        finally:
+            finish()
+        reports.append(report)
+    if fmt is ReportFormat.json:
+        if len(reports) == 1:
+            out.emit_json(reports[0].to_dict())
+        else:
+            out.emit_json({"valid": all(r.valid for r in reports), "reports": [r.to_dict() for r in reports]})
+    elif fmt is ReportFormat.github:
+        for report in reports:
+            for line in github_annotations(report, max_errors):
+                out.stdout.write(line + "\n")
+            verdict = "valid" if report.valid else "INVALID"
+            out.stdout.write(
+                f"phi3ft validate: {report.files[0]['path'] if report.files else ''} {verdict} "
+                f"({report.severity_counts['error']} errors, {report.severity_counts['warning']} warnings)\n"
+            )
+    else:
+        for report in reports:
+            _render_text(out, report, max_errors)
+    if not all(r.valid for r in reports):
+        raise typer.Exit(int(ExitCode.INVALID))
+
+
+def _progress(out: Output, path: Path) -> tuple[Any, Any]:
+    """A rich progress bar on stderr when it is a terminal (and not --quiet); otherwise nothing."""
+    if out.quiet or not out.err.is_terminal:
+        return None, lambda: None
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=out.err,
+        transient=True,
+    )
+    task = bar.add_task(f"validating {path.name}", total=None)
+    bar.start()
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return update, bar.stop
+
+
+def split_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The JSONL file to split.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", "-o", help="Folder for train.jsonl and validation.jsonl.")
+    ],
+    validation_fraction: Annotated[
+        float, typer.Option("--validation-fraction", help="Share of examples for validation (0-1).")
+    ] = 0.1,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed: the same file, fraction and seed give the same split.")
+    ] = 42,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Split a JSONL file into train.jsonl and validation.jsonl, deterministically.
+
+    Duplicates (whitespace-normalised) always land on the same side, so validation never leaks into
+    training. Records are copied byte for byte; blank lines are dropped. Refuses to overwrite without --force.
+    """
+    from phi3ft.data.split import split_dataset
+
+    app_ctx: AppContext = ctx.obj
+    out = app_ctx.output
+    out.json_mode = json_out
+    src = file if file.is_absolute() else app_ctx.cwd / file
+    dest = out_dir if out_dir.is_absolute() else app_ctx.cwd / out_dir
+    result = split_dataset(src, dest, validation_fraction=validation_fraction, seed=seed, force=force)
+    if json_out:
+        out.emit_json(result.to_dict())
+        return
+    out.print(f"train       {result.train_path}  {result.train_examples:,} examples")
+    out.print(f"validation  {result.validation_path}  {result.validation_examples:,} examples")
+    if result.duplicate_groups:
+        out.info(f"{result.duplicate_groups} groups of duplicates were kept on one side each.")
+    out.hint(f"phi3ft validate {result.train_path} --validation {result.validation_path}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``validate`` and ``split`` to the root app."""
+    app.command("validate")(validate_cmd)
+    app.command("split")(split_cmd)

@@ -1,0 +1,157 @@
+"""Deterministic train/validation split that keeps duplicates together and copies records byte for byte.
+
+Two streaming passes: the first records one 16-byte whitespace-normalised digest per record (the same
+digest the validator uses for Q01/F11), the second copies each record's bytes to its side. Groups of
+duplicates are assigned as a unit, so no example can leak from training into validation.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from dataclasses import dataclass
+from hashlib import blake2b
+from pathlib import Path
+
+import orjson
+
+from phi3ft.errors import DataError, UsageError
+
+
+@dataclass
+class SplitResult:
+    train_path: Path
+    validation_path: Path
+    train_examples: int
+    validation_examples: int
+    duplicate_groups: int
+    seed: int
+    validation_fraction: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "train": {"path": str(self.train_path), "examples": self.train_examples},
+            "validation": {"path": str(self.validation_path), "examples": self.validation_examples},
+            "duplicate_groups": self.duplicate_groups,
+            "seed": self.seed,
+            "validation_fraction": self.validation_fraction,
+        }
+
+
+def _records(path: Path) -> list[tuple[int, bytes]]:
+    """(line number, normalised digest) per record; raises DataError on a line that is not an object."""
+    out: list[tuple[int, bytes]] = []
+    with open(path, "rb") as f:
+        for ln, raw in enumerate(f, 1):
+            body = raw.rstrip(b"\r\n")
+            if ln == 1 and body.startswith(b"\xef\xbb\xbf"):
+                body = body[3:]
+            if not body.strip():
+                continue
+            try:
+                obj = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise DataError(
+                    f"{path}:{ln} is not valid JSON ({exc}); refusing to split.",
+                    f"Run `phi3ft validate {path}` and fix the errors first.",
+                ) from None
+            if not isinstance(obj, dict):
+                raise DataError(
+                    f"{path}:{ln} is not a JSON object; refusing to split.", f"Run `phi3ft validate {path}`."
+                )
+            norm = b" ".join(body.replace(b"\\n", b" ").replace(b"\\t", b" ").replace(b"\\r", b" ").split())
+            out.append((ln, blake2b(norm, digest_size=16).digest()))
+    return out
+
+
+def split_dataset(
+    source: Path,
+    out_dir: Path,
+    *,
+    validation_fraction: float = 0.1,
+    seed: int = 42,
+    force: bool = False,
+) -> SplitResult:
+    """Split ``source`` into ``out_dir/train.jsonl`` and ``out_dir/validation.jsonl``.
+
+    Deterministic for a given file, fraction and seed. Refuses to overwrite existing outputs unless
+    ``force``. Output files are written atomically (temp file, fsync, rename).
+    """
+    if not 0.0 < validation_fraction < 1.0:
+        raise UsageError(
+            f"--validation-fraction must be between 0 and 1, got {validation_fraction}.",
+            "Use e.g. --validation-fraction 0.1.",
+        )
+    if not source.is_file():
+        raise UsageError(f"{source} is not a file.", "Pass the JSONL training file to split.")
+    train_path, val_path = out_dir / "train.jsonl", out_dir / "validation.jsonl"
+    existing = [p for p in (train_path, val_path) if p.exists()]
+    if existing and not force:
+        raise UsageError(
+            f"{existing[0]} already exists; not overwriting.",
+            "Pass --force to overwrite, or choose another --out-dir.",
+        )
+    if source.resolve() in {train_path.resolve(), val_path.resolve()}:
+        raise UsageError("the output would overwrite the input.", "Choose another --out-dir.")
+    records = _records(source)
+    if len(records) < 2:
+        raise DataError(f"{source} has {len(records)} record(s); nothing to split.", "Add more examples.")
+    groups: dict[bytes, list[int]] = {}
+    for ln, digest in records:
+        groups.setdefault(digest, []).append(ln)
+    order = sorted(groups)  # digest order is content-defined, so the result is independent of file order
+    random.Random(seed).shuffle(order)
+    target = max(1, round(len(records) * validation_fraction))
+    val_lines: set[int] = set()
+    for digest in order:
+        if len(val_lines) >= target:
+            break
+        if len(val_lines) + len(groups[digest]) > target and val_lines:
+            continue
+        val_lines.update(groups[digest])
+    if len(val_lines) >= len(records):
+        raise DataError("every record is a copy of one example; cannot split.", "Remove the duplicates.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = _write(source, out_dir, train_path, val_path, val_lines)
+    return SplitResult(
+        train_path,
+        val_path,
+        counts[0],
+        counts[1],
+        sum(1 for v in groups.values() if len(v) > 1),
+        seed,
+        validation_fraction,
+    )
+
+
+def _write(
+    source: Path, out_dir: Path, train_path: Path, val_path: Path, val_lines: set[int]
+) -> tuple[int, int]:
+    tmp_train = tempfile.NamedTemporaryFile(dir=out_dir, prefix=".train.", suffix=".tmp", delete=False)  # noqa: SIM115 - closed below
+    tmp_val = tempfile.NamedTemporaryFile(dir=out_dir, prefix=".validation.", suffix=".tmp", delete=False)  # noqa: SIM115
+    n_train = n_val = 0
+    try:
+        with open(source, "rb") as f, tmp_train, tmp_val:
+            for ln, raw in enumerate(f, 1):
+                body = raw.rstrip(b"\r\n")
+                if ln == 1 and body.startswith(b"\xef\xbb\xbf"):
+                    body = body[3:]
+                if not body.strip():
+                    continue
+                if ln in val_lines:
+                    tmp_val.write(body + b"\n")
+                    n_val += 1
+                else:
+                    tmp_train.write(body + b"\n")
+                    n_train += 1
+            for tmp in (tmp_train, tmp_val):
+                tmp.flush()
+                os.fsync(tmp.fileno())
+        os.replace(tmp_train.name, train_path)
+        os.replace(tmp_val.name, val_path)
+    finally:
+        for name in (tmp_train.name, tmp_val.name):
+            if os.path.exists(name):
+                os.unlink(name)
+    return n_train, n_val

@@ -1,0 +1,1088 @@
+"""Validate chat-completion JSONL for Phi fine-tuning: every rule, one streaming pass, exact token counts.
+
+Public API (stable)::
+
+    from phi3ft.data.validate import validate_dataset, ValidationReport
+    report = validate_dataset(Path("train.jsonl"), Path("valid.jsonl"), model="phi-4-mini-instruct")
+    report.valid            # False when any error (warnings count as errors with strict=True)
+    report.issues           # list[Issue]: rule, severity, file, line, path, message, hint
+    report.counts           # {rule_id: number of findings}, complete even when issues are capped
+    report.stats            # examples, messages, tokens {total, assistant, per_example{...}}, ...
+    report.tokenizer        # {"name", "source", "origin", "exact": True} or {"name": None, "reason": ...}
+    report.to_dict()        # the JSON document of ``phi3ft validate --format json`` (README "Validate")
+
+Design: the file is streamed line by line (orjson on bytes; constant memory). What is kept grows only
+with the number of examples, as fixed-size values: a 16-byte digest per example for duplicate detection
+and a few integers per example for the percentile statistics. Token counts are exact: each distinct
+message chunk is encoded once (phi3ft.data.counting). Services never print: progress is a callback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from array import array
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from os.path import commonpath
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from phi3ft import catalog
+from phi3ft.data.counting import ChunkCounter, constant_counts
+from phi3ft.data.rules import RULES, SEVERITY_ORDER, TOKEN_RULES
+from phi3ft.data.tokens import (
+    WHITESPACE,
+    ChatFormat,
+    Encoder,
+    TokenizerUnavailable,
+    chat_format,
+    load_tokenizer,
+    self_test,
+)
+from phi3ft.errors import UsageError
+
+SCHEMA_VERSION = 1
+#: A line longer than this cannot be one sensible example (131k tokens are ~0.5 MB of text).
+MAX_LINE_BYTES = 64 * 1024 * 1024
+MIN_EXAMPLES = 10
+RECOMMENDED_EXAMPLES = 100
+LARGE_FILE_BYTES = 512 * 1024 * 1024
+#: Rule T09: without a tokenizer, examples longer than this many characters are flagged.
+T09_CHARS = 10_000
+#: The estimate used without a tokenizer (labelled as such everywhere it appears).
+CHARS_PER_TOKEN = 4.0
+#: Per-rule cap on stored findings when the caller does not set ``max_errors`` (counts stay complete).
+DEFAULT_STORED_PER_RULE = 200
+DUPLICATE_LINES_SHOWN = 10
+
+ROLES = ("system", "user", "assistant")
+ALLOWED_MESSAGE_KEYS = frozenset({"role", "content", "name", "weight"})
+TOOL_KEYS = frozenset({"tools", "functions", "tool_choice", "function_call", "parallel_tool_calls"})
+OTHER_FORMAT_KEYS = frozenset({"prompt", "completion", "text", "chosen", "rejected", "input", "output"})
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("private key block", r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"),
+    ("storage account key", r"AccountKey=[A-Za-z0-9+/]{20,}"),
+    ("shared access signature", r"SharedAccessSignature=[^\s\"';]{10,}|[?&]sig=[A-Za-z0-9%]{30,}"),
+    ("GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{30,}"),
+    ("Slack token", r"\bxox[baprs]-[A-Za-z0-9-]{10,}"),
+    ("API key (sk-...)", r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"),
+    ("AWS access key id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    ("bearer token", r"\b[Bb]earer\s+[A-Za-z0-9._~+/-]{20,}=*"),
+    ("password in URL", r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,15}://[^/\s:@\"']{1,64}:[^/\s@\"']{1,128}@"),
+)
+_SECRETS = re.compile("|".join(f"(?P<s{i}>{p})" for i, (_, p) in enumerate(_SECRET_PATTERNS)))
+#: Cheap literal pre-filter on the raw line; the precise regex only runs on lines containing one of these.
+_SECRET_HINTS = (
+    b"PRIVATE KEY",
+    b"AccountKey=",
+    b"Signature=",
+    b"sig=",
+    b"gh",
+    b"xox",
+    b"sk-",
+    b"KIA",
+    b"SIA",
+)
+_SECRET_HINTS_CI = (b"earer", b"://")
+_PII_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("e-mail address", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
+    ("phone number", r"(?<![\w+])\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){2,4}\b"),
+    ("card number", r"\b(?:\d[ -]?){12,18}\d\b"),
+    ("IBAN", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b"),
+)
+_PII = re.compile("|".join(f"(?P<p{i}>{p})" for i, (_, p) in enumerate(_PII_PATTERNS)))
+#: Pre-filter for Q09 on the raw line: '+' before a digit, a 13+ character digit run, an IBAN-like start.
+_PII_HINT = re.compile(rb"\+\d|\d[\d -]{11}|[A-Z]{2}\d{2} ?[A-Z0-9]{4}")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _iban_ok(text: str) -> bool:
+    s = text.replace(" ", "")
+    if not 15 <= len(s) <= 34:
+        return False
+    moved = s[4:] + s[:4]
+    try:
+        return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Report types
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class Issue:
+    """One finding. ``line`` is 1-based (None for file/dataset-level findings without a line)."""
+
+    rule: str
+    severity: str
+    file: str
+    line: int | None
+    path: str | None
+    message: str
+    hint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "severity": self.severity,
+            "file": self.file,
+            "line": self.line,
+            "path": self.path,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+def _distribution(values: Iterable[int]) -> dict[str, float | int] | None:
+    data = sorted(values)
+    if not data:
+        return None
+    n = len(data)
+
+    def pct(p: float) -> int:  # nearest-rank percentile: a value that occurs in the data
+        k = max(1, -(-int(p * n * 1000) // 100000))
+        return int(data[min(n, k) - 1])
+
+    return {
+        "min": int(data[0]),
+        "p50": pct(50),
+        "p90": pct(90),
+        "p99": pct(99),
+        "max": int(data[-1]),
+        "mean": round(sum(data) / n, 1),
+    }
+
+
+@dataclass
+class ValidationReport:
+    """What ``validate_dataset`` found. ``to_dict()`` is the documented ``--format json`` document."""
+
+    valid: bool
+    model: str
+    strict: bool
+    files: list[dict[str, Any]]
+    issues: list[Issue]
+    counts: dict[str, int]
+    severity_counts: dict[str, int]
+    stats: dict[str, Any]
+    tokenizer: dict[str, Any]
+    skipped_rules: dict[str, str]
+    issues_truncated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "valid": self.valid,
+            "model": self.model,
+            "strict": self.strict,
+            "files": self.files,
+            "summary": {
+                "errors": self.severity_counts.get("error", 0),
+                "warnings": self.severity_counts.get("warning", 0),
+                "infos": self.severity_counts.get("info", 0),
+                "by_rule": dict(sorted(self.counts.items())),
+                "issues_truncated": self.issues_truncated,
+            },
+            "tokenizer": self.tokenizer,
+            "skipped_rules": self.skipped_rules,
+            "stats": self.stats,
+            "issues": [i.to_dict() for i in self.issues],
+        }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The validator
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class _FileState:
+    path: Path
+    role: str  # "train" | "validation"
+    size: int = 0
+    lines: int = 0
+    records: int = 0  # lines that parsed as JSON objects
+    blank: int = 0
+    crlf: int = 0
+    bom: bool = False
+    aborted: str | None = None
+
+
+@dataclass
+class _Stats:
+    messages: array = field(default_factory=lambda: array("I"))
+    tokens: array = field(default_factory=lambda: array("I"))
+    assistant: array = field(default_factory=lambda: array("I"))
+    chars: array = field(default_factory=lambda: array("Q"))
+    per_role: dict[str, int] = field(default_factory=dict)
+    no_system: list[int] = field(default_factory=list)  # first lines only
+    no_system_count: int = 0
+    examples: int = 0
+    upper: int = 0
+    letters: int = 0
+    first_answer: bytes | None = None
+    all_answers_same: bool = True
+    answers: int = 0
+    prefix: str | None = None
+    suffix: str | None = None
+
+
+_UPPER = bytes(range(65, 91))
+_LETTERS = bytes(range(65, 91)) + bytes(range(97, 123))
+
+
+class _Validator:
+    def __init__(
+        self,
+        *,
+        profile: catalog.ModelProfile,
+        fmt: ChatFormat,
+        encoder: Encoder | None,
+        strict: bool,
+        max_errors: int | None,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        self.profile = profile
+        self.fmt = fmt
+        self.encoder = encoder
+        self.strict = strict
+        self.max_errors = max_errors
+        self.progress = progress
+        self.issues: list[Issue] = []
+        self.counts: dict[str, int] = {}
+        self.severity_counts: dict[str, int] = {"error": 0, "warning": 0, "info": 0}
+        self._stored_per_rule: dict[str, int] = {}
+        self.truncated = False
+        self.stats = _Stats()
+        # normalised digest -> (line << 64) | 64-bit exact digest, for the training file
+        self._seen: dict[bytes, int] = {}
+        self._dups: dict[bytes, list[int]] = {}
+        self._exact_dups = 0
+        self._overlap: list[tuple[int, int]] = []
+        self._overlap_count = 0
+        self.max_seq_length = 4096 if fmt.family in ("phi3-medium", "phi3-small") else 8192
+        self._file = ""
+        self._role = "train"
+        self._bytes_done = 0
+        self._bytes_total = 0
+        self.counter: ChunkCounter | None = None
+        if encoder is not None:
+            self.prefix_n, self.suffix_n, self.header_n = constant_counts(fmt, encoder)
+            self.counter = ChunkCounter(encoder, self._on_counted)
+        special = [s.encode() for s in fmt.special_texts] + [b"\\u003c", b"\\u003C"]
+        self._special_bytes = tuple(dict.fromkeys(special))
+
+    # ---- findings -----------------------------------------------------------------------------------
+    def add(
+        self,
+        rule_id: str,
+        line: int | None,
+        path: str | None,
+        message: str,
+        *,
+        file: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        r = RULES[rule_id]
+        severity = "error" if (self.strict and r.severity == "warning") else r.severity
+        self.counts[rule_id] = self.counts.get(rule_id, 0) + 1
+        self.severity_counts[severity] += 1
+        stored = self._stored_per_rule.get(rule_id, 0)
+        if self.max_errors is not None:
+            keep = len(self.issues) < self.max_errors
+        else:
+            keep = stored < DEFAULT_STORED_PER_RULE
+        if keep:
+            self._stored_per_rule[rule_id] = stored + 1
+            self.issues.append(
+                Issue(rule_id, severity, file or self._file, line, path, message, hint or r.hint)
+            )
+        else:
+            self.truncated = True
+
+    # ---- files --------------------------------------------------------------------------------------
+    def check_path(self, path: Path, role: str) -> _FileState | None:
+        self._file = str(path)
+        state = _FileState(path, role)
+        if not path.exists():
+            self.add("F01", None, None, f"{path} does not exist.")
+            return None
+        if not path.is_file():
+            kind = "a directory" if path.is_dir() else "not a regular file"
+            self.add("F02", None, None, f"{path} is {kind}.")
+            return None
+        if not os.access(path, os.R_OK):
+            self.add("F02", None, None, f"{path} is not readable.")
+            return None
+        state.size = path.stat().st_size
+        if path.suffix.lower() != ".jsonl":
+            self.add(
+                "F04", None, None, f"{path.name} does not end in .jsonl; parsing it as JSON Lines anyway."
+            )
+        if state.size > LARGE_FILE_BYTES:
+            self.add("F08", None, None, f"{path.name} is {state.size / 2**20:,.0f} MB (over 512 MB).")
+        return state
+
+    def scan(self, state: _FileState) -> None:
+        """Stream one file, running every line, message and conversation rule on each record."""
+        self._file = str(state.path)
+        self._role = state.role
+        try:
+            f = open(state.path, "rb")  # noqa: SIM115 - closed below; a context manager costs a level
+        except OSError as exc:
+            self.add("F02", None, None, f"cannot open {state.path}: {exc.strerror}.")
+            state.aborted = "unreadable"
+            return
+        with f:
+            self._scan_lines(f, state)
+
+    def _scan_lines(self, f: Any, state: _FileState) -> None:
+        loads = orjson.loads
+        decode_error = orjson.JSONDecodeError
+        readline = f.readline
+        ln = 0
+        offset = 0
+        first_content_line = True
+        last_progress = 0
+        progress = self.progress
+        while True:
+            raw = readline(MAX_LINE_BYTES)
+            if not raw:
+                break
+            ln += 1
+            start = offset
+            offset += len(raw)
+            if progress is not None and offset - last_progress > 4_000_000:
+                last_progress = offset
+                progress(self._bytes_done + offset, self._bytes_total)
+            if raw[-1:] != b"\n":
+                if len(raw) == MAX_LINE_BYTES:
+                    while True:  # skip the rest of the overlong line without holding it
+                        more = readline(MAX_LINE_BYTES)
+                        offset += len(more)
+                        if not more or more[-1:] == b"\n":
+                            break
+                    self.add(
+                        "F16",
+                        ln,
+                        None,
+                        f"line {ln} is over {MAX_LINE_BYTES // 2**20} MB; it was skipped.",
+                    )
+                    continue
+                has_newline = False
+                body = raw
+            else:
+                has_newline = True
+                body = raw[:-1]
+                if body[-1:] == b"\r":
+                    state.crlf += 1
+                    body = body[:-1]
+            if ln == 1 and body[:3] == b"\xef\xbb\xbf":
+                state.bom = True
+                body = body[3:]
+                start += 3
+                self.add("F06", 1, None, "The file starts with a UTF-8 byte-order mark; it was stripped.")
+            if not body or body.isspace():
+                state.blank += 1
+                self.add("L03", ln, None, f"line {ln} is blank.")
+                continue
+            if first_content_line:
+                first_content_line = False
+                head = body.lstrip()[:1]
+                whole = head == b"[" or (head == b"{" and body.strip() == b"{")
+                if whole and self._whole_document(body, ln, head):
+                    state.aborted = "json-document"
+                    return
+            try:
+                obj = loads(body)
+            except decode_error as exc:
+                self._parse_error(body, exc, ln, start, has_newline)
+                continue
+            state.records += 1
+            if not has_newline:
+                self.add("F14", ln, None, "The last line has no newline at the end.")
+            self._check_record(obj, ln, body)
+        state.lines = ln
+        self._bytes_done += offset
+
+    def _whole_document(self, body: bytes, ln: int, head: bytes) -> bool:
+        if head == b"{":
+            self.add(
+                "F07",
+                ln,
+                None,
+                "The file looks like pretty-printed JSON (a lone '{' on the first line), not JSON Lines.",
+                hint="Write one object per line: `jq -c . data.json > data.jsonl` (or `jq -c '.[]'` for an array).",
+            )
+            return True
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            value = None
+        if value is None or isinstance(value, list):
+            self.add(
+                "F07",
+                ln,
+                None,
+                "The file is a JSON array, not JSON Lines (one object per line).",
+                hint="Convert it: `jq -c '.[]' data.json > data.jsonl`.",
+            )
+            return True
+        return False
+
+    def _parse_error(self, body: bytes, exc: Exception, ln: int, start: int, has_newline: bool) -> None:
+        text = str(exc)
+        if "UTF-8" in text or "utf-8" in text:
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as ude:
+                self.add(
+                    "F05",
+                    ln,
+                    None,
+                    f"line {ln}: invalid UTF-8 at byte {ude.start} of the line "
+                    f"(file offset {start + ude.start}): {ude.reason}.",
+                )
+                return
+        if "depth limit" in text or "recursion" in text:
+            self.add("L10", ln, None, f"line {ln}: JSON nested more than 1,024 levels deep.")
+            return
+        if "surrogate" in text:
+            self.add("M15", ln, None, f"line {ln}: a \\uD800-\\uDFFF escape is not part of a surrogate pair.")
+            return
+        if not has_newline:
+            self.add(
+                "F15",
+                ln,
+                None,
+                f"line {ln} (the last line, no newline) is not complete JSON: {text}.",
+            )
+            return
+        self.add("L01", ln, None, f"line {ln}: {text}.")
+
+    # ---- records ------------------------------------------------------------------------------------
+    def _check_record(self, obj: Any, ln: int, body: bytes) -> None:
+        add = self.add
+        if type(obj) is not dict:
+            add("L02", ln, None, f"line {ln} is a JSON {type(obj).__name__}, not an object.")
+            return
+        msgs = obj.get("messages")
+        if msgs is None:
+            if "messages" in obj:
+                add("L05", ln, "messages", "`messages` is null; it must be a list of messages.")
+                return
+            other = sorted(OTHER_FORMAT_KEYS.intersection(obj))
+            if other:
+                add("L07", ln, None, f"line {ln} has {', '.join(other)} but no `messages` (another format).")
+            else:
+                add("L04", ln, None, f"line {ln} has no `messages` key (keys: {', '.join(sorted(obj)[:5])}).")
+            return
+        if len(obj) > 1:
+            for key in obj:
+                if key == "messages":
+                    continue
+                if key in TOOL_KEYS:
+                    add("L09", ln, key, f"`{key}` is present; the Phi chat template does not render tools.")
+                elif key in OTHER_FORMAT_KEYS - {"prompt"}:
+                    add("L07", ln, key, f"`{key}` next to `messages` mixes two dataset formats.")
+                else:
+                    add("L08", ln, key, f"extra top-level key `{key}` is ignored.")
+        if type(msgs) is not list:
+            add("L05", ln, "messages", f"`messages` is a {type(msgs).__name__}, not a list.")
+            return
+        if not msgs:
+            add("L06", ln, "messages", "`messages` is empty.")
+            return
+        fmt = self.fmt
+        roles: list[str | None] = []
+        usable = True
+        trained_any = False
+        weight0 = 0
+        assistants = 0
+        n_chars = 0
+        prefilter_special = any(s in body for s in self._special_bytes)
+        prefilter_control = b"\\u00" in body or b"\\b" in body or b"\\f" in body
+        for i, m in enumerate(msgs):
+            if type(m) is not dict:
+                add("M01", ln, f"messages[{i}]", f"message {i} is a {type(m).__name__}, not an object.")
+                roles.append(None)
+                usable = False
+                continue
+            role = m.get("role")
+            content = m.get("content")
+            if role is None:
+                add("M02", ln, f"messages[{i}]", f"message {i} has no `role`.")
+                usable = False
+            elif type(role) is not str:
+                add("M04", ln, f"messages[{i}].role", f"`role` is a {type(role).__name__}, not a string.")
+                usable = False
+                role = None
+            elif role not in ROLES:
+                add("M05", ln, f"messages[{i}].role", f"role {role!r} is not system, user or assistant.")
+                usable = False
+            roles.append(role)
+            if content is None:
+                if "content" in m:
+                    add("M06", ln, f"messages[{i}].content", "`content` is null; it must be text.")
+                else:
+                    add("M03", ln, f"messages[{i}]", f"message {i} has no `content`.")
+                usable = False
+            elif type(content) is not str:
+                kind = "a list of parts" if type(content) is list else f"a {type(content).__name__}"
+                add("M06", ln, f"messages[{i}].content", f"`content` is {kind}, not a string.")
+                usable = False
+                content = None
+            if len(m) > 2:
+                for key in m:
+                    if key in ("role", "content"):
+                        continue
+                    if key == "weight":
+                        w = m["weight"]
+                        if type(w) is not int or w not in (0, 1):
+                            add("M10", ln, f"messages[{i}].weight", f"`weight` is {w!r}; use 0 or 1.")
+                        else:
+                            add("M11", ln, f"messages[{i}].weight", "`weight` is set.")
+                    elif key == "name":
+                        add("M12", ln, f"messages[{i}].name", "`name` is not rendered by the Phi template.")
+                    elif key not in ALLOWED_MESSAGE_KEYS:
+                        close = difflib.get_close_matches(str(key), ALLOWED_MESSAGE_KEYS, n=1)
+                        extra = f" (did you mean `{close[0]}`?)" if close else ""
+                        add("M09", ln, f"messages[{i}].{key}", f"unknown message key `{key}`{extra}.")
+            if role == "assistant":
+                assistants += 1
+                if m.get("weight", 1) == 0:
+                    weight0 += 1
+                else:
+                    trained_any = True
+            if content is None:
+                continue
+            n_chars += len(content)
+            if not content or content.isspace():
+                if role == "assistant":
+                    add("M07", ln, f"messages[{i}].content", "assistant content is empty.")
+                else:
+                    add("M08", ln, f"messages[{i}].content", f"{role} content is empty.")
+                continue
+            if content[0] in WHITESPACE:
+                add(
+                    "M14",
+                    ln,
+                    f"messages[{i}].content",
+                    "content starts with whitespace (trimmed by the template).",
+                )
+            if role == "assistant":
+                if content[-1] in WHITESPACE:
+                    add("Q05", ln, f"messages[{i}].content", "assistant content ends with whitespace.")
+                self._answer(content)
+            if prefilter_special:
+                found = [s for s in fmt.special_texts if s in content]
+                if found:
+                    add(
+                        "M13",
+                        ln,
+                        f"messages[{i}].content",
+                        f"content contains {', '.join(found)}, which the tokenizer reads as a control token.",
+                    )
+            if prefilter_control:
+                hit = _CONTROL.search(content)
+                if hit:
+                    add(
+                        "M15",
+                        ln,
+                        f"messages[{i}].content",
+                        f"control character U+{ord(hit.group(0)):04X} at character {hit.start()}.",
+                    )
+                    usable = False
+        self._conversation(roles, ln, assistants, weight0, trained_any)
+        self._scan_sensitive(msgs, ln, body)
+        if self._role == "train":
+            self._dataset_record(msgs, roles, ln, body, n_chars)
+        else:
+            self._validation_record(ln, body)
+        if usable and self.counter is not None:
+            texts: list[str] = []
+            kinds: list[int] = []  # 0 untrained, 1 trained assistant
+            for m in msgs:
+                text = fmt.chunk(m["role"], m["content"])
+                if text is None:
+                    continue
+                texts.append(text)
+                kinds.append(1 if m["role"] == "assistant" and m.get("weight", 1) != 0 else 0)
+            self.counter.submit((self._role, self._file, ln, kinds, [m["role"] for m in msgs]), texts)
+
+    def _answer(self, content: str) -> None:
+        st = self.stats
+        if self._role != "train":
+            return
+        st.answers += 1
+        raw = content.encode("utf-8", "surrogatepass")
+        st.letters += len(raw) - len(raw.translate(None, _LETTERS))
+        st.upper += len(raw) - len(raw.translate(None, _UPPER))
+        if st.all_answers_same:
+            digest = blake2b(raw, digest_size=16).digest()
+            if st.first_answer is None:
+                st.first_answer = digest
+            elif digest != st.first_answer:
+                st.all_answers_same = False
+        if st.prefix is None:
+            st.prefix = content
+            st.suffix = content
+            return
+        if st.prefix and not content.startswith(st.prefix):
+            st.prefix = commonpath([st.prefix, content])
+        if st.suffix and not content.endswith(st.suffix):
+            st.suffix = commonpath([st.suffix[::-1], content[::-1]])[::-1]
+
+    def _conversation(
+        self, roles: list[str | None], ln: int, assistants: int, weight0: int, trained_any: bool
+    ) -> None:
+        add = self.add
+        if len(roles) < 2:
+            add(
+                "C07",
+                ln,
+                "messages",
+                f"only {len(roles)} message; an example needs a user and an assistant turn.",
+            )
+        if assistants == 0:
+            add("C01", ln, "messages", "no assistant message: nothing to train on.")
+        elif not trained_any and weight0:
+            add("C08", ln, "messages", "every assistant message has weight 0: zero trainable tokens.")
+        systems = [i for i, r in enumerate(roles) if r == "system"]
+        if len(systems) > 1:
+            add(
+                "C03",
+                ln,
+                f"messages[{systems[1]}]",
+                f"{len(systems)} system messages; at most one is allowed.",
+            )
+        for i in systems:
+            if i != 0:
+                add("C02", ln, f"messages[{i}].role", f"system message at position {i}; it must come first.")
+                break
+        turns = [(i, r) for i, r in enumerate(roles) if r in ("user", "assistant")]
+        if turns and turns[0][1] != "user":
+            add(
+                "C04",
+                ln,
+                f"messages[{turns[0][0]}].role",
+                "the first turn after the system message is not `user`.",
+            )
+        prev: str | None = None
+        for i, r in enumerate(roles):
+            if r is not None and r == prev and r != "system":
+                add(
+                    "C05",
+                    ln,
+                    f"messages[{i}].role",
+                    f"two `{r}` messages in a row (messages {i - 1} and {i}).",
+                )
+                break
+            prev = r
+        if roles and roles[-1] is not None and roles[-1] != "assistant" and assistants:
+            add(
+                "C06",
+                ln,
+                f"messages[{len(roles) - 1}].role",
+                f"the conversation ends with `{roles[-1]}`, not `assistant`.",
+            )
+        if systems and self.fmt.drops_system:
+            add(
+                "C10",
+                ln,
+                f"messages[{systems[0]}]",
+                f"{self.profile.registry_name}'s chat template drops system messages; this text is never seen.",
+            )
+
+    def _scan_sensitive(self, msgs: list[Any], ln: int, body: bytes) -> None:
+        secret = any(h in body for h in _SECRET_HINTS) or any(h in body.lower() for h in _SECRET_HINTS_CI)
+        pii = b"@" in body or _PII_HINT.search(body) is not None
+        if not secret and not pii:
+            return
+        for i, m in enumerate(msgs):
+            content = m.get("content") if type(m) is dict else None
+            if type(content) is not str:
+                continue
+            if secret:
+                for hit in _SECRETS.finditer(content):
+                    kind = _SECRET_PATTERNS[int(str(hit.lastgroup)[1:])][0]
+                    self.add(
+                        "Q08",
+                        ln,
+                        f"messages[{i}].content",
+                        f"{kind} at character {hit.start()} (value not shown).",
+                    )
+            if pii:
+                for hit in _PII.finditer(content):
+                    idx = int(str(hit.lastgroup)[1:])
+                    value = hit.group(0)
+                    if idx == 2 and not _luhn(re.sub(r"\D", "", value)):
+                        continue
+                    if idx == 3 and not _iban_ok(value):
+                        continue
+                    self.add(
+                        "Q09",
+                        ln,
+                        f"messages[{i}].content",
+                        f"{_PII_PATTERNS[idx][0]} at character {hit.start()}.",
+                    )
+
+    # ---- dataset-level bookkeeping ------------------------------------------------------------------
+    @staticmethod
+    def _digests(body: bytes) -> tuple[bytes, int]:
+        exact = int.from_bytes(blake2b(body.strip(), digest_size=8).digest(), "little")
+        # Whitespace-normalised: JSON escapes of whitespace and runs of whitespace become one space.
+        norm = b" ".join(body.replace(b"\\n", b" ").replace(b"\\t", b" ").replace(b"\\r", b" ").split())
+        return blake2b(norm, digest_size=16).digest(), exact
+
+    def _dataset_record(
+        self, msgs: list[Any], roles: list[str | None], ln: int, body: bytes, n_chars: int
+    ) -> None:
+        st = self.stats
+        st.examples += 1
+        st.messages.append(min(len(msgs), 2**32 - 1))
+        st.chars.append(n_chars)
+        if "system" not in roles:
+            st.no_system_count += 1
+            if len(st.no_system) < DUPLICATE_LINES_SHOWN:
+                st.no_system.append(ln)
+        norm, exact = self._digests(body)
+        seen = self._seen.get(norm)
+        if seen is None:
+            self._seen[norm] = (ln << 64) | exact
+        else:
+            group = self._dups.get(norm)
+            if group is None:
+                group = self._dups[norm] = [seen >> 64]
+            group.append(ln)
+            if exact == seen & 0xFFFFFFFFFFFFFFFF:
+                self._exact_dups += 1
+        if self.counter is None and n_chars > T09_CHARS:
+            self.add(
+                "T09",
+                ln,
+                None,
+                f"{n_chars:,} characters (~{int(n_chars / CHARS_PER_TOKEN):,} tokens, estimated at "
+                f"{CHARS_PER_TOKEN:g} characters per token; no tokenizer loaded).",
+            )
+
+    def _validation_record(self, ln: int, body: bytes) -> None:
+        norm, _ = self._digests(body)
+        seen = self._seen.get(norm)
+        if seen is not None:
+            self._overlap_count += 1
+            if len(self._overlap) < DUPLICATE_LINES_SHOWN:
+                self._overlap.append((seen >> 64, ln))
+
+    # ---- tokens -------------------------------------------------------------------------------------
+    def _on_counted(self, ctx: Any, counts: list[int]) -> None:
+        role_kind, file, ln, kinds, roles = ctx
+        total = self.prefix_n + sum(counts) + self.suffix_n
+        header_a = self.header_n.get("assistant", 0)
+        trainable = 0
+        first_train: int | None = None
+        pos = self.prefix_n
+        short = False
+        for n, kind in zip(counts, kinds, strict=False):
+            if kind:
+                body_n = n - header_a
+                trainable += body_n
+                if first_train is None:
+                    first_train = pos + header_a
+                if body_n < 2 + (1 if self.fmt.footer.get("assistant") else 0):
+                    short = True
+            pos += n
+        if trainable:
+            trainable += self.suffix_n
+        ctx_len = self.profile.context_length
+        if role_kind == "train":
+            st = self.stats
+            st.tokens.append(total)
+            st.assistant.append(trainable)
+            per_role = st.per_role
+            rendered_roles = [r for r in roles if self.fmt.chunk(r, "") is not None]
+            for r, n in zip(rendered_roles, counts, strict=False):
+                per_role[r] = per_role.get(r, 0) + n
+        if total > ctx_len:
+            self.add(
+                "T03",
+                ln,
+                None,
+                f"{total:,} tokens, over the {ctx_len:,}-token context of {self.profile.registry_name}.",
+                file=file,
+            )
+            if first_train is not None and first_train >= ctx_len:
+                self.add(
+                    "T04",
+                    ln,
+                    None,
+                    f"the first assistant turn starts at token {first_train:,}, beyond the {ctx_len:,}-token context.",
+                    file=file,
+                )
+        elif total > self.max_seq_length:
+            self.add(
+                "T05",
+                ln,
+                None,
+                f"{total:,} tokens, over the job's default max_seq_length {self.max_seq_length:,}.",
+                file=file,
+            )
+        if short:
+            self.add("T06", ln, None, "an assistant answer has fewer than 2 tokens.", file=file)
+
+    # ---- end of run ---------------------------------------------------------------------------------
+    def finish_dataset(self, train: _FileState | None, epochs: int, has_validation: bool) -> None:
+        if self.counter is not None:
+            self.counter.flush()
+        if train is None or train.aborted:
+            return
+        self._file = str(train.path)
+        st = self.stats
+        if train.records == 0:
+            what = "0 bytes" if train.size == 0 else "only blank lines"
+            self.add("F03", None, None, f"{train.path.name} is empty ({what}).")
+        elif st.examples < MIN_EXAMPLES:
+            self.add("F09", None, None, f"{st.examples} examples; at least {MIN_EXAMPLES} are required.")
+        elif st.examples < RECOMMENDED_EXAMPLES:
+            self.add("F10", None, None, f"{st.examples} examples; {RECOMMENDED_EXAMPLES}+ are recommended.")
+        if not has_validation:
+            self.add("F12", None, None, "no validation file; validation loss will not be reported.")
+        for dup_lines in list(self._dups.values())[: DEFAULT_STORED_PER_RULE * 5]:
+            shown = ", ".join(str(x) for x in dup_lines[:DUPLICATE_LINES_SHOWN])
+            n = len(dup_lines)
+            more = f" and {n - DUPLICATE_LINES_SHOWN} more" if n > DUPLICATE_LINES_SHOWN else ""
+            self.add("Q01", dup_lines[0], None, f"{n} copies (whitespace-normalised) on lines {shown}{more}.")
+        if st.answers > 1 and st.all_answers_same:
+            self.add("Q02", None, None, f"all {st.answers} assistant answers are identical.")
+        if st.letters and st.upper / st.letters > 1 / 3:
+            self.add("Q03", None, None, f"{st.upper / st.letters:.0%} of assistant letters are upper-case.")
+        if st.answers > 1 and st.examples >= 2:
+            if st.prefix and st.prefix.strip():
+                self.add("Q04", None, None, f"all assistant answers start with {st.prefix[:40]!r}.")
+            if st.suffix and st.suffix.strip():
+                self.add("Q04", None, None, f"all assistant answers end with {st.suffix[-40:]!r}.")
+        if st.no_system_count and not self.fmt.drops_system:
+            lines = ", ".join(str(x) for x in st.no_system)
+            self.add(
+                "C09",
+                st.no_system[0],
+                None,
+                f"{st.no_system_count} of {st.examples} examples have no system message (first lines: {lines}).",
+            )
+        if self._overlap_count:
+            pairs = ", ".join(f"train {a} = validation {b}" for a, b in self._overlap)
+            self.add(
+                "F11", None, None, f"{self._overlap_count} validation examples also in training ({pairs})."
+            )
+        if st.tokens:
+            billed = sum(st.tokens) * epochs
+            self.add(
+                "T08",
+                None,
+                None,
+                f"{billed:,} billed tokens ({sum(st.tokens):,} tokens x {epochs} epoch{'s' if epochs != 1 else ''}).",
+            )
+
+    def stats_dict(self, epochs: int, exact: bool) -> dict[str, Any]:
+        st = self.stats
+        dup_lines = sum(len(v) - 1 for v in self._dups.values())
+        if exact and st.tokens:
+            total, assistant = sum(st.tokens), sum(st.assistant)
+            tokens: dict[str, Any] = {
+                "exact": True,
+                "method": f"{self.fmt.family} chat template + the model tokenizer",
+                "total": total,
+                "assistant": assistant,
+                "per_example": _distribution(st.tokens),
+                "assistant_per_example": _distribution(st.assistant),
+                "per_role": dict(sorted(st.per_role.items())),
+                "billed": total * epochs,
+            }
+        else:
+            est = array("I", (int(c / CHARS_PER_TOKEN) for c in st.chars))
+            total = sum(est)
+            tokens = {
+                "exact": False,
+                "method": f"estimate: content characters / {CHARS_PER_TOKEN:g} (no tokenizer)",
+                "total": total,
+                "assistant": None,
+                "per_example": _distribution(est),
+                "assistant_per_example": None,
+                "per_role": None,
+                "billed": total * epochs,
+            }
+        return {
+            "examples": st.examples,
+            "messages_per_example": _distribution(st.messages),
+            "no_system_share": round(st.no_system_count / st.examples, 4) if st.examples else None,
+            "duplicates": {"examples": dup_lines, "exact": self._exact_dups, "groups": len(self._dups)},
+            "validation_overlap": self._overlap_count,
+            "epochs": epochs,
+            "tokens": tokens,
+        }
+
+
+def resolve_profile(model: str) -> catalog.ModelProfile:
+    """The catalog profile for ``model``; an unknown name is a usage error with a suggestion."""
+    try:
+        return catalog.get_profile(model)
+    except KeyError:
+        names = [p.name for p in catalog.PROFILES]
+        close = difflib.get_close_matches(model.lower(), names, n=1, cutoff=0.5)
+        hint = f"Did you mean '{close[0]}'? " if close else ""
+        raise UsageError(f"unknown model {model!r}.", hint + "Known models: " + ", ".join(names)) from None
+
+
+def validate_dataset(
+    train: Path,
+    validation: Path | None = None,
+    *,
+    model: str = catalog.DEFAULT_MODEL,
+    tokenizer: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    epochs: int = 1,
+    strict: bool = False,
+    count_tokens: bool = True,
+    max_errors: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ValidationReport:
+    """Validate a training file (and optionally a validation file) for fine-tuning ``model``.
+
+    Every rule runs on every line in one streaming pass; all findings are counted (``report.counts``),
+    and the stored ``report.issues`` are capped (``max_errors`` in total, else 200 per rule).
+    ``strict`` promotes warnings to errors. ``count_tokens=False`` skips the tokenizer (token rules are
+    then listed in ``skipped_rules`` and counts are labelled estimates). ``progress(done, total)`` gets
+    byte positions. Raises :class:`~phi3ft.errors.UsageError` for an unknown model or an explicit
+    ``tokenizer`` path that cannot be used; every problem *in the data* is a finding, never an exception.
+    """
+    if epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {epochs}.", "Pass --epochs 1 or more.")
+    profile = resolve_profile(model)
+    fmt = chat_format(profile.template)
+    encoder: Encoder | None = None
+    tok_info: dict[str, Any]
+    skipped: dict[str, str] = {}
+    t07_failures: list[str] = []
+    if count_tokens:
+        try:
+            loaded = load_tokenizer(profile, tokenizer, env)
+        except TokenizerUnavailable as exc:
+            if tokenizer is not None:
+                raise UsageError(
+                    str(exc), "Pass a folder with tokenizer.json (or the .tiktoken rank file)."
+                ) from None
+            tok_info = {"name": None, "reason": str(exc), "exact": False}
+        else:
+            encoder = loaded.encoder
+            tok_info = {
+                "name": encoder.name,
+                "source": encoder.source,
+                "origin": loaded.origin,
+                "exact": True,
+            }
+            t07_failures = self_test(encoder, fmt)
+    else:
+        tok_info = {"name": None, "reason": "token counting disabled (--no-tokens)", "exact": False}
+    v = _Validator(
+        profile=profile,
+        fmt=fmt,
+        encoder=encoder if not t07_failures else None,
+        strict=strict,
+        max_errors=max_errors,
+        progress=progress,
+    )
+    if t07_failures:
+        v.add(
+            "T07",
+            None,
+            None,
+            f"the tokenizer does not encode {', '.join(t07_failures)} as single tokens; counts would be wrong.",
+            file=str(tok_info.get("source")),
+        )
+        tok_info = {**tok_info, "exact": False, "self_test_failed": t07_failures}
+    if v.counter is None:
+        reason = str(tok_info.get("reason") or "tokenizer self-test failed")
+        for rid in TOKEN_RULES:
+            if rid != "T07" or not t07_failures:
+                skipped[rid] = reason
+        if count_tokens and not t07_failures:
+            v._file = str(train)
+            v.add(
+                "T01",
+                None,
+                None,
+                f"token checks skipped: {reason}. Counts below are estimates "
+                f"({CHARS_PER_TOKEN:g} characters per token).",
+            )
+    else:
+        skipped["T09"] = "exact token counts available"
+    states: list[_FileState] = []
+    train_state = v.check_path(train, "train")
+    val_state = v.check_path(validation, "validation") if validation is not None else None
+    v._bytes_total = sum(s.size for s in (train_state, val_state) if s is not None)
+    if train_state is not None:
+        v.scan(train_state)
+        states.append(train_state)
+        if train_state.crlf:
+            v._file = str(train)
+            v.add("F13", None, None, f"{train_state.crlf} lines end in CRLF (accepted).")
+    if val_state is not None:
+        v.scan(val_state)
+        states.append(val_state)
+        if val_state.records == 0 and not val_state.aborted:
+            v.add("F03", None, None, f"{val_state.path.name} is empty.", file=str(val_state.path))
+        if val_state.crlf:
+            v.add(
+                "F13", None, None, f"{val_state.crlf} lines end in CRLF (accepted).", file=str(val_state.path)
+            )
+    v.finish_dataset(train_state, epochs, validation is not None)
+    if progress is not None:
+        progress(v._bytes_total, v._bytes_total)
+    issues = sorted(
+        v.issues,
+        key=lambda i: (i.file != str(train), i.line is not None, i.line or 0, SEVERITY_ORDER[i.severity]),
+    )
+    files = [
+        {
+            "path": str(s.path),
+            "role": s.role,
+            "bytes": s.size,
+            "lines": s.lines,
+            "records": s.records,
+            "blank_lines": s.blank,
+            "crlf_lines": s.crlf,
+            "bom": s.bom,
+            "read": s.aborted is None,
+        }
+        for s in states
+    ]
+    return ValidationReport(
+        valid=v.severity_counts["error"] == 0,
+        model=profile.name,
+        strict=strict,
+        files=files,
+        issues=issues,
+        counts=v.counts,
+        severity_counts=v.severity_counts,
+        stats=v.stats_dict(epochs, v.counter is not None),
+        tokenizer=tok_info,
+        skipped_rules=skipped,
+        issues_truncated=v.truncated,
+    )
