@@ -6,6 +6,20 @@ Importing this package is cheap: torch, transformers and peft are imported only 
 
 from __future__ import annotations
 
-from phi3ft.train.settings import LoraSettings, TrainingSettings
+from typing import TYPE_CHECKING
 
-__all__ = ["LoraSettings", "TrainingSettings"]
+from phi3ft.train.settings import LoraSettings, TrainingSettings
+from phi3ft.train.types import TrainEvent, TrainOptions, TrainResult
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+def run_training(options: TrainOptions, progress: Callable[[TrainEvent], None] | None = None) -> TrainResult:
+    """Run LoRA SFT (see :mod:`phi3ft.train.trainer`); imports torch only now."""
+    from phi3ft.train.trainer import run_training as _run
+
+    return _run(options, progress)
+
+
+__all__ = ["LoraSettings", "TrainEvent", "TrainOptions", "TrainResult", "TrainingSettings", "run_training"]

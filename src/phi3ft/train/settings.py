@@ -54,7 +54,7 @@ class LoraSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     r: int = Field(16, ge=1, le=1024, description="Adapter rank.")
-    alpha: float = Field(32.0, gt=0, description="Scaling numerator: the update is scaled by alpha / r.")
+    alpha: int = Field(32, ge=1, description="Scaling numerator: the update is scaled by alpha / r.")
     dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the adapter input.")
     target_modules: list[str] | None = Field(
         None,

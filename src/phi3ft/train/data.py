@@ -1,0 +1,323 @@
+"""Training data: chat JSONL -> token ids with an assistant-only loss mask -> length-aware batches.
+
+Torch-free (tokenizers + stdlib) so masking and batching are testable and reusable without the
+``train`` extra. The collation to tensors lives in :mod:`phi3ft.train.trainer`.
+
+Masking: the conversation is rendered once with the model family's chat template, recording the
+character span of every assistant turn's *content plus its end-of-turn token*; the string is encoded
+once (as ``apply_chat_template(tokenize=True)`` does, docs/phi-models.md §6) and a token is trainable
+when its first character lies inside such a span. Role tokens strip the whitespace after them, so
+their offsets end past the template's ``\\n`` and never fall inside a content span.
+
+NOTE: the validator's ``phi3ft.data.tokens`` module did not exist when this was written; this
+module uses ``tokenizers.Tokenizer`` directly. Reconcile once both exist.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phi3ft.errors import DataError
+
+IGNORE_INDEX = -100
+
+#: (turn prefix for a role, end-of-turn text, text after the end token, conversation prefix, suffix)
+_TEMPLATES: dict[str, dict[str, Any]] = {
+    # Phi-3-mini-4k (current), Phi-3.5-mini: every role rendered, <|endoftext|> closes a training sample.
+    "phi3": {"turn": "<|{role}|>\n", "end": "<|end|>", "after": "\n", "bos": "", "eos": "<|endoftext|>"},
+    # Original Phi-3-mini / mini-128k (May 2024): <s>, system dropped.
+    "phi3-original": {
+        "turn": "<|{role}|>\n",
+        "end": "<|end|>",
+        "after": "\n",
+        "bos": "<s>",
+        "eos": "",
+        "drop_system": True,
+    },
+    "phi3-medium": {
+        "turn": "<|{role}|>\n",
+        "end": "<|end|>",
+        "after": "\n",
+        "bos": "",
+        "eos": "",
+        "drop_system": True,
+    },
+    "phi4-mini": {"turn": "<|{role}|>", "end": "<|end|>", "after": "", "bos": "", "eos": ""},
+    "phi4": {
+        "turn": "<|im_start|>{role}<|im_sep|>",
+        "end": "<|im_end|>",
+        "after": "",
+        "bos": "",
+        "eos": "",
+    },
+}
+
+SUPPORTED_TEMPLATES = tuple(_TEMPLATES)
+
+
+@dataclass
+class Rendered:
+    """A conversation rendered to text, with the character spans that carry loss."""
+
+    text: str
+    trainable_spans: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class Example:
+    """One tokenized conversation. ``labels[i]`` is ``input_ids[i]`` where it is trained, else -100."""
+
+    input_ids: list[int]
+    labels: list[int]
+    truncated: bool = False
+
+    @property
+    def num_trainable(self) -> int:
+        return sum(1 for label in self.labels if label != IGNORE_INDEX)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def render_conversation(messages: Sequence[dict[str, Any]], template: str) -> Rendered:
+    """Render ``messages`` with a chat-template family (no generation prompt; the training form)."""
+    try:
+        spec = _TEMPLATES[template]
+    except KeyError:
+        raise DataError(
+            f"chat template '{template}' is not supported by the local trainer",
+            f"use one of: {', '.join(SUPPORTED_TEMPLATES)}",
+        ) from None
+    parts: list[str] = [spec["bos"]]
+    pos = len(spec["bos"])
+    spans: list[tuple[int, int]] = []
+    for message in messages:
+        role = message.get("role")
+        if role == "system" and spec.get("drop_system"):
+            continue
+        content = message.get("content")
+        if not isinstance(content, str):
+            content = "" if content is None else str(content)
+        prefix = spec["turn"].format(role=role)
+        parts.append(prefix)
+        pos += len(prefix)
+        start = pos
+        chunk = content + spec["end"]
+        parts.append(chunk)
+        pos += len(chunk)
+        if role == "assistant":
+            spans.append((start, pos))
+        parts.append(spec["after"])
+        pos += len(spec["after"])
+    parts.append(spec["eos"])
+    return Rendered("".join(parts), spans)
+
+
+def load_tokenizer(path: Path) -> Any:
+    """Load a ``tokenizers.Tokenizer`` from ``tokenizer.json`` or a folder holding one (never the hub)."""
+    from tokenizers import Tokenizer
+
+    file = path / "tokenizer.json" if path.is_dir() else path
+    if not file.is_file():
+        raise DataError(
+            f"no tokenizer.json at {path}",
+            "pass training.tokenizer (a tokenizer.json or its folder) or a base_model folder that has one",
+        )
+    return Tokenizer.from_file(str(file))
+
+
+def tokenize_conversation(
+    tokenizer: Any, messages: Sequence[dict[str, Any]], template: str, max_seq_length: int | None = None
+) -> Example:
+    """Token ids and assistant-only labels of one conversation, truncated to ``max_seq_length``."""
+    rendered = render_conversation(messages, template)
+    encoding = tokenizer.encode(rendered.text, add_special_tokens=False)
+    ids: list[int] = list(encoding.ids)
+    labels = [IGNORE_INDEX] * len(ids)
+    spans = rendered.trainable_spans
+    for i, (start, _end) in enumerate(encoding.offsets):
+        if any(lo <= start < hi for lo, hi in spans):
+            labels[i] = ids[i]
+    truncated = False
+    if max_seq_length is not None and len(ids) > max_seq_length:
+        ids, labels, truncated = ids[:max_seq_length], labels[:max_seq_length], True
+    return Example(ids, labels, truncated)
+
+
+def read_conversations(path: Path) -> list[list[dict[str, Any]]]:
+    """Read chat-completion JSONL (``{"messages": [...]}`` per line); blank lines are skipped."""
+    if not path.is_file():
+        raise DataError(
+            f"data file not found: {path}", "check the path (phi3ft validate FILE checks the data)"
+        )
+    conversations: list[list[dict[str, Any]]] = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(
+                    f"{path}:{line_no}: not valid JSON ({exc.msg})", f"run: phi3ft validate {path}"
+                ) from None
+            messages = record.get("messages") if isinstance(record, dict) else None
+            if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+                raise DataError(f"{path}:{line_no}: no 'messages' list", f"run: phi3ft validate {path}")
+            conversations.append(messages)
+    if not conversations:
+        raise DataError(f"{path} holds no conversations", "add at least one line of chat JSONL")
+    return conversations
+
+
+def split_conversations(
+    conversations: list[list[dict[str, Any]]], fraction: float, seed: int
+) -> tuple[list[list[dict[str, Any]]], list[list[dict[str, Any]]]]:
+    """Seeded hold-out: (train, validation); at least one of each when there are two or more."""
+    order = list(range(len(conversations)))
+    random.Random(seed).shuffle(order)
+    held = min(max(1, round(fraction * len(order))), len(order) - 1)
+    held_set = set(order[:held])
+    train = [c for i, c in enumerate(conversations) if i not in held_set]
+    return train, [conversations[i] for i in sorted(held_set)]
+
+
+@dataclass
+class DatasetStats:
+    conversations: int
+    used: int
+    dropped_no_assistant: int
+    truncated: int
+    tokens: int
+    trainable_tokens: int
+    longest: int
+
+
+def build_examples(
+    tokenizer: Any,
+    conversations: Iterable[Sequence[dict[str, Any]]],
+    template: str,
+    max_seq_length: int | None,
+) -> tuple[list[Example], DatasetStats]:
+    """Tokenize every conversation; drop those with no trainable token left after truncation."""
+    examples: list[Example] = []
+    total = dropped = truncated = 0
+    for messages in conversations:
+        total += 1
+        example = tokenize_conversation(tokenizer, messages, template, max_seq_length)
+        if example.num_trainable == 0:
+            dropped += 1
+            continue
+        truncated += example.truncated
+        examples.append(example)
+    stats = DatasetStats(
+        conversations=total,
+        used=len(examples),
+        dropped_no_assistant=dropped,
+        truncated=truncated,
+        tokens=sum(len(e) for e in examples),
+        trainable_tokens=sum(e.num_trainable for e in examples),
+        longest=max((len(e) for e in examples), default=0),
+    )
+    return examples, stats
+
+
+# ---- batching ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One row of a micro-batch: one or more whole conversations laid end to end."""
+
+    members: list[int]  # indices into the example list
+
+
+@dataclass
+class MicroBatch:
+    rows: list[Row]
+
+
+def plan_batches(
+    lengths: Sequence[int],
+    mode: str,
+    *,
+    batch_size: int,
+    max_tokens: int | None,
+    row_length: int,
+    seed: int,
+) -> list[MicroBatch]:
+    """Group examples into micro-batches (a fixed plan; the trainer shuffles its order per epoch).
+
+    - ``packed``: first-fit-decreasing into rows of ``row_length`` tokens, ``batch_size`` rows per batch
+      (or as many rows as ``max_tokens`` allows). No padding inside rows; only the last row of a
+      batch may be shorter.
+    - ``bucketed``: sorted by length, ``batch_size`` conversations per batch (or as many as fit
+      ``max_tokens`` with padding to the longest), so each batch pads to a similar length.
+    - ``padded``: shuffled (seeded) then chunked; the plain Hugging Face behaviour.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[MicroBatch] = []
+    if mode == "packed":
+        rows: list[Row] = []
+        used: list[int] = []
+        for i in order:
+            for r, fill in enumerate(used):
+                if fill + lengths[i] <= row_length:
+                    rows[r].members.append(i)
+                    used[r] += lengths[i]
+                    break
+            else:
+                rows.append(Row([i]))
+                used.append(lengths[i])
+        per_batch = max(1, max_tokens // row_length) if max_tokens else batch_size
+        for start in range(0, len(rows), per_batch):
+            batches.append(MicroBatch(rows[start : start + per_batch]))
+        return batches
+    if mode == "padded":
+        order = list(range(len(lengths)))
+        random.Random(seed).shuffle(order)
+    elif mode != "bucketed":
+        raise ValueError(f"unknown batching mode {mode!r}")
+    current: list[int] = []
+    for i in order:
+        if current:
+            longest = max(lengths[j] for j in [*current, i])
+            too_many = (len(current) + 1) * longest > max_tokens if max_tokens else len(current) >= batch_size
+            if too_many:
+                batches.append(MicroBatch([Row([j]) for j in current]))
+                current = []
+        current.append(i)
+    if current:
+        batches.append(MicroBatch([Row([j]) for j in current]))
+    return batches
+
+
+def epoch_order(num_batches: int, epoch: int, seed: int) -> list[int]:
+    """The micro-batch order of one epoch: a seeded shuffle, identical on resume."""
+    order = list(range(num_batches))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    return order
+
+
+__all__ = [
+    "IGNORE_INDEX",
+    "SUPPORTED_TEMPLATES",
+    "DatasetStats",
+    "Example",
+    "MicroBatch",
+    "Rendered",
+    "Row",
+    "build_examples",
+    "epoch_order",
+    "load_tokenizer",
+    "plan_batches",
+    "read_conversations",
+    "render_conversation",
+    "split_conversations",
+    "tokenize_conversation",
+]

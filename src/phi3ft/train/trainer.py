@@ -1,0 +1,579 @@
+"""The LoRA SFT loop behind ``phi3ft train`` (needs the ``train`` extra: torch, transformers, peft).
+
+A small explicit loop rather than ``transformers.Trainer`` because the speed comes from two things the
+stock Trainer does not do together:
+
+- **Packing with exact attention separation**: conversations are laid end to end in rows whose
+  ``position_ids`` restart at 0 for each conversation and no attention mask is passed; transformers
+  (>= 5) then builds a block-diagonal causal mask from the position ids, so a token never sees a
+  neighbouring conversation (verified by a test: the loss of a packed row equals the sum of the
+  losses of its conversations alone).
+- **Logits only where there is loss**: the hidden states of trainable positions are gathered before
+  ``lm_head``, so the (tokens x 32,064) logits tensor, the biggest activation of a small model, holds
+  assistant tokens only.
+
+Services never print: progress goes to the ``progress`` callback as :class:`TrainEvent` objects.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from phi3ft.errors import ConfigError, Interrupted, PrerequisiteError
+from phi3ft.train.data import (
+    IGNORE_INDEX,
+    DatasetStats,
+    Example,
+    MicroBatch,
+    build_examples,
+    epoch_order,
+    load_tokenizer,
+    plan_batches,
+    read_conversations,
+    split_conversations,
+)
+from phi3ft.train.types import TrainEvent, TrainOptions, TrainResult
+
+ProgressCallback = Callable[[TrainEvent], None]
+
+STATE_FILE = "trainer_state.json"
+
+
+def require_train_extra() -> None:
+    """Fail with one line and the install command when torch/transformers/peft are missing."""
+    missing = []
+    for module in ("torch", "transformers", "peft"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise PrerequisiteError(
+            f"the local trainer needs {', '.join(missing)} (the 'train' extra is not installed)",
+            "pip install 'phi3ft[train]'   (CPU only: pip install torch==2.13.0 first)",
+        )
+
+
+# ---- model / tokenizer resolution -------------------------------------------------------------------
+
+
+def _resolve(options: TrainOptions) -> tuple[Any, str, Path]:
+    """(profile, model source for from_pretrained, tokenizer.json path)."""
+    from phi3ft.catalog import get_profile
+
+    try:
+        profile = get_profile(options.model)
+    except KeyError:
+        raise ConfigError(
+            f"unknown model '{options.model}'", "use a catalog name such as phi-3-mini-4k-instruct"
+        ) from None
+    settings = options.settings
+    source = settings.base_model or profile.hf_repo
+    if settings.tokenizer is not None:
+        tok_path = settings.tokenizer
+    elif Path(source).is_dir():
+        tok_path = Path(source)
+    else:
+        try:
+            from huggingface_hub import hf_hub_download
+
+            tok_path = Path(hf_hub_download(source, "tokenizer.json"))
+        except Exception as exc:  # offline, gated, missing: one line, not a traceback
+            raise PrerequisiteError(
+                f"cannot get tokenizer.json for {source}: {type(exc).__name__}",
+                f"download it first (hf download {source}) or set training.tokenizer / training.base_model",
+            ) from None
+    return profile, source, tok_path
+
+
+def _pick_device(requested: str) -> tuple[Any, bool]:
+    import torch
+
+    if requested == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(requested)
+    return device, device.type == "cuda"
+
+
+def load_lora_model(options: TrainOptions, source: str, device: Any, use_bf16: bool) -> Any:
+    """The base model with LoRA adapters (trainable) on ``device``."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    settings = options.settings
+    dtype = torch.bfloat16 if use_bf16 else torch.float32
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa")
+    except OSError as exc:
+        raise PrerequisiteError(
+            f"cannot load base model {source}: {str(exc).splitlines()[0]}",
+            f"download it first (hf download {source}) or set training.base_model to a local folder",
+        ) from None
+    model.config.use_cache = False
+    lora = LoraConfig(
+        r=settings.lora.r,
+        lora_alpha=settings.lora.alpha,
+        lora_dropout=settings.lora.dropout,
+        target_modules=settings.lora.resolved_target_modules(options.model),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    peft_model = get_peft_model(model, lora)
+    if settings.gradient_checkpointing:
+        peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return peft_model.to(device)
+
+
+# ---- batches -> tensors -----------------------------------------------------------------------------
+
+
+def collate(
+    batch: MicroBatch, examples: list[Example], mode: str, pad_id: int, device: Any
+) -> dict[str, Any]:
+    """Tensors for one micro-batch: input ids, next-token targets (-100 = no loss), position ids/mask.
+
+    Targets are shifted inside each conversation, so packing never asks a conversation to predict
+    its neighbour's first token.
+    """
+    import torch
+
+    rows_ids: list[list[int]] = []
+    rows_tgt: list[list[int]] = []
+    rows_pos: list[list[int]] = []
+    for row in batch.rows:
+        ids: list[int] = []
+        tgt: list[int] = []
+        pos: list[int] = []
+        for index in row.members:
+            example = examples[index]
+            ids += example.input_ids
+            tgt += [*example.labels[1:], IGNORE_INDEX]
+            pos += list(range(len(example)))
+        rows_ids.append(ids)
+        rows_tgt.append(tgt)
+        rows_pos.append(pos)
+    width = max(len(r) for r in rows_ids)
+    mask_rows = []
+    for ids, tgt, pos in zip(rows_ids, rows_tgt, rows_pos, strict=True):
+        pad = width - len(ids)
+        mask_rows.append([1] * len(ids) + [0] * pad)
+        ids += [pad_id] * pad
+        tgt += [IGNORE_INDEX] * pad
+        pos += list(range(pad))  # padding is its own block: restarts at 0, attends only to itself
+    out: dict[str, Any] = {
+        "input_ids": torch.tensor(rows_ids, dtype=torch.long, device=device),
+        "targets": torch.tensor(rows_tgt, dtype=torch.long, device=device),
+        "real_tokens": sum(len(examples[i]) for row in batch.rows for i in row.members),
+    }
+    if mode == "packed":
+        # No attention mask: transformers derives the block-diagonal mask from restarting position ids.
+        out["position_ids"] = torch.tensor(rows_pos, dtype=torch.long, device=device)
+    elif mode == "padded":
+        out["attention_mask"] = torch.tensor(mask_rows, dtype=torch.long, device=device)
+    # "bucketed": right padding under a causal mask never reaches a real token: no mask needed.
+    return out
+
+
+def loss_sum(model: Any, batch: dict[str, Any], use_bf16: bool) -> tuple[Any, int]:
+    """Summed next-token NLL over trainable positions, and how many there were."""
+    import torch
+    import torch.nn.functional as F
+
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = getattr(causal_lm, causal_lm.base_model_prefix)
+    targets = batch["targets"]
+    keep = targets != IGNORE_INDEX
+    with torch.autocast(device_type=targets.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        hidden = decoder(
+            input_ids=batch["input_ids"],
+            attention_mask=batch.get("attention_mask"),
+            position_ids=batch.get("position_ids"),
+            use_cache=False,
+        ).last_hidden_state
+        logits = causal_lm.get_output_embeddings()(hidden[keep])
+    loss = F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+    return loss, int(keep.sum().item())
+
+
+# ---- the run ----------------------------------------------------------------------------------------
+
+
+def run_training(options: TrainOptions, progress: ProgressCallback | None = None) -> TrainResult:
+    """Fine-tune a LoRA adapter on ``options.train_file``; returns where everything was written."""
+    require_train_extra()
+    import torch
+    from transformers import get_scheduler
+
+    emit = progress or (lambda _event: None)
+    settings = options.settings
+    profile, source, tok_path = _resolve(options)
+    tokenizer = load_tokenizer(tok_path)
+    max_len = settings.max_seq_length or profile.context_length
+    train_conversations = read_conversations(options.train_file)
+    val_conversations = (
+        read_conversations(options.validation_file) if options.validation_file is not None else []
+    )
+    if options.validation_file is None and options.validation_fraction and len(train_conversations) > 1:
+        train_conversations, val_conversations = split_conversations(
+            train_conversations, options.validation_fraction, options.validation_seed
+        )
+    train_examples, train_stats = build_examples(tokenizer, train_conversations, profile.template, max_len)
+    if not train_examples:
+        raise ConfigError(
+            f"{options.train_file}: no conversation has an assistant turn to learn from",
+            f"run: phi3ft validate {options.train_file}",
+        )
+    val_examples: list[Example] = []
+    val_stats: DatasetStats | None = None
+    if val_conversations:
+        val_examples, val_stats = build_examples(tokenizer, val_conversations, profile.template, max_len)
+    pad_id = tokenizer.token_to_id("<|endoftext|>")
+    pad_id = 0 if pad_id is None else pad_id
+
+    out_dir = settings.output_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resume_dir = _find_resume_checkpoint(settings.resume, out_dir)
+
+    _seed_everything(settings.seed)
+    device, is_cuda = _pick_device(options.device)
+    use_bf16 = bool(
+        settings.bf16 is True or (settings.bf16 == "auto" and is_cuda and torch.cuda.is_bf16_supported())
+    )
+    if settings.bf16 is True and not is_cuda:
+        use_bf16 = True  # honoured on CPU too when asked explicitly (slow on most CPUs)
+    model = load_lora_model(options, source, device, use_bf16)
+    model.train()
+
+    row_length = min(max_len, train_stats.longest)
+    batches = plan_batches(
+        [len(e) for e in train_examples],
+        settings.batching,
+        batch_size=settings.per_device_batch_size,
+        max_tokens=settings.max_tokens_per_batch,
+        row_length=row_length,
+        seed=settings.seed,
+    )
+    val_batches = plan_batches(
+        [len(e) for e in val_examples],
+        settings.batching,
+        batch_size=settings.per_device_batch_size,
+        max_tokens=settings.max_tokens_per_batch,
+        row_length=min(max_len, max((len(e) for e in val_examples), default=1)),
+        seed=settings.seed,
+    )
+    accum = settings.gradient_accumulation_steps
+    steps_per_epoch = max(1, math.ceil(len(batches) / accum))
+    total_steps = settings.max_steps or max(1, math.ceil(settings.epochs * steps_per_epoch))
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    scheduler = get_scheduler(
+        "cosine" if settings.lr_scheduler == "cosine" else settings.lr_scheduler,
+        optimizer,
+        num_warmup_steps=math.ceil(settings.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
+
+    metrics_path = out_dir / "metrics.jsonl"
+    start_step = 0
+    if resume_dir is not None:
+        start_step = _load_checkpoint(resume_dir, model, optimizer, scheduler)
+        _truncate_metrics(metrics_path, start_step)
+    else:
+        metrics_path.write_text("")
+
+    trainable, total_params = _count_params(model)
+    emit(
+        TrainEvent(
+            kind="start",
+            step=start_step,
+            total_steps=total_steps,
+            message=(
+                f"{train_stats.used} conversations ({train_stats.tokens} tokens, "
+                f"{train_stats.trainable_tokens} trained), {len(batches)} micro-batches "
+                f"({settings.batching}), device {device.type}{' bf16' if use_bf16 else ''}, "
+                f"LoRA {trainable:,} of {total_params:,} parameters"
+                + (f", resumed from {resume_dir.name}" if resume_dir else "")
+            ),
+        )
+    )
+
+    def micro_batch(index: int) -> tuple[int, MicroBatch]:
+        epoch, pos = divmod(index, len(batches))
+        return epoch, batches[epoch_order(len(batches), epoch, settings.seed)[pos]]
+
+    def evaluate() -> tuple[float, float] | None:
+        if not val_batches:
+            return None
+        model.eval()
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for vb in val_batches:
+                tensors = collate(vb, val_examples, settings.batching, pad_id, device)
+                loss, n = loss_sum(model, tensors, use_bf16)
+                total += float(loss.item())
+                count += n
+        model.train()
+        mean = total / max(count, 1)
+        return mean, math.exp(min(mean, 50.0))
+
+    def write_metrics(record: dict[str, Any]) -> None:
+        with metrics_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    tokens_seen = 0
+    started = time.perf_counter()
+    last_train_loss: float | None = None
+    last_eval: tuple[float, float] | None = None
+    step = start_step
+    try:
+        while step < total_steps:
+            first = step * accum
+            chosen = [micro_batch(first + k) for k in range(accum)]
+            epoch_before = chosen[0][0]
+            epoch_after = micro_batch(first + accum)[0]
+            tensors_list = [
+                collate(mb, train_examples, settings.batching, pad_id, device) for _, mb in chosen
+            ]
+            denom = sum(int((t["targets"] != IGNORE_INDEX).sum().item()) for t in tensors_list)
+            step_loss = 0.0
+            for tensors in tensors_list:
+                loss, _n = loss_sum(model, tensors, use_bf16)
+                (loss / denom).backward()
+                step_loss += float(loss.item())
+                tokens_seen += tensors["real_tokens"]
+            grad_norm = None
+            if settings.max_grad_norm is not None:
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm))
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            last_train_loss = step_loss / denom
+            elapsed = time.perf_counter() - started
+            tps = tokens_seen / elapsed if elapsed > 0 else 0.0
+            eta = elapsed / (step - start_step) * (total_steps - step)
+            epoch_float = (first + accum) / len(batches)
+            lr = scheduler.get_last_lr()[0]
+            if step % settings.logging_every_steps == 0 or step == total_steps:
+                write_metrics(
+                    {
+                        "step": step,
+                        "epoch": round(epoch_float, 4),
+                        "train_loss": last_train_loss,
+                        "learning_rate": lr,
+                        "grad_norm": grad_norm,
+                        "tokens_per_s": round(tps, 1),
+                        "tokens_seen": tokens_seen,
+                    }
+                )
+            emit(
+                TrainEvent(
+                    kind="step",
+                    step=step,
+                    total_steps=total_steps,
+                    epoch=epoch_float,
+                    loss=last_train_loss,
+                    learning_rate=lr,
+                    tokens_per_s=tps,
+                    eta_s=eta,
+                )
+            )
+            epoch_ended = epoch_after != epoch_before or step == total_steps
+            if epoch_ended or (settings.eval_every_steps and step % settings.eval_every_steps == 0):
+                evaluation = evaluate()
+                if evaluation is not None:
+                    last_eval = evaluation
+                    write_metrics(
+                        {
+                            "step": step,
+                            "epoch": round(epoch_float, 4),
+                            "eval_loss": evaluation[0],
+                            "eval_perplexity": evaluation[1],
+                        }
+                    )
+                    emit(
+                        TrainEvent(
+                            kind="eval",
+                            step=step,
+                            total_steps=total_steps,
+                            epoch=epoch_float,
+                            eval_loss=evaluation[0],
+                            perplexity=evaluation[1],
+                        )
+                    )
+            if (epoch_ended and step < total_steps) or (
+                settings.save_every_steps and step % settings.save_every_steps == 0
+            ):
+                path = _save_checkpoint(out_dir, step, model, optimizer, scheduler, settings.save_total_limit)
+                emit(TrainEvent(kind="checkpoint", step=step, total_steps=total_steps, path=str(path)))
+    except KeyboardInterrupt:
+        path = _save_checkpoint(out_dir, step, model, optimizer, scheduler, settings.save_total_limit)
+        raise Interrupted(
+            f"training interrupted at step {step}/{total_steps}; checkpoint saved in {path}",
+            "continue with: phi3ft train --resume (same config)",
+        ) from None
+
+    runtime = time.perf_counter() - started
+    adapter_dir = out_dir / "adapter"
+    model.save_pretrained(adapter_dir)
+    _copy_tokenizer(tok_path, adapter_dir)
+    chart = _write_chart(metrics_path, out_dir / "loss.png")
+    merged_dir = None
+    if settings.merge:
+        merged_dir = out_dir / "merged"
+        merged = model.merge_and_unload()
+        merged.save_pretrained(merged_dir)
+        _copy_tokenizer(tok_path, merged_dir)
+    result = TrainResult(
+        output_dir=out_dir,
+        adapter_dir=adapter_dir,
+        merged_dir=merged_dir,
+        metrics_file=metrics_path,
+        chart_file=chart,
+        steps=step,
+        resumed_from_step=start_step if resume_dir else None,
+        train_loss=last_train_loss,
+        eval_loss=last_eval[0] if last_eval else None,
+        eval_perplexity=last_eval[1] if last_eval else None,
+        train_tokens=tokens_seen,
+        tokens_per_s=tokens_seen / runtime if runtime > 0 else 0.0,
+        runtime_s=runtime,
+        peak_memory_bytes=_peak_memory(device),
+        device=device.type,
+        bf16=use_bf16,
+        conversations=train_stats.used,
+        truncated=train_stats.truncated + (val_stats.truncated if val_stats else 0),
+    )
+    emit(TrainEvent(kind="done", step=step, total_steps=total_steps, path=str(adapter_dir)))
+    return result
+
+
+# ---- helpers ----------------------------------------------------------------------------------------
+
+
+def _seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _count_params(model: Any) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())
+
+
+def _peak_memory(device: Any) -> int:
+    import torch
+
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    if sys.platform.startswith("linux"):
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    return 0
+
+
+def _copy_tokenizer(tok_path: Path, dest: Path) -> None:
+    source_dir = tok_path if tok_path.is_dir() else tok_path.parent
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (source_dir / name).is_file():
+            shutil.copy2(source_dir / name, dest / name)
+
+
+def _write_chart(metrics_path: Path, dest: Path) -> Path | None:
+    from phi3ft.train.chart import write_loss_chart
+
+    points = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    try:
+        return write_loss_chart(points, dest, title="phi3ft train: loss")
+    except ImportError:  # matplotlib is optional; metrics.jsonl has the numbers
+        return None
+
+
+def _checkpoints(out_dir: Path) -> list[Path]:
+    found = [p for p in out_dir.glob("checkpoint-*") if (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[1]))
+
+
+def _find_resume_checkpoint(resume: bool | str, out_dir: Path) -> Path | None:
+    if resume is False:
+        return None
+    if resume is True:
+        found = _checkpoints(out_dir)
+        if not found:
+            raise ConfigError(
+                f"--resume: no checkpoint in {out_dir}",
+                "train without --resume, or point training.output_dir at the earlier run",
+            )
+        return found[-1]
+    path = Path(resume)
+    if not (path / STATE_FILE).is_file():
+        raise ConfigError(f"--resume: {path} is not a phi3ft checkpoint (no {STATE_FILE})")
+    return path
+
+
+def _save_checkpoint(out_dir: Path, step: int, model: Any, optimizer: Any, scheduler: Any, keep: int) -> Path:
+    import torch
+
+    path = out_dir / f"checkpoint-{step}"
+    tmp = out_dir / f".tmp-checkpoint-{step}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    torch.save(
+        {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "python_rng": random.getstate(),
+        },
+        tmp / "training_state.pt",
+    )
+    (tmp / STATE_FILE).write_text(json.dumps({"step": step}))
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)  # a checkpoint either exists whole or not at all
+    for old in _checkpoints(out_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def _load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> int:
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = path / "adapter_model.safetensors"
+    set_peft_model_state_dict(model, load_file(str(weights), device=str(next(model.parameters()).device)))
+    state = torch.load(path / "training_state.pt", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    random.setstate(state["python_rng"])
+    return int(json.loads((path / STATE_FILE).read_text())["step"])
+
+
+def _truncate_metrics(metrics_path: Path, step: int) -> None:
+    if not metrics_path.is_file():
+        return
+    kept = [
+        line
+        for line in metrics_path.read_text().splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= step
+    ]
+    metrics_path.write_text("".join(line + "\n" for line in kept))

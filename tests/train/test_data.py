@@ -1,0 +1,132 @@
+"""Assistant-only masking against the template's token spans, and length-aware batching (no torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.train.conftest import TRAIN_FILE
+
+from phi3ft.train.data import (
+    IGNORE_INDEX,
+    build_examples,
+    epoch_order,
+    load_tokenizer,
+    plan_batches,
+    read_conversations,
+    render_conversation,
+    split_conversations,
+    tokenize_conversation,
+)
+
+END, ASSISTANT, USER, SYSTEM, EOT = 32007, 32001, 32010, 32006, 32000
+
+CONVERSATION = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Hello world"},
+    {"role": "assistant", "content": "Hi! How can I help you today?"},
+    {"role": "user", "content": "  Two\nlines "},
+    {"role": "assistant", "content": "\n Sure:\nfirst\nsecond\n"},
+]
+
+
+@pytest.fixture
+def tokenizer(phi3_tokenizer_dir: Path) -> object:
+    return load_tokenizer(phi3_tokenizer_dir)
+
+
+def test_render_matches_phi3_template() -> None:
+    rendered = render_conversation(CONVERSATION[:3], "phi3")
+    assert rendered.text == (
+        "<|system|>\nYou are a helpful assistant.<|end|>\n<|user|>\nHello world<|end|>\n"
+        "<|assistant|>\nHi! How can I help you today?<|end|>\n<|endoftext|>"
+    )
+    ((start, end),) = rendered.trainable_spans
+    assert rendered.text[start:end] == "Hi! How can I help you today?<|end|>"
+
+
+def test_worked_example_count_and_mask(tokenizer: object) -> None:
+    example = tokenize_conversation(tokenizer, CONVERSATION[:3], "phi3")
+    assert len(example) == 24  # docs/phi-models.md §6.7
+    assert example.input_ids[0] == SYSTEM and example.input_ids[-1] == EOT
+
+
+def test_mask_is_exactly_the_assistant_spans(tokenizer: object) -> None:
+    """Trainable tokens = each assistant turn's own tokens (content encoded alone) + its <|end|>."""
+    example = tokenize_conversation(tokenizer, CONVERSATION, "phi3")
+    ids, labels = example.input_ids, example.labels
+    assert all(label in (IGNORE_INDEX, token) for label, token in zip(labels, ids, strict=True))
+    # Walk the template's turns: role token, content tokens, <|end|>.
+    expected: list[int] = []
+    i = 0
+    for message in CONVERSATION:
+        role_token = {"system": SYSTEM, "user": USER, "assistant": ASSISTANT}[message["role"]]
+        assert ids[i] == role_token
+        content = tokenizer.encode(message["content"].lstrip(), add_special_tokens=False).ids  # type: ignore[attr-defined]
+        assert ids[i + 1 : i + 1 + len(content)] == content
+        assert ids[i + 1 + len(content)] == END
+        trainable = message["role"] == "assistant"
+        expected += [IGNORE_INDEX] + [t if trainable else IGNORE_INDEX for t in [*content, END]]
+        i += 2 + len(content)
+    assert ids[i:] == [EOT]
+    expected.append(IGNORE_INDEX)
+    assert labels == expected
+
+
+def test_truncation_and_dropping(tokenizer: object) -> None:
+    conversations = [CONVERSATION, [{"role": "user", "content": "no answer"}]]
+    examples, stats = build_examples(tokenizer, conversations, "phi3", max_seq_length=30)
+    assert stats.conversations == 2 and stats.used == 1 and stats.dropped_no_assistant == 1
+    assert stats.truncated == 1 and len(examples[0]) == 30
+
+
+def test_other_template_families(tokenizer: object) -> None:
+    medium = render_conversation(CONVERSATION[:3], "phi3-medium")
+    assert medium.text.startswith("<|user|>\nHello world") and "<|system|>" not in medium.text
+    phi4 = render_conversation(CONVERSATION[:3], "phi4")
+    ((start, end),) = phi4.trainable_spans
+    assert phi4.text[start:end] == "Hi! How can I help you today?<|im_end|>"
+
+
+@pytest.mark.parametrize("mode", ["packed", "bucketed", "padded"])
+def test_every_example_lands_in_exactly_one_batch(mode: str) -> None:
+    lengths = [5, 90, 17, 64, 3, 100, 41, 41, 8, 77, 12]
+    batches = plan_batches(lengths, mode, batch_size=3, max_tokens=None, row_length=100, seed=1)
+    members = sorted(i for b in batches for row in b.rows for i in row.members)
+    assert members == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch.rows) <= 3
+        for row in batch.rows:
+            assert sum(lengths[i] for i in row.members) <= 100
+
+
+def test_packing_wastes_less_than_padding() -> None:
+    lengths = [5, 90, 17, 64, 3, 100, 41, 41, 8, 77, 12, 30, 22, 9]
+
+    def padded_tokens(mode: str) -> int:
+        total = 0
+        for batch in plan_batches(lengths, mode, batch_size=4, max_tokens=None, row_length=100, seed=3):
+            widths = [sum(lengths[i] for i in row.members) for row in batch.rows]
+            total += max(widths) * len(widths)
+        return total
+
+    assert padded_tokens("packed") < padded_tokens("bucketed") < padded_tokens("padded")
+
+
+def test_token_budget_in_bucketed_mode() -> None:
+    lengths = [10] * 10 + [50] * 4
+    batches = plan_batches(lengths, "bucketed", batch_size=1, max_tokens=100, row_length=50, seed=0)
+    for batch in batches:
+        assert len(batch.rows) * max(lengths[row.members[0]] for row in batch.rows) <= 100
+
+
+def test_epoch_order_is_seeded() -> None:
+    assert epoch_order(10, 0, 1) == epoch_order(10, 0, 1)
+    assert epoch_order(10, 0, 1) != epoch_order(10, 1, 1)
+
+
+def test_split_and_fixture_reading() -> None:
+    conversations = read_conversations(TRAIN_FILE)
+    train, held = split_conversations(conversations, 0.25, seed=5)
+    assert len(held) == 16 and len(train) + len(held) == len(conversations)
+    assert split_conversations(conversations, 0.25, seed=5) == (train, held)
