@@ -96,7 +96,7 @@ def test_resolve_model_without_job(tmp_path: Path) -> None:
 
 
 def test_deploy_creates_waits_and_records(store: StateStore, backend: FakeEndpointBackend) -> None:
-    result, events, clock = _deploy(backend, store)
+    result, events, _clock = _deploy(backend, store)
     assert result.created and result.waited
     assert result.endpoint.provisioning_state == "Succeeded"
     assert result.endpoint.scoring_uri == "https://phi3-ft-ep.eastus2.models.ai.azure.com"
@@ -116,7 +116,7 @@ def test_deploy_creates_waits_and_records(store: StateStore, backend: FakeEndpoi
 
 
 def test_deploy_without_content_safety_warns(store: StateStore, backend: FakeEndpointBackend) -> None:
-    result, events, _ = _deploy(backend, store, content_safety=False, auth_mode="key-and-aad")
+    _result, events, _ = _deploy(backend, store, content_safety=False, auth_mode="key-and-aad")
     assert any(e.kind == "warning" and "Content safety is OFF" in e.message for e in events)
     assert backend.endpoints["phi3-ft-ep"].content_safety == "Disabled"
     assert backend.endpoints["phi3-ft-ep"].auth_mode == "KeyAndAAD"
@@ -131,7 +131,7 @@ def test_deploy_is_idempotent(store: StateStore, backend: FakeEndpointBackend) -
 
 
 def test_deploy_detach_returns_at_once(store: StateStore, backend: FakeEndpointBackend) -> None:
-    result, events, clock = _deploy(backend, store, wait=False)
+    result, _events, clock = _deploy(backend, store, wait=False)
     assert result.endpoint.provisioning_state == "Creating" and not result.waited
     assert clock.slept == []
     assert store.get("endpoint", "phi3-ft-ep") is not None  # recorded before any wait
