@@ -1,9 +1,439 @@
-"""Placeholder: commands land here with their issue."""
+"""``phi3ft submit`` and the job commands: ``watch``, ``status``, ``list``, ``logs``, ``metrics``, ``cancel``.
+
+Thin: parse, open the backend, call one service in ``phi3ft.jobs``, render. Progress goes to stderr;
+with ``--json`` stdout carries exactly one JSON document.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
+from phi3ft.cli.check import AuthOpt
+from phi3ft.cli.context import AppContext
+from phi3ft.cli.options import JsonOpt, YesOpt
+from phi3ft.errors import Interrupted, UsageError
 
+JobArg = Annotated[
+    str | None,
+    typer.Argument(help="Job name; default: the last job submitted from this folder.", show_default=False),
+]
+OptionalConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="job.yaml naming the Azure project; default: the project recorded when the job was submitted.",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+TimeoutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--timeout",
+        help="Stop watching after this long (90s, 15m, 2h); the job keeps running. Default: no limit.",
+        show_default=False,
+    ),
+]
+
+_NEXT = "Follow it: phi3ft watch {n}   Status: phi3ft status {n}   Stop it: phi3ft cancel {n}"
+
+
+# ---- helpers -----------------------------------------------------------------------------------------
+def _store(app_ctx: AppContext) -> Any:
+    from phi3ft.state import StateStore
+
+    return StateStore(app_ctx.state_dir)
+
+
+def _timeout(text: str | None) -> float | None:
+    if text is None:
+        return None
+    from phi3ft.polling import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"--timeout: {exc}", "Use e.g. --timeout 90s, 15m or 2h.") from None
+
+
+def _backend(app_ctx: AppContext, *, config: Path | None, job: str | None, auth: str | None) -> Any:
+    """Backend for a job: from --config, else from the ledger record of ``job`` (or of the last job)."""
+    from phi3ft.connect import AzureTarget, open_backend
+
+    if config is not None:
+        from phi3ft.config import load_job_config
+
+        return open_backend(app_ctx, load_job_config(config, env=app_ctx.env, check_files=False), auth=auth)
+    store = _store(app_ctx)
+    name = job or store.last_job
+    record = store.get("job", name) if name else None
+    if record is None:
+        default = app_ctx.cwd / "job.yaml"
+        if default.is_file():
+            from phi3ft.config import load_job_config
+
+            return open_backend(
+                app_ctx, load_job_config(default, env=app_ctx.env, check_files=False), auth=auth
+            )
+        raise UsageError(
+            f"Job {name!r} was not submitted from this folder, so phi3ft does not know its project."
+            if name
+            else "No job was submitted from this folder, so phi3ft does not know which project to ask.",
+            "Pass --config job.yaml (the file naming the Azure project).",
+        )
+    return open_backend(app_ctx, AzureTarget.from_record(record), auth=auth)
+
+
+def _job_row(job: Any) -> dict[str, Any]:
+    from phi3ft.jobs import job_to_dict
+
+    return job_to_dict(job)
+
+
+def _fmt_elapsed(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def _render_plan(out: Any, plan: dict[str, Any]) -> None:
+    """Compact plan on stderr before the confirmation (``phi3ft plan`` shows every detail)."""
+    out.info("[bold]Plan[/bold]")
+    for action in plan.get("actions") or []:
+        out.info(f"  {action['step']}. {action['summary']}")
+    tokens = plan.get("tokens") or {}
+    if tokens.get("billed") is not None:
+        label = "" if tokens.get("exact") else " (estimate)"
+        out.info(f"  Billed training tokens: {tokens['billed']:,}{label} = {tokens.get('formula')}")
+    cost = plan.get("cost")
+    if cost and cost.get("training") is not None:
+        out.info(f"  Training cost: {cost['training']} {cost.get('currency', '')}")
+    for finding in plan.get("warnings") or []:
+        out.warn(finding["message"])
+
+
+def _watch(app_ctx: AppContext, backend: Any, store: Any, name: str, timeout: float | None) -> Any:
+    """Follow ``name`` with a live line; Ctrl+C detaches (exit 130) and says how to come back."""
+    from phi3ft import jobs as svc
+
+    out = app_ctx.output
+    last_line: list[str] = [""]
+
+    def on_update(update: svc.WatchUpdate) -> None:
+        loss = "  ".join(f"{k} {v:.4f}" for k, v in sorted(update.latest.items()))
+        queued = f"  queued {_fmt_elapsed(update.queued_s)}" if update.queued_s is not None else ""
+        line = f"{update.job.name}: {update.job.status}  elapsed {_fmt_elapsed(update.elapsed_s)}{queued}"
+        if loss:
+            line += f"  {loss}"
+        if update.changed or line != last_line[0]:
+            last_line[0] = line
+            out.info(line)
+
+    try:
+        with out.status(f"Watching {name} (Ctrl+C detaches; the job keeps running)"):
+            return svc.watch(
+                backend,
+                store,
+                name,
+                timeout=timeout,
+                clock=app_ctx.clock,
+                sleep=app_ctx.sleep,
+                on_update=on_update,
+            )
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"Detached from job {name}; it keeps running in Azure.",
+            f"Re-attach: phi3ft watch {name}   Stop it (billing stops): phi3ft cancel {name}",
+        ) from None
+
+
+# ---- commands ----------------------------------------------------------------------------------------
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add submit, watch, status, list, logs, metrics and cancel to the root app."""
+
+    @app.command("submit")
+    def submit(
+        ctx: typer.Context,
+        config: Annotated[
+            Path, typer.Option("--config", "-c", help="Path to job.yaml.", dir_okay=False)
+        ] = Path("job.yaml"),
+        yes: YesOpt = False,
+        detach: Annotated[
+            bool, typer.Option("--detach", help="Return once the job is created; print how to follow it.")
+        ] = False,
+        timeout: TimeoutOpt = None,
+        skip_checks: Annotated[
+            bool, typer.Option("--skip-checks", help="Skip `phi3ft check` (you ran it already).")
+        ] = False,
+        force: Annotated[
+            bool,
+            typer.Option(
+                "--force",
+                help="Submit a new job even if one for this config and data exists and did not fail.",
+            ),
+        ] = False,
+        tokenizer: Annotated[
+            Path | None,
+            typer.Option(
+                "--tokenizer", help="Tokenizer folder/file for exact token counts.", show_default=False
+            ),
+        ] = None,
+        auth: AuthOpt = None,
+        json: JsonOpt = False,
+    ) -> None:
+        """Fine-tune in Azure: validate, check, confirm, ensure hub+project, upload, submit, watch.
+
+        Idempotent and resumable: everything is recorded in ./.phi3ft the moment it exists; re-running
+        after a crash resumes, and re-running for the same config and data re-attaches to the job instead
+        of paying twice (--force submits anew). Exit codes: 3 invalid data, 4 prerequisites, 5 job failed,
+        130 detached with Ctrl+C (the job keeps running).
+        """
+        from phi3ft import jobs as svc
+        from phi3ft.config import load_job_config
+        from phi3ft.connect import open_backend
+
+        app_ctx: AppContext = ctx.obj
+        out = app_ctx.output
+        out.json_mode = json
+        wait = _timeout(timeout)
+        cfg = load_job_config(config, env=app_ctx.env)
+        backend = open_backend(app_ctx, cfg, auth=auth)
+        store = _store(app_ctx)
+
+        def confirm(plan: Any) -> bool:
+            _render_plan(out, plan.to_dict())
+            return bool(out.confirm("Submit this fine-tuning job", assume_yes=yes))
+
+        def on_event(event: svc.SubmitEvent) -> None:
+            if event.kind == "step":
+                out.info(f"[dim]•[/dim] {event.message}")
+            elif event.kind == "done":
+                out.success(event.message)
+            elif event.kind == "warn":
+                out.warn(event.message)
+            else:
+                out.info(event.message)
+
+        options = svc.SubmitOptions(
+            force=force, skip_checks=skip_checks, tokenizer=tokenizer, env=dict(app_ctx.env)
+        )
+        result = svc.run_submit(svc.submit(cfg, backend, store, confirm=confirm, options=options), on_event)
+        job = result.job
+        if detach or job.terminal:
+            final = job
+            if job.terminal and not detach:
+                final = svc.finish(backend, store, job)
+        else:
+            final = _watch(app_ctx, backend, store, job.name, wait)
+        if json:
+            doc = result.to_dict()
+            doc["job"] = _job_row(final)
+            doc["detached"] = detach
+            out.emit_json(doc)
+        if detach:
+            out.info(f"Job {job.name} submitted ({job.status}).")
+            out.hint(_NEXT.format(n=job.name))
+        else:
+            out.success(f"Job {final.name} {final.status}. Output model: {final.output_model_name or '-'}")
+            out.hint("Deploy it: phi3ft deploy")
+
+    @app.command("watch")
+    def watch(
+        ctx: typer.Context,
+        job: JobArg = None,
+        config: OptionalConfigOpt = None,
+        timeout: TimeoutOpt = None,
+        auth: AuthOpt = None,
+        json: JsonOpt = False,
+    ) -> None:
+        """Follow a job until it ends: phase, elapsed, time queued, latest loss.
+
+        Polls fast, then slowly (2 s x5, then 10-60 s), honouring Retry-After. Ctrl+C detaches and the
+        job keeps running. Exit 0 on Completed, 5 on Failed / Canceled / NotResponding.
+        """
+        from phi3ft.jobs import resolve_job_name
+
+        app_ctx: AppContext = ctx.obj
+        app_ctx.output.json_mode = json
+        store = _store(app_ctx)
+        name = resolve_job_name(store, job)
+        backend = _backend(app_ctx, config=config, job=name, auth=auth)
+        final = _watch(app_ctx, backend, store, name, _timeout(timeout))
+        if json:
+            app_ctx.output.emit_json(_job_row(final))
+        app_ctx.output.success(f"Job {final.name} Completed. Output model: {final.output_model_name or '-'}")
+
+    @app.command("status")
+    def status(
+        ctx: typer.Context,
+        job: JobArg = None,
+        config: OptionalConfigOpt = None,
+        auth: AuthOpt = None,
+        json: JsonOpt = False,
+    ) -> None:
+        """Show a job's status once (and the service's error message if it failed)."""
+        from phi3ft import jobs as svc
+
+        app_ctx: AppContext = ctx.obj
+        out = app_ctx.output
+        out.json_mode = json
+        store = _store(app_ctx)
+        name = svc.resolve_job_name(store, job)
+        backend = _backend(app_ctx, config=config, job=name, auth=auth)
+        info = svc.status(backend, store, name)
+        if json:
+            out.emit_json(_job_row(info))
+            return
+        out.print(f"{info.name}: {info.status}")
+        for label, value in (
+            ("created", info.created_at),
+            ("base model", info.model_id),
+            ("output model", info.output_model_name),
+            ("error", info.error),
+            ("studio", info.studio_url),
+        ):
+            if value:
+                out.print(f"  {label}: {value}")
+
+    @app.command("list")
+    def list_(
+        ctx: typer.Context,
+        config: OptionalConfigOpt = None,
+        auth: AuthOpt = None,
+        json: JsonOpt = False,
+    ) -> None:
+        """Fine-tuning jobs in the project, joined with what this folder submitted (LOCAL column)."""
+        from phi3ft import jobs as svc
+
+        app_ctx: AppContext = ctx.obj
+        out = app_ctx.output
+        out.json_mode = json
+        store = _store(app_ctx)
+        backend = _backend(app_ctx, config=config, job=None, auth=auth)
+        rows = svc.list_jobs(backend, store)
+        if json:
+            out.emit_json({"jobs": rows})
+            return
+        if not rows:
+            out.info("No fine-tuning jobs in this project.")
+            return
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False)
+        for col in ("NAME", "STATUS", "CREATED", "OUTPUT MODEL", "LOCAL"):
+            table.add_column(col)
+        for row in rows:
+            table.add_row(
+                row["name"],
+                str(row["status"] or "-"),
+                str(row["created_at"] or "-"),
+                str(row["output_model_name"] or "-"),
+                "yes" if row["local"] else "",
+            )
+        out.print(table)
+
+    @app.command("logs")
+    def logs(
+        ctx: typer.Context,
+        job: JobArg = None,
+        config: OptionalConfigOpt = None,
+        auth: AuthOpt = None,
+        json: JsonOpt = False,
+    ) -> None:
+        """Print the log files run history holds for a job (may be empty while it is queued)."""
+        from phi3ft import jobs as svc
+
+        app_ctx: AppContext = ctx.obj
+        out = app_ctx.output
+        out.json_mode = json
+        store = _store(app_ctx)
+        name = svc.resolve_job_name(store, job)
+        backend = _backend(app_ctx, config=config, job=name, auth=auth)
+        files = list(svc.logs(backend, name))
+        if json:
+            out.emit_json({"job": name, "logs": [{"name": n, "text": t} for n, t in files]})
+            return
+        if not files:
+            out.info(f"No logs for {name} yet.")
+            return
+        for log_name, text in files:
+            out.info(f"[bold]==> {log_name} <==[/bold]")
+            out.stdout.write(text if text.endswith("\n") else text + "\n")
+        out.stdout.flush()
+
+    @app.command("metrics")
+    def metrics(
+        ctx: typer.Context,
+        job: JobArg = None,
+        config: OptionalConfigOpt = None,
+        plot: Annotated[
+            Path | None,
+            typer.Option("--plot", help="Also write a PNG chart of the losses to this file.", dir_okay=False),
+        ] = None,
+        auth: AuthOpt = None,
+        json: JsonOpt = False,
+    ) -> None:
+        """Training and validation loss per step (table, --json, or a --plot PNG)."""
+        from phi3ft import jobs as svc
+
+        app_ctx: AppContext = ctx.obj
+        out = app_ctx.output
+        out.json_mode = json
+        store = _store(app_ctx)
+        name = svc.resolve_job_name(store, job)
+        backend = _backend(app_ctx, config=config, job=name, auth=auth)
+        rows = svc.metrics_table(svc.metrics(backend, name))
+        if plot is not None:
+            from phi3ft.charts import write_metrics_chart
+
+            write_metrics_chart(rows, plot, title=f"{name} loss")
+            out.success(f"Chart written to {plot}")
+        if json:
+            out.emit_json({"job": name, "metrics": rows})
+            return
+        if not rows:
+            out.info(f"No loss metrics for {name} yet.")
+            return
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False)
+        for col in ("STEP", "TRAIN LOSS", "VALIDATION LOSS"):
+            table.add_column(col, justify="right")
+        for row in rows:
+            table.add_row(
+                str(row["step"]),
+                f"{row['train_loss']:.4f}" if "train_loss" in row else "",
+                f"{row['eval_loss']:.4f}" if "eval_loss" in row else "",
+            )
+        out.print(table)
+
+    @app.command("cancel")
+    def cancel(
+        ctx: typer.Context,
+        job: JobArg = None,
+        config: OptionalConfigOpt = None,
+        yes: YesOpt = False,
+        auth: AuthOpt = None,
+        json: JsonOpt = False,
+    ) -> None:
+        """Cancel a running job (billing stops); a job that already ended is left as it is."""
+        from phi3ft import jobs as svc
+
+        app_ctx: AppContext = ctx.obj
+        out = app_ctx.output
+        out.json_mode = json
+        store = _store(app_ctx)
+        name = svc.resolve_job_name(store, job)
+        if job is None and not out.confirm(f"Cancel the last job, {name}?", assume_yes=yes):
+            raise UsageError("Not canceled.")
+        backend = _backend(app_ctx, config=config, job=name, auth=auth)
+        info = svc.cancel(backend, store, name)
+        if json:
+            out.emit_json(_job_row(info))
+            return
+        out.success(f"Job {info.name}: {info.status}")

@@ -28,7 +28,7 @@ def _workspace_from_entity(entity: Any, *, created: bool = False) -> Workspace:
     return Workspace(
         name=entity.name,
         kind=kind,
-        location=str(entity.location or ""),
+        location=str(entity.location or "").replace(" ", "").lower(),
         id=str(entity.id or ""),
         hub_id=getattr(entity, "hub_id", None),
         workspace_id=getattr(entity, "_workspace_id", None),
@@ -106,6 +106,7 @@ class WorkspaceOps:
         *,
         hub: Workspace,
         location: str | None = None,
+        create: bool = True,
         display_name: str | None = None,
         tags: dict[str, str] | None = None,
     ) -> Workspace:
@@ -123,6 +124,11 @@ class WorkspaceOps:
                     f"Pick another azure.project.name, or set azure.hub.name to that hub instead of {hub.name!r}.",
                 )
             return existing
+        if not create:
+            raise PrerequisiteError(
+                f"Project {name!r} does not exist in hub {hub.name!r}.",
+                "Set azure.project.create_if_missing: true in job.yaml, or create the project in the portal.",
+            )
         from azure.ai.ml.entities import Project
 
         project = Project(
