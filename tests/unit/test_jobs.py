@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import TOKENIZERS
+from tests.fakes.jobs import Crash, FakeJobBackend
+from tests.fakes.prereqs import FakePrereqBackend
 
 from phi3ft.backends.base import MetricPoint
 from phi3ft.cli.context import AppContext
 from phi3ft.output import Output
 from phi3ft.state import StateStore
-from tests.conftest import TOKENIZERS
-from tests.fakes.jobs import Crash, FakeJobBackend
-from tests.fakes.prereqs import FakePrereqBackend
 
 PHI4_MINI_TOKENIZER = TOKENIZERS / "phi4-mini"
 
