@@ -122,7 +122,8 @@ def resolve_model(
         raise NotFoundError(
             f"Job {job_name} names no output model.", "Pass the model explicitly: --model NAME:VERSION."
         )
-    return ModelRef(output, "1", job_name, bool(record.get("created_by_phi3ft", bool(record))))
+    version = str(record.get("output_model_version") or "1")
+    return ModelRef(output, version, job_name, bool(record.get("created_by_phi3ft", bool(record))))
 
 
 def default_endpoint_name(model: ModelRef, scope: str = "") -> str:

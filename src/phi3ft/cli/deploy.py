@@ -1,9 +1,630 @@
-"""Placeholder: commands land here with their issue."""
+"""``deploy``, ``keys``, ``invoke``, ``chat``, ``eval``, ``delete``: from fine-tuned model to clean subscription.
+
+Thin: parse, open the backend (job.yaml, else the local ledger), call one service, render. Services live
+in :mod:`phi3ft.deploy`; nothing here imports Azure.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import click
 import typer
+
+from phi3ft.cli.options import JsonOpt, YesOpt
+
+if TYPE_CHECKING:
+    from phi3ft.cli.context import AppContext
+    from phi3ft.state import StateStore
+
+AUTH_CHOICES = ("auto", "cli", "env", "managed-identity", "device-code")
+
+ConfigPathOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="job.yaml naming the Azure project (default: ./job.yaml if present, else the local ledger).",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+AuthOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--auth",
+        click_type=click.Choice(AUTH_CHOICES),
+        help="Credential to use, overriding azure.auth (env = service principal variables only).",
+        show_default=False,
+    ),
+]
+PathOpt = Annotated[
+    str,
+    typer.Option("--path", help="Inference route appended to the scoring URI.", show_default=True),
+]
+AuthHeaderOpt = Annotated[
+    str,
+    typer.Option(
+        "--auth-header",
+        click_type=click.Choice(("bearer", "raw", "api-key")),
+        help="How the key is sent: 'Authorization: Bearer KEY' (default), 'Authorization: KEY', or 'api-key: KEY'.",
+    ),
+]
+
+
+# ---- shared plumbing (no business logic: which settings to read, and from where) ------------------------
+
+
+def _store(app_ctx: AppContext) -> StateStore:
+    from phi3ft.state import StateStore
+
+    store = StateStore(app_ctx.state_dir)
+    for warning in store.warnings:
+        app_ctx.output.warn(warning)
+    return store
+
+
+def _config(app_ctx: AppContext, config: Path | None) -> Any:
+    from phi3ft.config import load_job_config
+
+    path = config or Path("job.yaml")
+    path = path if path.is_absolute() else app_ctx.cwd / path
+    if config is None and not path.exists():
+        return None
+    return load_job_config(path, env=app_ctx.env, check_files=False)
+
+
+def _target_from_ledger(store: StateStore, job: str | None = None, endpoint: str | None = None) -> Any:
+    from phi3ft.connect import AzureTarget
+    from phi3ft.errors import UsageError
+
+    candidates: list[dict[str, Any]] = []
+    if endpoint:
+        rec = store.get("endpoint", endpoint) or {}
+        if rec.get("job"):
+            candidates.append(store.get("job", str(rec["job"])) or {})
+        candidates.append(rec)
+    name = job or store.last_job
+    if name:
+        candidates.append(store.get("job", name) or {})
+    candidates += store.list("job")
+    candidates += [{**r, "project": r.get("project") or r.get("name")} for r in store.list("project")]
+    for rec in candidates:
+        if rec.get("subscription_id") and rec.get("resource_group") and rec.get("project"):
+            return AzureTarget.from_record(rec)
+    raise UsageError(
+        "No job.yaml here and the local ledger does not say which Azure project to use.",
+        "Pass --config job.yaml (or run from the folder where you ran `phi3ft submit`).",
+    )
+
+
+def _open(
+    app_ctx: AppContext,
+    config: Path | None,
+    auth: str | None,
+    *,
+    job: str | None = None,
+    endpoint: str | None = None,
+) -> tuple[Any, StateStore, Any]:
+    from phi3ft.connect import open_backend
+
+    store = _store(app_ctx)
+    cfg = _config(app_ctx, config)
+    target = cfg if cfg is not None else _target_from_ledger(store, job, endpoint)
+    return open_backend(app_ctx, target, auth=auth), store, cfg
+
+
+class _LazyBackend:
+    """Connects on first use: an empty delete plan (a re-run after everything is gone) needs no Azure."""
+
+    def __init__(self, connect: Any) -> None:
+        self._connect = connect
+        self._backend: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._backend is None:
+            self._backend = self._connect()
+        return getattr(self._backend, name)
+
+
+def _chat_client(backend: Any, endpoint: str, path: str, auth_header: str) -> Any:
+    return backend.chat_client(endpoint, path=path, auth_header=auth_header)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add deploy, keys, invoke, chat, eval and delete to the root app."""
+
+    # ---- deploy ----------------------------------------------------------------------------------------
+    @app.command("deploy")
+    def deploy(
+        ctx: typer.Context,
+        job: Annotated[
+            str | None, typer.Argument(help="Fine-tuning job whose model to deploy (default: the last one).")
+        ] = None,
+        model: Annotated[
+            str | None, typer.Option("--model", help="Deploy this model instead: NAME:VERSION.")
+        ] = None,
+        endpoint_name: Annotated[
+            str | None,
+            typer.Option("--endpoint-name", help="Endpoint name, unique in the region (default: derived)."),
+        ] = None,
+        content_safety: Annotated[
+            bool | None,
+            typer.Option(
+                "--content-safety/--no-content-safety",
+                help="Azure AI Content Safety screens prompts and completions (default on; job.yaml "
+                "deploy.content_safety). Turning it off prints a warning.",
+                show_default=False,
+            ),
+        ] = None,
+        detach: Annotated[
+            bool, typer.Option("--detach", help="Return once Azure accepted the endpoint; do not wait.")
+        ] = False,
+        timeout: Annotated[
+            str, typer.Option("--timeout", help="Give up waiting after this long (e.g. 30m, 2h).")
+        ] = "1h",
+        config: ConfigPathOpt = None,
+        auth: AuthOpt = None,
+        json: JsonOpt = False,
+    ) -> None:
+        """Deploy the fine-tuned model as a serverless endpoint, wait until it is ready, print its URI.
+
+        The model comes from JOB (default: the last job the ledger knows) or --model. The endpoint is
+        recorded in the local ledger the moment Azure accepts it, so `phi3ft delete` can remove it; a
+        re-run re-attaches instead of creating a second one. Keys are never printed or stored (see
+        `phi3ft keys`). Exit 0 ready, 1 Azure error or failed provisioning, 4 prerequisite, 130 Ctrl+C
+        (the endpoint keeps provisioning).
+        """
+        from phi3ft.deploy import DeployEvent, default_endpoint_name, deploy_endpoint, resolve_model
+        from phi3ft.errors import Interrupted, UsageError
+        from phi3ft.polling import parse_duration
+
+        app_ctx: AppContext = ctx.obj
+        out = app_ctx.output
+        out.json_mode = json
+        try:
+            seconds = parse_duration(timeout)
+        except ValueError as exc:
+            raise UsageError(f"--timeout: {exc}", "Examples: --timeout 90s, 30m, 2h.") from None
+        backend, store, cfg = _open(app_ctx, config, auth, job=job)
+        ref = resolve_model(store, backend, job=job, model=model)
+        job_record = store.get("job", ref.job) if ref.job else None
+        name = (
+            endpoint_name
+            or (cfg.deploy.endpoint_name if cfg is not None else None)
+            or ((job_record or {}).get("endpoint_name"))
+            or default_endpoint_name(ref, str((job_record or {}).get("project") or ""))
+        )
+        safety = (
+            content_safety if content_safety is not None else (cfg.deploy.content_safety if cfg else True)
+        )
+        auth_mode = str(cfg.deploy.auth_mode) if cfg is not None else "key"
+        ledger = {k: (job_record or {}).get(k) for k in ("project", "subscription_id", "resource_group")}
+
+        def on_event(event: DeployEvent) -> None:
+            if event.kind == "warning":
+                out.warn(event.message)
+            elif event.kind == "ready":
+                out.success(event.message)
+            else:
+                out.info(event.message)
+
+        try:
+            result = deploy_endpoint(
+                backend,
+                store,
+                ref,
+                endpoint_name=name,
+                content_safety=safety,
+                auth_mode=auth_mode,
+                tags={"phi3ft": "1", **({"phi3ft.job": ref.job} if ref.job else {})},
+                wait=not detach,
+                timeout=seconds,
+                clock=app_ctx.clock,
+                sleep=app_ctx.sleep,
+                on_event=on_event,
+                ledger_fields={k: v for k, v in ledger.items() if v},
+            )
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"Stopped waiting; endpoint {name} keeps provisioning in Azure.",
+                f"Re-attach with `phi3ft deploy --endpoint-name {name}`, or remove it with "
+                f"`phi3ft delete --endpoint {name} --yes`.",
+            ) from None
+        if json:
+            out.emit_json(result.to_json())
+            return
+        if result.endpoint.scoring_uri:
+            out.print(result.endpoint.scoring_uri)
+            out.hint(
+                f'Try it: phi3ft invoke {name} "Hello"   Score it: phi3ft eval {name} --data validation.jsonl'
+            )
+        else:
+            out.info(f"Endpoint {name} is {result.endpoint.provisioning_state}.")
+            out.hint(f"Wait for it with `phi3ft deploy --endpoint-name {name}`.")
+
+    # ---- keys ------------------------------------------------------------------------------------------
+    @app.command("keys")
+    def keys(
+        ctx: typer.Context,
+        endpoint: Annotated[str | None, typer.Argument(help="Endpoint (default: the last deployed).")] = None,
+        show: Annotated[
+            bool,
+            typer.Option("--show", help="Print the keys themselves (they grant access: handle with care)."),
+        ] = False,
+        config: ConfigPathOpt = None,
+        auth: AuthOpt = None,
+        json: JsonOpt = False,
+    ) -> None:
+        """Show whether the endpoint has keys; with --show, print them (never stored by phi3ft)."""
+        from phi3ft.deploy import resolve_endpoint_name
+
+        app_ctx: AppContext = ctx.obj
+        out = app_ctx.output
+        out.json_mode = json
+        store = _store(app_ctx)
+        name = resolve_endpoint_name(store, endpoint)
+        backend, _, _ = _open(app_ctx, config, auth, endpoint=name)
+        k = backend.get_endpoint_keys(name)
+
+        def masked(value: str | None) -> str | None:
+            return None if not value else f"hidden ({len(value)} characters; --show prints it)"
+
+        if show:
+            out.warn("Printing endpoint keys: anyone holding them can call (and bill) the endpoint.")
+        data = {
+            "endpoint": name,
+            "primary_key": k.primary if show else masked(k.primary),
+            "secondary_key": k.secondary if show else masked(k.secondary),
+            "shown": show,
+        }
+        if json:
+            out.emit_json(data)
+            return
+        out.print(f"primary:   {data['primary_key']}")
+        out.print(f"secondary: {data['secondary_key']}")
+
+    # ---- invoke ----------------------------------------------------------------------------------------
+    @app.command("invoke")
+    def invoke(
+        ctx: typer.Context,
+        args: Annotated[
+            list[str], typer.Argument(metavar="[ENDPOINT] PROMPT", help="Endpoint (optional) and prompt.")
+        ],
+        system: Annotated[str | None, typer.Option("--system", help="System message.")] = None,
+        max_tokens: Annotated[
+            int, typer.Option("--max-tokens", min=1, help="Longest answer, in tokens.")
+        ] = 256,
+        temperature: Annotated[
+            float | None, typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature.")
+        ] = None,
+        path: PathOpt = "/v1/chat/completions",
+        auth_header: AuthHeaderOpt = "bearer",
+        config: ConfigPathOpt = None,
+        auth: AuthOpt = None,
+        json: JsonOpt = False,
+    ) -> None:
+        """Send one prompt to the endpoint and print the answer (the smoke test)."""
+        from phi3ft import deploy as svc
+        from phi3ft.errors import UsageError
+
+        app_ctx: AppContext = ctx.obj
+        out = app_ctx.output
+        out.json_mode = json
+        if len(args) > 2:
+            raise UsageError(
+                "Too many arguments.", 'Quote the prompt: phi3ft invoke ENDPOINT "your question"'
+            )
+        endpoint, prompt = (args[0], args[1]) if len(args) == 2 else (None, args[0])
+        store = _store(app_ctx)
+        name = svc.resolve_endpoint_name(store, endpoint)
+        backend, _, _ = _open(app_ctx, config, auth, endpoint=name)
+        client = _chat_client(backend, name, path, auth_header)
+        result = svc.invoke(client, prompt, system=system, max_tokens=max_tokens, temperature=temperature)
+        if json:
+            out.emit_json(
+                {
+                    "endpoint": name,
+                    "answer": result.content,
+                    "finish_reason": result.finish_reason,
+                    "prompt_tokens": result.prompt_tokens,
+                    "completion_tokens": result.completion_tokens,
+                    "latency_s": round(result.latency_s, 3),
+                    "retries": result.retries,
+                }
+            )
+            return
+        out.print(result.content, markup=False)
+        out.info(
+            f"[dim]{result.prompt_tokens} prompt + {result.completion_tokens} completion tokens, "
+            f"{result.latency_s:.2f} s[/dim]"
+        )
+
+    # ---- chat ------------------------------------------------------------------------------------------
+    @app.command("chat")
+    def chat(
+        ctx: typer.Context,
+        endpoint: Annotated[str | None, typer.Argument(help="Endpoint (default: the last deployed).")] = None,
+        system: Annotated[str | None, typer.Option("--system", help="System message.")] = None,
+        max_tokens: Annotated[
+            int, typer.Option("--max-tokens", min=1, help="Longest answer, in tokens.")
+        ] = 512,
+        path: PathOpt = "/v1/chat/completions",
+        auth_header: AuthHeaderOpt = "bearer",
+        config: ConfigPathOpt = None,
+        auth: AuthOpt = None,
+    ) -> None:
+        """Talk to the endpoint, keeping the conversation's history. /reset starts over, /exit (or Ctrl+D) ends."""
+        import sys
+
+        from phi3ft import deploy as svc
+        from phi3ft.errors import Phi3ftError
+
+        app_ctx: AppContext = ctx.obj
+        out = app_ctx.output
+        store = _store(app_ctx)
+        name = svc.resolve_endpoint_name(store, endpoint)
+        backend, _, _ = _open(app_ctx, config, auth, endpoint=name)
+        session = svc.ChatSession(
+            _chat_client(backend, name, path, auth_header), system=system, max_tokens=max_tokens
+        )
+        out.info(f"Chatting with {name}. /reset starts over, /exit ends.")
+        while True:
+            if out.interactive:
+                out.err.print("[bold]you>[/bold] ", end="")
+            line = sys.stdin.readline()
+            if not line:
+                break
+            text = line.strip()
+            if not text:
+                continue
+            if text in ("/exit", "/quit"):
+                break
+            if text == "/reset":
+                session.reset()
+                out.info("(conversation reset)")
+                continue
+            try:
+                result = session.send(text)
+            except Phi3ftError as exc:  # one failed turn does not end the conversation
+                out.error(exc.message, exc.hint)
+                continue
+            out.print(result.content, markup=False)
+
+    # ---- eval ------------------------------------------------------------------------------------------
+    @app.command("eval")
+    def eval_(
+        ctx: typer.Context,
+        endpoint: Annotated[str | None, typer.Argument(help="Endpoint (default: the last deployed).")] = None,
+        data: Annotated[
+            Path | None,
+            typer.Option(
+                "--data",
+                help="Chat JSONL to score (default: job.yaml eval.data, else data.validation).",
+                dir_okay=False,
+            ),
+        ] = None,
+        concurrency: Annotated[
+            int | None, typer.Option("--concurrency", min=1, max=64, help="Requests in flight (default 4).")
+        ] = None,
+        max_tokens: Annotated[
+            int | None, typer.Option("--max-tokens", min=1, help="Longest answer (default 256).")
+        ] = None,
+        min_f1: Annotated[
+            float | None,
+            typer.Option(
+                "--min-f1", min=0.0, max=1.0, help="Exit 1 when the mean token F1 is below this (CI gate)."
+            ),
+        ] = None,
+        limit: Annotated[
+            int | None, typer.Option("--limit", min=1, help="Score only the first N examples.")
+        ] = None,
+        logprobs: Annotated[
+            bool,
+            typer.Option(
+                "--logprobs/--no-logprobs",
+                help="Ask for token log-probabilities to compute perplexity (dropped if the endpoint rejects it).",
+            ),
+        ] = True,
+        path: PathOpt = "/v1/chat/completions",
+        auth_header: AuthHeaderOpt = "bearer",
+        config: ConfigPathOpt = None,
+        auth: AuthOpt = None,
+        json: JsonOpt = False,
+    ) -> None:
+        """Score the endpoint on held-out conversations: exact match, token F1, latency p50/p95, errors.
+
+        Each conversation's prompt is every turn before its last assistant turn; that turn is the
+        reference. Answers are compared after SQuAD normalisation (lower case, no punctuation, no
+        articles). 429s are retried honouring Retry-After. Perplexity is reported only when the endpoint
+        returns log-probabilities; otherwise the report says why not. Exit 1 when --min-f1 is not met or no
+        request succeeded.
+        """
+        from phi3ft import deploy as svc
+        from phi3ft.errors import Phi3ftError, UsageError
+
+        app_ctx: AppContext = ctx.obj
+        out = app_ctx.output
+        out.json_mode = json
+        store = _store(app_ctx)
+        name = svc.resolve_endpoint_name(store, endpoint)
+        backend, _, cfg = _open(app_ctx, config, auth, endpoint=name)
+        ecfg = cfg.eval if cfg is not None else None
+        path_data = data or (ecfg.data if ecfg is not None and ecfg.data else None)
+        path_data = path_data or (cfg.data.validation if cfg is not None else None)
+        if path_data is None:
+            raise UsageError("No evaluation data.", "Pass --data validation.jsonl.")
+        path_data = path_data if path_data.is_absolute() else app_ctx.cwd / path_data
+        examples = svc.load_eval_examples(path_data, limit=limit)
+        gate = min_f1
+        if gate is None and ecfg is not None and ecfg.min_f1 is not None:
+            gate = float(ecfg.min_f1)
+        client = _chat_client(backend, name, path, auth_header)
+
+        def on_result(item: Any, done: int, total: int) -> None:
+            if done == total or done % max(1, total // 10) == 0:
+                out.info(f"  {done}/{total} scored")
+
+        out.info(f"Scoring {name} on {len(examples)} conversations from {path_data.name}")
+        report = svc.evaluate(
+            client,
+            examples,
+            endpoint=name,
+            data_name=str(path_data),
+            concurrency=concurrency or (int(ecfg.concurrency) if ecfg is not None else 4),
+            max_tokens=max_tokens or (int(ecfg.max_tokens) if ecfg is not None else 256),
+            logprobs=logprobs,
+            min_f1=gate,
+            clock=app_ctx.clock,
+            on_result=on_result,
+        )
+        if json:
+            out.emit_json(report.to_json())
+        else:
+            _render_eval(out, report)
+        if report.scored == 0:
+            raise Phi3ftError(
+                f"No request succeeded ({report.errors} errors).",
+                "Smoke-test the endpoint with `phi3ft invoke " + name + ' "Hello"` to see the error.',
+            )
+        if not report.passed:
+            raise Phi3ftError(
+                f"F1 {report.f1:.2f} < --min-f1 {gate:.2f}",
+                "Improve the data or hyperparameters and fine-tune again, or lower the gate.",
+            )
+
+    # ---- delete ----------------------------------------------------------------------------------------
+    @app.command("delete")
+    def delete(
+        ctx: typer.Context,
+        job: Annotated[
+            str | None, typer.Argument(help="Job whose resources to delete (default: the last one).")
+        ] = None,
+        endpoint: Annotated[
+            list[str] | None, typer.Option("--endpoint", help="Delete this serverless endpoint (repeatable).")
+        ] = None,
+        model: Annotated[
+            list[str] | None, typer.Option("--model", help="Delete this model, NAME:VERSION (repeatable).")
+        ] = None,
+        data: Annotated[bool, typer.Option("--data", help="Also the uploaded data assets.")] = False,
+        project: Annotated[bool, typer.Option("--project", help="Also the project.")] = False,
+        hub: Annotated[
+            bool, typer.Option("--hub", help="Also the hub (with its storage account and key vault).")
+        ] = False,
+        all_: Annotated[
+            bool, typer.Option("--all", help="Everything phi3ft created, per the local ledger.")
+        ] = False,
+        force: Annotated[
+            bool, typer.Option("--force", help="Also delete named resources phi3ft did not create.")
+        ] = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; delete nothing.")] = False,
+        yes: YesOpt = False,
+        config: ConfigPathOpt = None,
+        auth: AuthOpt = None,
+        json: JsonOpt = False,
+    ) -> None:
+        """Delete in the only order Azure accepts: endpoints, model, data assets, project, hub.
+
+        Without flags: the job's endpoints and its fine-tuned model (what keeps costing money). Only
+        resources phi3ft created (per the local ledger) are deleted unless --force. The model is truly
+        deleted through the REST API (the SDK can only archive it); a model that still has an endpoint is
+        refused until the endpoint goes. Data assets can only be archived; the project delete removes
+        them. Already gone counts as success, so re-running is safe. Prints exactly what was deleted.
+        """
+        from phi3ft import deploy as svc
+        from phi3ft.errors import Phi3ftError
+
+        app_ctx: AppContext = ctx.obj
+        out = app_ctx.output
+        out.json_mode = json
+        from phi3ft.connect import open_backend
+
+        store = _store(app_ctx)
+        cfg = _config(app_ctx, config)
+        backend = _LazyBackend(
+            lambda: open_backend(
+                app_ctx, cfg if cfg is not None else _target_from_ledger(store, job), auth=auth
+            )
+        )
+        selection = svc.DeleteSelection(
+            job=job,
+            endpoints=tuple(endpoint or ()),
+            models=tuple(model or ()),
+            data=data,
+            project=project,
+            hub=hub,
+            all=all_,
+            force=force,
+            project_name=cfg.azure.project.name if cfg is not None and cfg.azure else None,
+            hub_name=cfg.azure.hub.name if cfg is not None and cfg.azure else None,
+        )
+        plan = svc.plan_delete(store, backend, selection)
+        for step in plan.steps:
+            if step.skip_reason:
+                out.info(f"  skip   {step.kind:<8} {step.label}: {step.skip_reason}")
+            else:
+                out.info(f"  {step.action:<6} {step.kind:<8} {step.label}")
+        if dry_run or not plan.actions:
+            if json:
+                out.emit_json({"dry_run": dry_run, "plan": plan.to_json(), "deleted": []})
+            out.info("Dry run: nothing was deleted." if dry_run else "Nothing to delete.")
+            return
+        if not out.confirm(f"Delete {len(plan.actions)} resource(s) listed above?", assume_yes=yes):
+            out.info("Nothing was deleted.")
+            return
+        outcomes: list[Any] = []
+
+        def on_outcome(outcome: Any) -> None:
+            outcomes.append(outcome)
+            if outcome.result != "skipped":
+                out.info(
+                    f"  {outcome.result:<8} {outcome.step.kind:<8} {outcome.step.label}: {outcome.detail}"
+                )
+
+        try:
+            svc.execute_delete(plan, backend, store, on_outcome=on_outcome)
+        except Phi3ftError:
+            _render_deleted(out, outcomes, json)
+            raise
+        _render_deleted(out, outcomes, json)
+
+
+def _render_deleted(out: Any, outcomes: list[Any], json: bool) -> None:
+    gone = [o for o in outcomes if o.result in ("deleted", "archived", "canceled")]
+    if json:
+        out.emit_json(
+            {
+                "dry_run": False,
+                "deleted": [o.to_json() for o in gone],
+                "outcomes": [o.to_json() for o in outcomes],
+            }
+        )
+        return
+    for o in gone:
+        out.print(f"{o.result} {o.step.kind} {o.step.label}")
+    absent = sum(o.result == "absent" for o in outcomes)
+    out.success(f"{len(gone)} deleted" + (f", {absent} already gone" if absent else ""))
+
+
+def _render_eval(out: Any, report: Any) -> None:
+    def fmt(value: float | None, spec: str = ".3f", unit: str = "") -> str:
+        return "n/a" if value is None else f"{value:{spec}}{unit}"
+
+    rows = [
+        ("examples", str(report.examples)),
+        ("scored", str(report.scored)),
+        ("errors", str(report.errors)),
+        ("exact match", fmt(report.exact_match)),
+        ("token F1", fmt(report.f1)),
+        ("latency p50", fmt(report.latency_p50_s, ".2f", " s")),
+        ("latency p95", fmt(report.latency_p95_s, ".2f", " s")),
+        ("429 retries", str(report.retries)),
+        ("perplexity", fmt(report.perplexity, ".2f")),
+    ]
+    for label, value in rows:
+        out.print(f"{label:<12} {value}")
+    out.info(f"perplexity: {report.perplexity_note}")
+    if report.min_f1 is not None:
+        verdict = "pass" if report.passed else "FAIL"
+        out.info(f"gate: F1 {fmt(report.f1, '.2f')} vs --min-f1 {report.min_f1:.2f}: {verdict}")
