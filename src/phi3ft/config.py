@@ -299,9 +299,11 @@ class JobConfig(_Strict):
     def subscription_from_env(self) -> bool:
         return self._env_subscription
 
-    def line_of(self, *path: str | int) -> int | None:
-        """YAML line of a key path (the nearest parent when the key is absent)."""
-        return _nearest_line(self._lines, tuple(path))
+    def line_of(self, *path: str | int, nearest: bool = False) -> int | None:
+        """YAML line of a key path; ``None`` when absent (or the nearest parent's with ``nearest``)."""
+        if nearest:
+            return _nearest_line(self._lines, tuple(path))
+        return self._lines.get(tuple(path))
 
     @property
     def profile(self) -> ModelProfile:
@@ -805,3 +807,95 @@ def job_json_schema() -> dict[str, Any]:
 def job_json_schema_text() -> str:
     """The exact text of ``configs/job.schema.json`` (tests compare it with the committed file)."""
     return json.dumps(job_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------------
+def render_starter_config(
+    profile: ModelProfile,
+    *,
+    schema_ref: str = SCHEMA_ID,
+    train: str = "data/train.jsonl",
+    validation: str = "data/validation.jsonl",
+    project: str = "phi-ft",
+) -> str:
+    """A commented job.yaml for ``profile`` (``phi3ft init`` and the ``configs/`` templates)."""
+    hp = profile.hyperparameters
+    lr = hp.learning_rate
+    lr_range = f" (allowed {lr.describe()})" if lr.min is not None or lr.max is not None else ""
+    location = profile.finetune_regions[0] if profile.finetune_regions else DEFAULT_LOCATION
+    short = profile.name.removesuffix("-instruct")
+    status_note = ""
+    if profile.lifecycle.finetune_retired is not None:
+        status_note = (
+            f"# NOTE: serverless fine-tuning of {profile.registry_name} retired on "
+            f"{profile.lifecycle.finetune_retired.isoformat()} (replacement: {profile.lifecycle.replacement}).\n"
+            "# `phi3ft plan` refuses it with backend: serverless; backend: local or azureml-compute still\n"
+            "# fine-tune the open weights.\n"
+        )
+    elif not profile.serverless_finetune:
+        status_note = (
+            f"# NOTE: {profile.registry_name} is not offered for serverless fine-tuning; use backend: local or\n"
+            "# azureml-compute.\n"
+        )
+    return f"""# yaml-language-server: $schema={schema_ref}
+# phi3ft job: fine-tune {profile.registry_name} ({profile.context_length:,} tokens of context).
+# Check it offline with `phi3ft plan --config <this file>`; every key: `phi3ft schema`.
+{status_note}
+# serverless (Azure pay-as-you-go fine-tuning) | local (this machine's GPU) | azureml-compute (your cluster)
+backend: serverless
+
+azure:
+  # Subscription GUID; ${{VAR}} and ${{VAR:-default}} read the environment.
+  subscription_id: ${{AZURE_SUBSCRIPTION_ID:-00000000-0000-0000-0000-000000000000}}
+  resource_group: rg-{project}
+  # Serverless fine-tuning of Phi models needs a hub in a fine-tuning region ({", ".join(profile.finetune_regions) or "none"}).
+  location: {location}
+  hub:
+    name: hub-{project}
+    create_if_missing: true
+  project:
+    name: {project}
+  auth: auto              # auto | cli | env | managed-identity | device-code
+
+model:
+  name: {profile.name}
+  version: latest         # or a registry version number
+
+task: chat-completion
+
+data:
+  # Chat-completion JSONL: {{"messages": [{{"role": "system"|"user"|"assistant", "content": "..."}}]}}
+  # Relative paths resolve against this file's folder.
+  train: {train}
+  validation: {validation}
+  # Or hold out part of train instead of a validation file:
+  # split: {{fraction: 0.1, seed: 42}}
+
+hyperparameters:         # unset = the model's default; sent as num_train_epochs etc.
+  learning_rate: {lr.default:g}     # default {lr.default:g}{lr_range}
+  epochs: {int(hp.epochs.default)}
+  batch_size: {int(hp.batch_size.default)}
+
+output:
+  model_name: {short}-{project}   # the fine-tuned model's name in the project
+
+deploy:
+  enabled: true
+  # endpoint_name: {short}-{project}   # default: derived from the model and data (unique, stable)
+  content_safety: true    # Azure AI Content Safety filters prompts and completions
+  auth_mode: key
+
+eval:
+  max_tokens: 256
+  concurrency: 4
+  # min_f1: 0.5
+
+# Your prices from the portal's "Pricing and terms" tab; without them the plan shows no cost.
+# pricing:
+#   currency: USD
+#   training_per_1k_tokens: 0.0
+#   hosting_per_hour: 0.0
+
+tags:
+  project: {project}
+"""
