@@ -425,8 +425,12 @@ def register(t: RouteTable, state: State) -> None:
                 ws2.description = param(params, "description") or ""
                 ws2.tags = dict(param(params, "tagValues") or {})
 
-        d["op"] = state.new_operation(f"deployment:{dep_key(p)}", materialise)
+        fast = state.fast_deployments
+        d["op"] = state.new_operation(f"deployment:{dep_key(p)}", materialise, remaining=0 if fast else None)
         state.deployments[dep_key(p)] = d
+        if fast:
+            # terminal in the PUT answer: azure-ai-ml's deployment loop then skips its 5 s sleep
+            return Response(200, dep_body(p, d))
         q = "?api-version=" + (r.api_version or "2020-06-01")
         base = ARM_BASE + dep_body(p, d)["id"]
         return Response(201, dep_body(p, d), {"Azure-AsyncOperation": f"{base}/operationStatuses/{d['op'].id}{q}",
@@ -467,6 +471,8 @@ def register(t: RouteTable, state: State) -> None:
     t.add("deployments.get", "GET", ARM, dep_path, get_deployment)
     t.add("deployments.operation_status", "GET", ARM, dep_path + "/operationStatuses/{op}", dep_status)
     t.add("deployments.operations", "GET", ARM, dep_path + "/operations", dep_operations)
+    # the deployment executor azure-ai-ml vendors lists operations on the provider-less legacy path
+    t.add("deployments.operations", "GET", ARM, RG + "/deployments/{dep}/operations", dep_operations)
 
     # --- workspaces ----------------------------------------------------------------------------
 

@@ -311,12 +311,11 @@ class RegistryModelVersion:
     description: str = ""
 
     def body(self) -> dict[str, Any]:
-        arm = (
-            f"/subscriptions/{REGISTRY_SUBSCRIPTION}/resourceGroups/{REGISTRY_RESOURCE_GROUP}/providers/"
-            f"Microsoft.MachineLearningServices/registries/{self.registry}/models/{self.name}/versions/{self.version}"
-        )
+        # The registry data plane answers with the asset id, not an ARM id: azure-ai-ml parses it with
+        # REGISTRY_VERSION_PATTERN (``^azureml://registries/...``) and rejects an ARM path.
+        asset_id = f"azureml://registries/{self.registry}/models/{self.name}/versions/{self.version}"
         return {
-            "id": arm,
+            "id": asset_id,
             "name": self.version,
             "type": "Microsoft.MachineLearningServices/registries/models/versions",
             "systemData": {"createdAt": self.created, "createdBy": "azureml", "createdByType": "Application",
@@ -350,6 +349,7 @@ class State:
         self.jobs_advance_every = 2  # job reads per status step (ml.jobs.get sends two GETs)
         self.job_step_seconds: float | None = None  # if set: step by elapsed time instead of reads
         self.default_job_script: list[str] = list(DEFAULT_JOB_SCRIPT)
+        self.fast_deployments = True  # ARM deployments answer Succeeded in the PUT (else 201 + async polling)
         self.lro_polls = 1  # polls (or resource reads) an LRO stays InProgress; 1 = done on first poll
         self.provider_register_reads = 1  # provider GETs still answering Registering after register
         self.refuse_hub_delete_with_projects = True
