@@ -15,7 +15,6 @@ through ``on_event``. Nothing here prints.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterable
@@ -653,6 +652,19 @@ def evaluate_model(target: CheckTarget, model_o: Outcome, today: date) -> CheckR
     model: RegistryModel | None = model_o.value
     if model is None:
         what = f"{name} version {version}" if target.model_version else name
+        lc = profile.lifecycle if profile else None
+        retired = (lc.finetune_retired or lc.retired) if lc else None
+        if retired is not None and today >= retired:
+            instead = f"; replacement: {replacement}" if replacement else ""
+            return _result(
+                "model",
+                "fail",
+                f"{what} was not found in the azureml registry: its fine-tuning retired on "
+                f"{retired.isoformat()} (phi3ft catalog, as of {profile.as_of.lifecycle.isoformat()}){instead}"
+                if profile
+                else f"{what} was not found in the azureml registry",
+                use_instead,
+            )
         return _result(
             "model",
             "fail",
@@ -822,10 +834,34 @@ def run_checks(
         if on_event is not None:
             on_event(event)
 
+    pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="phi3ft-check")
+    try:
+        return _run(
+            backend, target, pool, fix=fix, today=today, emit=emit, clock=clock, sleep=sleep, wall=wall
+        )
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _run(
+    backend: Any,
+    target: CheckTarget,
+    pool: ThreadPoolExecutor,
+    *,
+    fix: bool,
+    today: date,
+    emit: Callable[[CheckEvent], None],
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    wall: float,
+) -> CheckReport:
     def done(result: CheckResult) -> CheckResult:
         emit(CheckEvent("result", result.id, result.detail, result))
         return result
 
+    # Building the SDK clients imports azure-ai-ml (~2 s): do it while the credential fetches a token.
+    warm = getattr(backend, "warm_clients", None)
+    warming = pool.submit(Outcome.of, warm) if callable(warm) else None
     emit(CheckEvent("started", "credential", "obtaining a token"))
     try:
         identity: Identity | None = backend.identity()
@@ -838,42 +874,36 @@ def run_checks(
             done(_result(cid, "skip", "needs a working credential (check 1)")) for cid, _ in CHECKS[1:]
         ]
         return CheckReport([credential, *skipped], None, time.monotonic() - wall)
-
-    warm = getattr(backend, "warm_clients", None)
-    if callable(warm):
-        with contextlib.suppress(Phi3ftError):  # the individual reads report it
-            warm()
+    if warming is not None:
+        warming.result()  # errors surface again in the individual reads
     emit(CheckEvent("started", None, "reading subscription, providers, roles, hub, project and model"))
-    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="phi3ft-check") as pool:
-        obs = observe(backend, target, identity, pool)
-        hub_created = _hub_will_be_created(target, obs.hub)
-        providers = evaluate_providers(target, obs.providers, hub_created)
-        fixed: list[str] = []
-        if fix and providers.status in ("fail", "warn"):
-            to_register = [
-                ns
-                for ns, _, _ in REQUIRED_PROVIDERS
-                if isinstance(obs.providers.get(ns, Outcome()).value, ProviderState)
-                and not obs.providers[ns].value.registered
-            ]
-            if to_register:
-                emit(CheckEvent("fix", "providers", f"registering {', '.join(to_register)}"))
-                final = register_providers(
-                    backend, to_register, pool=pool, emit=emit, clock=clock, sleep=sleep
+    obs = observe(backend, target, identity, pool)
+    hub_created = _hub_will_be_created(target, obs.hub)
+    providers = evaluate_providers(target, obs.providers, hub_created)
+    fixed: list[str] = []
+    if fix and providers.status in ("fail", "warn"):
+        to_register = [
+            ns
+            for ns, _, _ in REQUIRED_PROVIDERS
+            if isinstance(obs.providers.get(ns, Outcome()).value, ProviderState)
+            and not obs.providers[ns].value.registered
+        ]
+        if to_register:
+            emit(CheckEvent("fix", "providers", f"registering {', '.join(to_register)}"))
+            final = register_providers(backend, to_register, pool=pool, emit=emit, clock=clock, sleep=sleep)
+            for ns, outcome in final.items():
+                obs.providers[ns] = outcome
+                if isinstance(outcome.value, ProviderState) and outcome.value.registered:
+                    fixed.append(ns)
+            providers = evaluate_providers(target, obs.providers, hub_created, fixed)
+            register_errors = [o.error for ns, o in final.items() if o.error is not None]
+            if register_errors and providers.status != "fail":
+                providers = _result(
+                    "providers",
+                    "fail",
+                    "; ".join(e.message for e in register_errors),
+                    "Ask an Owner to run `az provider register --namespace <ns>` for the namespaces above.",
                 )
-                for ns, outcome in final.items():
-                    obs.providers[ns] = outcome
-                    if isinstance(outcome.value, ProviderState) and outcome.value.registered:
-                        fixed.append(ns)
-                providers = evaluate_providers(target, obs.providers, hub_created, fixed)
-                register_errors = [o.error for ns, o in final.items() if o.error is not None]
-                if register_errors and providers.status != "fail":
-                    providers = _result(
-                        "providers",
-                        "fail",
-                        "; ".join(e.message for e in register_errors),
-                        "Ask an Owner to run `az provider register --namespace <ns>` for the namespaces above.",
-                    )
     results = [
         credential,
         done(evaluate_resource_group(target, obs.resource_group)),

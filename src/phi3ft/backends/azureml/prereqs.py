@@ -246,10 +246,15 @@ class PrereqOps:
 
         def _resolve() -> RegistryModel | None:
             from azure.ai.ml.entities import Model
+            from azure.ai.ml.exceptions import ValidationException
 
             try:
                 if version is None:
-                    entity = reg.models.get(name, label="latest")
+                    try:
+                        entity = reg.models.get(name, label="latest")
+                    except ValidationException:
+                        # "Asset X does not exist in registry azureml": no (active) version to label latest
+                        return None
                     resolved = str(entity.version)
                 else:
                     entity = None
