@@ -11,11 +11,11 @@ import os
 import random
 import tempfile
 from dataclasses import dataclass
-from hashlib import blake2b
 from pathlib import Path
 
 import orjson
 
+from phi3ft.data.validate import normalised_digest
 from phi3ft.errors import DataError, UsageError
 
 
@@ -60,8 +60,7 @@ def _records(path: Path) -> list[tuple[int, bytes]]:
                 raise DataError(
                     f"{path}:{ln} is not a JSON object; refusing to split.", f"Run `phi3ft validate {path}`."
                 )
-            norm = b" ".join(body.replace(b"\\n", b" ").replace(b"\\t", b" ").replace(b"\\r", b" ").split())
-            out.append((ln, blake2b(norm, digest_size=16).digest()))
+            out.append((ln, normalised_digest(body)))
     return out
 
 

@@ -1,0 +1,303 @@
+"""Speed and memory benchmark for ``phi3ft validate`` (a benchmark, not a timed test).
+
+One command: ``python -m benchmarks.validate_bench`` (or ``bash benchmarks/run.sh``). It generates a
+synthetic chat dataset under ``benchmarks/.data/`` (a pool of long system prompts that repeat, 1-4 turns,
+lognormal lengths, several languages and code), then measures on the same file, each step in its own
+process (wall time and peak RSS of that process):
+
+  a   read + parse every line with orjson, nothing else
+  b   tokenizer encodes every rendered example (batched encode_batch_fast)
+  b'  tokenizer encodes each distinct message chunk once and sums the pieces (exact, see tests)
+  c   phi3ft validate with exact tokens
+  d   phi3ft validate --no-tokens
+  e   together.utils.files.check_file (Together SDK 1.x, structural checks) if installed
+
+Options: --size-mb N (default 300), --steps a,b,bp,c,d,e, --regenerate, --out results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DATA = HERE / ".data"
+TOKENIZER = REPO.parent / "shared" / "tokenizers" / "phi3" / "phi-3-mini-4k-instruct"
+MODEL = "phi-3-mini-4k-instruct"
+
+_EN = (
+    "the model data training example answer question system user assistant value result because "
+    "however customer order invoice shipping delivery account password reset please thank you "
+    "function return error message request response server client network latency throughput "
+    "memory storage cluster region deploy endpoint quota budget review summary report"
+).split()
+_DE = (
+    "der die das und nicht mit für auf Bestellung Lieferung Rechnung Kunde bitte danke Frage Antwort".split()
+)
+_FR = "le la les et pas avec pour sur commande livraison facture client merci question réponse".split()
+_ES = "el la los y no con para sobre pedido entrega factura cliente gracias pregunta respuesta".split()
+_RU = "и в не на с что это как для заказ доставка счёт клиент спасибо вопрос ответ".split()
+_ZH = list("的一是不了人我在有他这为之大来以个中上们到说国和地也子时道出而要于就下得可你年生")
+_JA = list("あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわをん")
+_CODE = (
+    "def {f}(x, y):\n    return x + y\n",
+    "for (let i = 0; i < n; i++) {{\n  total += items[i].price;\n}}\n",
+    "SELECT id, name FROM users WHERE created_at > NOW() - INTERVAL '7 days';\n",
+    "```python\nimport json\nwith open(path) as fh:\n    data = json.load(fh)\n```\n",
+    'if err != nil {{\n\treturn fmt.Errorf("read: %w", err)\n}}\n',
+)
+
+
+def _sentence(rng: random.Random, words: int) -> str:
+    lang = rng.random()
+    if lang < 0.6:
+        vocab, sep = _EN, " "
+    elif lang < 0.7:
+        vocab, sep = _DE, " "
+    elif lang < 0.78:
+        vocab, sep = _FR, " "
+    elif lang < 0.84:
+        vocab, sep = _ES, " "
+    elif lang < 0.9:
+        vocab, sep = _RU, " "
+    elif lang < 0.95:
+        vocab, sep = _ZH, ""
+    else:
+        vocab, sep = _JA, ""
+    text = sep.join(rng.choices(vocab, k=words))
+    return text[:1].upper() + text[1:] + ("." if sep else "。")
+
+
+def _text(rng: random.Random, mean_words: float) -> str:
+    n = max(1, int(rng.lognormvariate(math.log(mean_words), 0.8)))
+    parts = []
+    while n > 0:
+        if rng.random() < 0.08:
+            parts.append(rng.choice(_CODE).format(f=f"f{rng.randrange(1000)}"))
+            n -= 12
+        else:
+            k = min(n, rng.randint(6, 24))
+            parts.append(_sentence(rng, k))
+            n -= k
+        if rng.random() < 0.15:
+            parts.append("\n\n")
+    return " ".join(parts).strip()
+
+
+def generate(path: Path, size_mb: int, seed: int = 7) -> None:
+    """Write ~size_mb of chat JSONL (deterministic for a seed)."""
+    import orjson
+
+    rng = random.Random(seed)
+    systems = [_text(rng, 400) for _ in range(40)]  # long prompts, reused across examples
+    stock = [_text(rng, 30) for _ in range(200)]  # stock answers that repeat
+    target = size_mb * 1024 * 1024
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    written = 0
+    with open(tmp, "wb") as f:
+        while written < target:
+            msgs = []
+            if rng.random() < 0.85:
+                msgs.append({"role": "system", "content": rng.choice(systems)})
+            for _ in range(rng.randint(1, 4)):
+                msgs.append({"role": "user", "content": _text(rng, 60)})
+                answer = rng.choice(stock) if rng.random() < 0.1 else _text(rng, 150)
+                msgs.append({"role": "assistant", "content": answer})
+            line = orjson.dumps({"messages": msgs}) + b"\n"
+            f.write(line)
+            written += len(line)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Steps (each runs in a child process: python -m benchmarks.validate_bench --child STEP FILE)
+# ------------------------------------------------------------------------------------------------------
+def _step_a(path: Path) -> dict[str, object]:
+    import orjson
+
+    n = 0
+    with open(path, "rb") as f:
+        for line in f:
+            orjson.loads(line)
+            n += 1
+    return {"lines": n}
+
+
+def _iter_messages(path: Path):  # type: ignore[no-untyped-def]
+    import orjson
+
+    with open(path, "rb") as f:
+        for line in f:
+            yield orjson.loads(line)["messages"]
+
+
+def _step_b(path: Path) -> dict[str, object]:
+    from phi3ft.catalog import get_profile
+    from phi3ft.data.tokens import chat_format, load_tokenizer
+
+    enc = load_tokenizer(get_profile(MODEL), TOKENIZER).encoder
+    fmt = chat_format(get_profile(MODEL).template)
+    total = 0
+    batch: list[str] = []
+    for msgs in _iter_messages(path):
+        batch.append(fmt.render(msgs))
+        if len(batch) >= 512:
+            total += sum(enc.count_batch(batch))
+            batch = []
+    if batch:
+        total += sum(enc.count_batch(batch))
+    return {"tokens": total}
+
+
+def _step_bp(path: Path) -> dict[str, object]:
+    from phi3ft.catalog import get_profile
+    from phi3ft.data.counting import ChunkCounter, constant_counts
+    from phi3ft.data.tokens import chat_format, load_tokenizer
+
+    enc = load_tokenizer(get_profile(MODEL), TOKENIZER).encoder
+    fmt = chat_format(get_profile(MODEL).template)
+    prefix, suffix, _ = constant_counts(fmt, enc)
+    totals = [0]
+
+    def done(_ctx: object, counts: list[int]) -> None:
+        totals[0] += prefix + sum(counts) + suffix
+
+    counter = ChunkCounter(enc, done)
+    for msgs in _iter_messages(path):
+        counter.submit(None, [t for _, t in fmt.chunks(msgs)])
+    counter.flush()
+    return {"tokens": totals[0], "distinct_chunks": counter.encoded_chunks, "chunks": counter.seen_chunks}
+
+
+def _cli(path: Path, *extra: str) -> dict[str, object]:
+    from phi3ft.cli.app import main
+
+    out = HERE / ".data" / "validate-report.json"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    saved = os.dup(1)
+    os.dup2(fd, 1)
+    try:
+        rc = main(["validate", str(path), "--model", MODEL, "--format", "json", *extra])
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(fd)
+    report = json.loads(out.read_text())
+    return {
+        "exit": rc,
+        "tokens": report["stats"]["tokens"]["total"],
+        "exact": report["stats"]["tokens"]["exact"],
+    }
+
+
+def _step_c(path: Path) -> dict[str, object]:
+    return _cli(path, "--tokenizer", str(TOKENIZER))
+
+
+def _step_d(path: Path) -> dict[str, object]:
+    return _cli(path, "--no-tokens")
+
+
+def _step_e(path: Path) -> dict[str, object]:
+    try:
+        from together.utils.files import check_file
+    except ImportError:
+        return {"skipped": "together<2 not installed (pip install 'together<2')"}
+    report = check_file(str(path))
+    return {"is_check_passed": report.get("is_check_passed"), "num_samples": report.get("num_samples")}
+
+
+STEPS = {"a": _step_a, "b": _step_b, "bp": _step_bp, "c": _step_c, "d": _step_d, "e": _step_e}
+LABELS = {
+    "a": "(a) read + orjson parse only",
+    "b": "(b) tokenizer on every rendered example",
+    "bp": "(b') tokenizer on distinct chunks, summed",
+    "c": "(c) phi3ft validate (exact tokens)",
+    "d": "(d) phi3ft validate --no-tokens",
+    "e": "(e) together check_file (1.x)",
+}
+
+
+def _child(step: str, path: Path) -> None:
+    t0 = time.perf_counter()
+    result = STEPS[step](path)
+    seconds = time.perf_counter() - t0
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        "BENCH " + json.dumps({"step": step, "seconds": round(seconds, 2), "rss_mb": round(rss_mb), **result})
+    )
+
+
+def run_step(step: str, path: Path) -> dict[str, object]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]), "HF_HUB_OFFLINE": "1"}
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.validate_bench", "--child", step, str(path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - t0
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH "):
+            data: dict[str, object] = json.loads(line[6:])
+            data["wall_s"] = round(wall, 2)  # includes interpreter start and imports
+            return data
+    return {"step": step, "error": (proc.stderr or proc.stdout)[-500:]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size-mb", type=int, default=300)
+    parser.add_argument("--steps", default="a,b,bp,c,d,e")
+    parser.add_argument("--regenerate", action="store_true")
+    parser.add_argument("--file", type=Path, help="benchmark this file instead of the generated one")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--child", nargs=2, metavar=("STEP", "FILE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child[0], Path(args.child[1]))
+        return 0
+    path = args.file or DATA / f"synthetic-{args.size_mb}mb.jsonl"
+    if args.file is None and (args.regenerate or not path.exists()):
+        print(f"generating {path} ...", file=sys.stderr)
+        t0 = time.perf_counter()
+        generate(path, args.size_mb)
+        print(f"  {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    size_mb = path.stat().st_size / 2**20
+    print(f"file: {path} ({size_mb:,.0f} MB), model {MODEL}, {os.cpu_count()} CPUs", file=sys.stderr)
+    results = {}
+    for step in args.steps.split(","):
+        print(f"running {LABELS[step]} ...", file=sys.stderr)
+        results[step] = run_step(step, path)
+        print("  " + json.dumps(results[step]), file=sys.stderr)
+    print(f"\n| step | seconds (in process) | wall s (incl. start) | MB/s | peak RSS MB | notes |")
+    print("|---|---:|---:|---:|---:|---|")
+    for step, r in results.items():
+        secs = r.get("seconds")
+        mbps = f"{size_mb / float(secs):.0f}" if isinstance(secs, (int, float)) and secs else "-"
+        notes = {k: v for k, v in r.items() if k not in ("step", "seconds", "wall_s", "rss_mb")}
+        print(
+            f"| {LABELS[step]} | {secs} | {r.get('wall_s')} | {mbps} | {r.get('rss_mb')} | {json.dumps(notes)} |"
+        )
+    if args.out:
+        args.out.write_text(json.dumps({"file_mb": size_mb, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
