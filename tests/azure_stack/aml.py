@@ -188,7 +188,7 @@ def register(t: RouteTable, state: State) -> None:
                     "isArchived": False,
                     "isAnonymous": False,
                     **(
-                        {"modelType": "custom_model", "flavors": None, "provisioningState": "Succeeded"}
+                        {"modelType": "custom_model", "flavors": {}, "provisioningState": "Succeeded"}
                         if kind != "data"
                         else {}
                     ),

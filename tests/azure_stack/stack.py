@@ -160,8 +160,6 @@ class AzureStack:
                                        key=self.certs.leaf_key_pem, ca=self.certs.ca_pem, workdir=self.workdir)  # fmt: skip
                 self.azurite.start()
                 self.state.azurite = self.azurite
-                for acct in STORAGE_POOL:
-                    self.azurite.ensure_container(acct, "azureml")
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(self.certs.leaf_pem, self.certs.leaf_key_pem)
             self._server = FakeHttpsServer(ctx, self.dispatch)

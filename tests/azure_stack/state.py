@@ -669,7 +669,7 @@ class State:
                 "properties": {},
                 "isArchived": False,
                 "isAnonymous": False,
-                "flavors": None,
+                "flavors": {},
                 "modelType": "custom_model",
                 "provisioningState": "Succeeded",
                 **props,
