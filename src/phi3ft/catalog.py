@@ -392,11 +392,17 @@ def all_names() -> list[str]:
 def suggest(name: str, n: int = 1) -> list[str]:
     """Closest catalog keys to a misspelled model name."""
     key = name.strip().lower()
-    keys = [p.name for p in PROFILES]
-    close = difflib.get_close_matches(key, keys, n=n, cutoff=0.5)
+    spellings: dict[str, str] = {}
+    for profile in PROFILES:
+        for spelling in (profile.name, *profile.aliases, profile.registry_name.lower()):
+            spellings.setdefault(spelling, profile.name)
+    close: list[str] = []
+    for match in difflib.get_close_matches(key, list(spellings), n=len(spellings), cutoff=0.5):
+        if spellings[match] not in close:
+            close.append(spellings[match])
     if not close:
-        close = [k for k in keys if key and (key in k or k in key)][:n]
-    return close
+        close = [p.name for p in PROFILES if key and (key in p.name or p.name in key)]
+    return close[:n]
 
 
 def lifecycle_status(profile: ModelProfile, today: date) -> LifecycleStatus:

@@ -240,7 +240,7 @@ class EvalConfig(_Strict):
     data: Path | None = Field(None, description="Examples to score (default: the validation data).")
     max_tokens: Int = Field(256, ge=1, le=32768)
     concurrency: Int = Field(4, ge=1, le=64)
-    min_f1: Num | None = Field(None, ge=0, le=1, description="Fail (exit 5) below this token F1.")
+    min_f1: Num | None = Field(None, ge=0, le=1, description="Fail the eval gate below this token F1 (0-1).")
 
     @field_validator("data", mode="before")
     @classmethod
@@ -823,7 +823,7 @@ def render_starter_config(
     lr = hp.learning_rate
     lr_range = f" (allowed {lr.describe()})" if lr.min is not None or lr.max is not None else ""
     location = profile.finetune_regions[0] if profile.finetune_regions else DEFAULT_LOCATION
-    short = profile.name.removesuffix("-instruct")
+    short = _slug(profile.name.removesuffix("-instruct").replace(".", ""), 40)
     status_note = ""
     if profile.lifecycle.finetune_retired is not None:
         status_note = (
@@ -872,16 +872,16 @@ data:
   # split: {{fraction: 0.1, seed: 42}}
 
 hyperparameters:         # unset = the model's default; sent as num_train_epochs etc.
-  learning_rate: {lr.default:g}     # default {lr.default:g}{lr_range}
+  learning_rate: {lr.default:.1e}   # default {lr.default:g}{lr_range}
   epochs: {int(hp.epochs.default)}
   batch_size: {int(hp.batch_size.default)}
 
 output:
-  model_name: {short}-{project}   # the fine-tuned model's name in the project
+  model_name: {short}-ft   # the fine-tuned model's name in the project
 
 deploy:
   enabled: true
-  # endpoint_name: {short}-{project}   # default: derived from the model and data (unique, stable)
+  # endpoint_name: {short}-ft   # default: derived from the model and data (unique in the region, stable)
   content_safety: true    # Azure AI Content Safety filters prompts and completions
   auth_mode: key
 
