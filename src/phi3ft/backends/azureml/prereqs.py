@@ -19,7 +19,7 @@ from typing import Any
 
 from phi3ft.backends.azureml._core import AzureSession, call, error_code, translate_errors
 from phi3ft.backends.base import Identity, RegistryModel, Workspace
-from phi3ft.errors import NotFoundError, PrerequisiteError
+from phi3ft.errors import AzureError, NotFoundError, PrerequisiteError
 
 #: Role definition GUIDs (the same in every subscription). Compare GUIDs, never display names.
 AZURE_AI_DEVELOPER = "64702f94-c441-49e6-a78b-ef80e0188fee"
@@ -250,11 +250,15 @@ class PrereqOps:
 
             try:
                 if version is None:
+                    # The private helper is the list half of ``get(label="latest")``; the public call would
+                    # GET the version a second time, which ``_get`` below does anyway.
+                    latest = getattr(reg.models, "_get_latest_version", None)
                     try:
-                        entity = reg.models.get(name, label="latest")
-                    except ValidationException:
-                        # "Asset X does not exist in registry azureml": no (active) version to label latest
-                        return None
+                        entity = latest(name) if latest else reg.models.get(name, label="latest")
+                    except ValidationException as exc:
+                        if "does not exist" in str(exc):
+                            return None  # no (active) version to call latest
+                        raise AzureError(f"Could not resolve {name} in the azureml registry: {exc}") from None
                     resolved = str(entity.version)
                 else:
                     entity = None
