@@ -67,7 +67,12 @@ def models_cmd(ctx: typer.Context, json: JsonOpt = False) -> None:
             status,
             str(lifecycle.get("replacement") or "-"),
         )
-    out.print(table)
+    if out.console.is_terminal:
+        out.print(table)
+    else:  # piped: no terminal width to fit, so print whole rows instead of folding names at 80 columns
+        from rich.console import Console
+
+        Console(file=out.stdout, width=160, no_color=True, highlight=False).print(table)
     out.hint("Details per model (ranges, deploy regions, as-of dates): phi3ft models --json")
 
 
