@@ -34,18 +34,13 @@ DATA = HERE / ".data"
 TOKENIZER = REPO.parent / "shared" / "tokenizers" / "phi3" / "phi-3-mini-4k-instruct"
 MODEL = "phi-3-mini-4k-instruct"
 
-_EN = (
-    "the model data training example answer question system user assistant value result because "
-    "however customer order invoice shipping delivery account password reset please thank you "
-    "function return error message request response server client network latency throughput "
-    "memory storage cluster region deploy endpoint quota budget review summary report"
-).split()
+_EN = ["the", "model", "data", "training", "example", "answer", "question", "system", "user", "assistant", "value", "result", "because", "however", "customer", "order", "invoice", "shipping", "delivery", "account", "password", "reset", "please", "thank", "you", "function", "return", "error", "message", "request", "response", "server", "client", "network", "latency", "throughput", "memory", "storage", "cluster", "region", "deploy", "endpoint", "quota", "budget", "review", "summary", "report"]
 _DE = (
-    "der die das und nicht mit für auf Bestellung Lieferung Rechnung Kunde bitte danke Frage Antwort".split()
+    ["der", "die", "das", "und", "nicht", "mit", "für", "auf", "Bestellung", "Lieferung", "Rechnung", "Kunde", "bitte", "danke", "Frage", "Antwort"]
 )
-_FR = "le la les et pas avec pour sur commande livraison facture client merci question réponse".split()
-_ES = "el la los y no con para sobre pedido entrega factura cliente gracias pregunta respuesta".split()
-_RU = "и в не на с что это как для заказ доставка счёт клиент спасибо вопрос ответ".split()
+_FR = ["le", "la", "les", "et", "pas", "avec", "pour", "sur", "commande", "livraison", "facture", "client", "merci", "question", "réponse"]
+_ES = ["el", "la", "los", "y", "no", "con", "para", "sobre", "pedido", "entrega", "factura", "cliente", "gracias", "pregunta", "respuesta"]
+_RU = ["и", "в", "не", "на", "с", "что", "это", "как", "для", "заказ", "доставка", "счёт", "клиент", "спасибо", "вопрос", "ответ"]
 _ZH = list("的一是不了人我在有他这为之大来以个中上们到说国和地也子时道出而要于就下得可你年生")
 _JA = list("あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわをん")
 _CODE = (
@@ -285,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"running {LABELS[step]} ...", file=sys.stderr)
         results[step] = run_step(step, path)
         print("  " + json.dumps(results[step]), file=sys.stderr)
-    print(f"\n| step | seconds (in process) | wall s (incl. start) | MB/s | peak RSS MB | notes |")
+    print("\n| step | seconds (in process) | wall s (incl. start) | MB/s | peak RSS MB | notes |")
     print("|---|---:|---:|---:|---:|---|")
     for step, r in results.items():
         secs = r.get("seconds")

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+from tests.unit.test_data_rules import base, good
 
 from phi3ft.data.validate import validate_dataset
-from tests.unit.test_data_rules import base, good
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "data"
 

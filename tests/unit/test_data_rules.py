@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import PHI3_TOKENIZER_DIR, TOKENIZERS
 
 from phi3ft.data.rules import RULES
 from phi3ft.data.validate import validate_dataset
-from tests.conftest import PHI3_TOKENIZER_DIR, TOKENIZERS
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "data"
 MINI = "phi-3-mini-4k-instruct"

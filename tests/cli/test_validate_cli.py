@@ -1,0 +1,83 @@
+"""phi3ft validate / split through the real Typer app: exit codes, JSON schema, github annotations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import PHI3_TOKENIZER_DIR
+from tests.unit.test_data_rules import base, good
+
+FIX = Path(__file__).resolve().parent.parent / "fixtures" / "data"
+GOOD = str(FIX / "valid_100.jsonl")
+MODEL = ["--model", "phi-3-mini-4k-instruct"]
+
+
+def test_valid_file_exits_0_with_text_report(run_cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = run_cli("validate", GOOD, *MODEL, "--tokenizer", str(PHI3_TOKENIZER_DIR))
+    assert code == 0
+    assert "VALID" in out and "Statistics" in out and "tokens / example" in out
+
+
+def test_json_schema(run_cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = run_cli(
+        "validate", GOOD, *MODEL, "--tokenizer", str(PHI3_TOKENIZER_DIR), "--format", "json", "--epochs", "2"
+    )
+    assert code == 0
+    d = json.loads(out)
+    assert d["valid"] is True and d["schema_version"] == 1
+    assert set(d) >= {"valid", "issues", "stats", "tokenizer", "summary", "files", "skipped_rules", "model"}
+    t = d["stats"]["tokens"]
+    assert d["stats"]["examples"] == 120 and t["exact"] is True
+    assert set(t["per_example"]) >= {"min", "p50", "p90", "p99", "max"} and t["total"] > t["assistant"] > 0
+    assert t["billed"] == 2 * t["total"]
+    for issue in d["issues"]:
+        assert set(issue) == {"rule", "severity", "file", "line", "path", "message", "hint"}
+        assert issue["severity"] in {"error", "warning", "info"}
+
+
+def test_invalid_exits_3_and_counts_all(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "bad.jsonl"
+    p.write_text("".join(x + "\n" for x in [*base(), *(["[1]"] * 80)]), encoding="utf-8")
+    code, out, _ = run_cli("validate", str(p), *MODEL, "--no-tokens", "--format", "json", "--max-errors", "3")
+    assert code == 3
+    d = json.loads(out)
+    assert d["valid"] is False and d["summary"]["by_rule"]["L02"] == 80
+    code, out, _ = run_cli("validate", str(p), *MODEL, "--no-tokens", "--max-errors", "3")
+    assert code == 3 and "more errors/warnings not shown" in out
+
+
+def test_strict_and_warnings(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "w.jsonl"
+    p.write_text("".join(x + "\n" for x in [*base(), good(5)]), encoding="utf-8")  # a duplicate: warning
+    assert run_cli("validate", str(p), *MODEL, "--no-tokens")[0] == 0
+    assert run_cli("validate", str(p), *MODEL, "--no-tokens", "--strict")[0] == 3
+
+
+def test_github_annotations(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "g.jsonl"
+    p.write_text("".join(x + "\n" for x in [*base(), "[1]"]), encoding="utf-8")
+    code, out, _ = run_cli("validate", str(p), *MODEL, "--no-tokens", "--format", "github")
+    assert code == 3
+    assert f"::error file={p},line=121,title=L02 line is a JSON object::" in out
+
+
+def test_usage_errors_exit_2(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert run_cli("validate", GOOD, "--model", "phi-9")[0] == 2
+    assert run_cli("validate", GOOD, "--format", "xml")[0] == 2
+    assert run_cli("validate", GOOD, *MODEL, "--tokenizer", str(tmp_path / "none"))[0] == 2
+    assert run_cli("validate")[0] == 2
+
+
+def test_missing_file_exits_3_never_passes(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = run_cli(
+        "validate", str(tmp_path / "missing.jsonl"), *MODEL, "--no-tokens", "--format", "json"
+    )
+    assert code == 3 and json.loads(out)["issues"][0]["rule"] == "F01"
+
+
+def test_no_tokenizer_says_estimates(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = run_cli(
+        "validate", GOOD, *MODEL, env={"HF_HOME": str(tmp_path), "PHI3FT_TOKENIZER_DIR": ""}
+    )
+    assert code == 0 and "ESTIMATES" in out and "T01" in out
