@@ -21,6 +21,7 @@ from typing import Any, Literal
 from phi3ft import catalog
 from phi3ft.config import (
     JobConfig,
+    SplitConfig,
     derived_names,
     file_sha256,
     resolved_hyperparameters,
@@ -160,6 +161,19 @@ def split_asset_refs(train: Path, train_sha: str, fraction: float, seed: int) ->
 ValidateFn = Callable[..., Any]
 
 
+def effective_split(cfg: JobConfig) -> SplitConfig | None:
+    """The split submit will make: the configured one, or the default when Azure would get no validation file.
+
+    Serverless submit always sends validation data, so without ``data.validation`` it holds out
+    ``SplitConfig()`` (10 %, seed 42) of train; trainer backends split on their own.
+    """
+    if cfg.data.split is not None:
+        return cfg.data.split
+    if cfg.data.validation is None and cfg.backend == "serverless":
+        return SplitConfig()
+    return None
+
+
 def _default_validate() -> ValidateFn:
     from phi3ft.data.validate import validate_dataset
 
@@ -252,7 +266,18 @@ def build_plan(
     }
     train_tokens = per_file["train"].get("tokens")
     billed = None
-    split = cfg.data.split
+    split = effective_split(cfg)
+    if split is not None and cfg.data.split is None:
+        findings.append(
+            PlanFinding(
+                "default-split",
+                "info",
+                f"no validation file: submit holds out {split.fraction:g} of {cfg.data.train.name} "
+                f"(seed {split.seed}) for validation",
+                "Set data.validation, or data.split to choose the fraction and seed.",
+                cfg.line_of("data"),
+            )
+        )
     if train_tokens is not None:
         share = 1.0 - split.fraction if split is not None else 1.0
         billed = round(train_tokens * share * epochs)
@@ -575,8 +600,8 @@ def _actions(cfg: JobConfig, names: Any, hashes: Mapping[str, str], *, serverles
         )
 
     files: list[tuple[str, Path, str, str]] = []
-    if cfg.data.split is not None:
-        split = cfg.data.split
+    split = effective_split(cfg)
+    if split is not None:
         refs = split_asset_refs(cfg.data.train, hashes["train"], split.fraction, split.seed)
         add(
             "split_data",
@@ -601,7 +626,7 @@ def _actions(cfg: JobConfig, names: Any, hashes: Mapping[str, str], *, serverles
             f"upload {path.name} as data asset {name} version {version} (skipped if that version exists)",
             role=role,
             path=str(path),
-            sha256=hashes.get("train" if cfg.data.split else role),
+            sha256=hashes.get("train" if split is not None else role),
             asset_name=name,
             asset_version=version,
         )

@@ -259,3 +259,11 @@ def test_asset_refs_are_content_addressed() -> None:
     refs = split_asset_refs(Path("train.jsonl"), "cd" * 32, 0.1, 42)
     assert refs == split_asset_refs(Path("train.jsonl"), "cd" * 32, 0.1, 42)
     assert refs != split_asset_refs(Path("train.jsonl"), "cd" * 32, 0.1, 43)
+
+
+def test_no_validation_file_means_default_split_like_submit(folder: Path) -> None:
+    plan = plan_for(folder, BASE.replace("  validation: val.jsonl\n", ""), StubReport(total=1000))
+    assert "default-split" in codes(plan)
+    assert "split_data" in kinds(plan)
+    assert plan.tokens["billed"] == 900
+    assert plan.data["split"] == {"fraction": 0.1, "seed": 42}
