@@ -387,9 +387,9 @@ class EndpointOps:
 
     # ---- fine-tuned model ----------------------------------------------------------------------------
     def _project_location_and_guid(self) -> tuple[str, str]:
-        cached = getattr(self, "_project_guid_cache", None)
+        cached: tuple[str, str] | None = getattr(self, "_project_guid_cache", None)
         if cached:
-            return cached  # type: ignore[no-any-return]
+            return cached
         ml = self.session.ml
         ws = call(f"read project {self.session.workspace}", lambda: ml.workspaces.get(self.session.workspace))
         guid = getattr(ws, "_workspace_id", None)
@@ -410,8 +410,18 @@ class EndpointOps:
     def model_exists(self, name: str, version: str) -> bool:
         """Whether the workspace model version exists (archived versions count as existing)."""
         ml = self.session.ml
+        s = self.session
+        ops = getattr(ml.models, "_model_versions_operation", None)
+
+        def read() -> Any:
+            # The generated client returns the raw resource; the entity parser (models.get) crashes on
+            # bodies whose optional fields are null (e.g. "flavors": null) and we need no entity here.
+            if ops is not None and callable(getattr(ops, "get", None)):
+                return ops.get(s.resource_group, s.workspace, name, version)
+            return ml.models.get(name, version=version)
+
         try:
-            call(f"read model {name}:{version}", lambda: ml.models.get(name, version=version))
+            call(f"read model {name}:{version}", read)
         except NotFoundError:
             return False
         return True
@@ -532,8 +542,14 @@ class EndpointOps:
         return EndpointKeys(primary=str(primary), secondary=(data or {}).get("secondaryKey"))
 
     def delete_endpoint(self, name: str) -> bool:
-        """DELETE (202/204, then the SDK polls ``Location``). ``False`` when it was already gone."""
+        """DELETE (202/204, then the SDK polls ``Location``). ``False`` when it was already gone.
+
+        ARM answers 204 both for "deleted at once" and "was not there", so one GET first tells them apart
+        and lets ``delete`` print exactly what it deleted.
+        """
         ml = self.session.ml
+        if self.get_endpoint(name) is None:
+            return False
         try:
             with translate_errors(f"delete serverless endpoint {name}"):
                 with quiet_experimental_warnings():
@@ -589,8 +605,8 @@ class EndpointOps:
 
         ml = self.session.ml
         s = self.session
-        ops = getattr(ml.models, "_model_versions_operation", None)
-        if not _hard_delete_supported(ops):
+        ops: Any = getattr(ml.models, "_model_versions_operation", None)
+        if ops is None or not _hard_delete_supported(ops):
             try:
                 call(f"archive model {name}:{version}", lambda: ml.models.archive(name, version=version))
             except NotFoundError:
@@ -599,11 +615,14 @@ class EndpointOps:
         try:
             with translate_errors(f"delete model {name}:{version}"):
                 try:
-                    ops.delete(
+                    status = ops.delete(
                         resource_group_name=s.resource_group,
                         workspace_name=s.workspace,
                         name=name,
                         version=version,
+                        cls=lambda pipeline_response, deserialized, headers: (
+                            pipeline_response.http_response.status_code
+                        ),
                     )
                 except HttpResponseError as exc:
                     if getattr(exc, "status_code", None) != 409:
@@ -621,7 +640,7 @@ class EndpointOps:
                     ) from None
         except NotFoundError:
             return "absent"
-        return "deleted"
+        return "absent" if status == 204 else "deleted"  # ARM: 204 = there was nothing to delete
 
 
 def _hard_delete_supported(ops: Any) -> bool:
