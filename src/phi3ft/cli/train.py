@@ -116,6 +116,12 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--base-model", help="Local folder or HF id to load instead of the catalog's."),
         ] = None,
+        tokenizer: Annotated[
+            Path | None,
+            typer.Option(
+                "--tokenizer", help="tokenizer.json or its folder (default: next to the base model)."
+            ),
+        ] = None,
         output_dir: Annotated[
             Path | None, typer.Option("--output-dir", "-o", help="Where outputs go.")
         ] = None,
@@ -156,6 +162,7 @@ def register(app: typer.Typer) -> None:
             "epochs": epochs,
             "max_steps": max_steps,
             "base_model": base_model,
+            "tokenizer": tokenizer,
             "resume": str(resume_from) if resume_from is not None else (True if resume else None),
             "merge": True if merge else None,
         }

@@ -217,13 +217,14 @@ def run_training(options: TrainOptions, progress: ProgressCallback | None = None
 
     emit = progress or (lambda _event: None)
     settings = options.settings
-    profile, source, tok_path = _resolve(options)
-    tokenizer = load_tokenizer(tok_path)
-    max_len = settings.max_seq_length or profile.context_length
+    # Data first: a typo in a path should not wait for (or be hidden by) a model download.
     train_conversations = read_conversations(options.train_file)
     val_conversations = (
         read_conversations(options.validation_file) if options.validation_file is not None else []
     )
+    profile, source, tok_path = _resolve(options)
+    tokenizer = load_tokenizer(tok_path)
+    max_len = settings.max_seq_length or profile.context_length
     if options.validation_file is None and options.validation_fraction and len(train_conversations) > 1:
         train_conversations, val_conversations = split_conversations(
             train_conversations, options.validation_fraction, options.validation_seed
