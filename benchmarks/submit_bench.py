@@ -49,7 +49,15 @@ hyperparameters: {{epochs: 1}}
 def _rows(n: int) -> str:
     msg = {"role": "system", "content": "You answer arithmetic questions."}
     return "".join(
-        json.dumps({"messages": [msg, {"role": "user", "content": f"{i}+{i}?"}, {"role": "assistant", "content": f"{2 * i}"}]})
+        json.dumps(
+            {
+                "messages": [
+                    msg,
+                    {"role": "user", "content": f"{i}+{i}?"},
+                    {"role": "assistant", "content": f"{2 * i}"},
+                ]
+            }
+        )
         + "\n"
         for i in range(n)
     )
@@ -87,12 +95,17 @@ def _by_route(stack: AzureStack) -> list[tuple[str, int]]:
 def _upload_throughput(stack: AzureStack, folder: Path, mb: int) -> dict[str, Any]:
     from phi3ft.backends.azureml.backend import AzureMLBackend
 
-    big = folder / "big.jsonl"
     line = (json.dumps({"messages": [{"role": "user", "content": "x" * 1000}]}) + "\n").encode()
-    with big.open("wb") as fh:
-        for _ in range(mb * 1024 * 1024 // len(line)):
-            fh.write(line)
-    size = big.stat().st_size
+    block = line * (1024 * 1024 // len(line))
+    files = []
+    for i in range(3):  # distinct content per run: the SDK skips a blob it already uploaded (same hash)
+        path = folder / f"big-{i}.jsonl"
+        with path.open("wb") as fh:
+            for _ in range(mb):
+                fh.write(block)
+            fh.write(f'{{"run": {i}}}\n'.encode())
+        files.append(path)
+    size = files[0].stat().st_size
     backend = AzureMLBackend.connect(
         subscription_id=SUBSCRIPTION_ID,
         resource_group=RESOURCE_GROUP,
@@ -113,13 +126,13 @@ def _upload_throughput(stack: AzureStack, folder: Path, mb: int) -> dict[str, An
     )
     cc = bare.get_container_client(container)
     results: dict[str, list[float]] = {"bare_upload_blob": [], "phi3ft_upload_data": []}
-    for i in range(2):  # alternate, best of two each, to even out disk cache and Azurite warm-up
+    for i, path in enumerate(files):  # alternate; best of three each (disk cache, Azurite warm-up)
         t0 = time.perf_counter()
-        with big.open("rb") as fh:
-            cc.upload_blob(f"bench/bare-{i}.jsonl", fh, overwrite=True, max_concurrency=4)
+        with path.open("rb") as fh:
+            cc.upload_blob(f"bench/bare-{i}.jsonl", fh, overwrite=True)
         results["bare_upload_blob"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        asset = backend.upload_data(big, name=f"phi3ft-bench-{i}", version="1")
+        asset = backend.upload_data(path, name=f"phi3ft-bench-{i}", version="1")
         results["phi3ft_upload_data"].append(time.perf_counter() - t0)
         assert asset.uploaded_bytes == size
     best = {k: min(v) for k, v in results.items()}
