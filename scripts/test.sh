@@ -12,7 +12,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]"
+# torch FIRST, pinned to the CPU build this machine type carries (/opt/wheels): letting the train extra
+# resolve torch on its own pulls a multi-GB CUDA build. Elsewhere set PHI3FT_TORCH_INDEX, e.g.
+# https://download.pytorch.org/whl/cpu. The extra's range (torch>=2.4) then keeps it: pip does not upgrade.
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check "torch==2.13.0" \
+  ${PHI3FT_TORCH_INDEX:+--index-url "$PHI3FT_TORCH_INDEX"}
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev,train]"
 
 # Test-only tools that are not Python packages (Azurite for the offline Azure stack, ...).
 for step in scripts/install-*.sh; do
