@@ -329,11 +329,17 @@ def register(t: RouteTable, state: State) -> None:
             reply, finish = " ".join(out_words[:max_tokens]), "length"
         completion = len(reply.split())
         model = ep.model_id.rstrip("/").split("/models/")[-1].split("/")[0]
+        # Knob (default off, like the service as far as we know): answer `logprobs: true` with per-token
+        # log-probabilities, so eval's perplexity path can be exercised end to end.
+        logprobs = None
+        if body.get("logprobs") and getattr(state, "inference_logprobs", False):
+            logprobs = {"content": [{"token": w, "logprob": -0.25, "bytes": None, "top_logprobs": []}
+                                    for w in reply.split()]}  # fmt: skip
         return Response(200, {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
             "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": reply, "tool_calls": None},
-                         "finish_reason": finish, "logprobs": None}],
+                         "finish_reason": finish, "logprobs": logprobs}],
             "usage": {"prompt_tokens": words, "completion_tokens": completion, "total_tokens": words + completion},
         })  # fmt: skip
 
