@@ -128,3 +128,23 @@ def test_wrong_header_form_is_401_with_hint(stack: Any, tmp_path: Path) -> None:
     with pytest.raises(PrerequisiteError, match="refused the key") as exc:
         invoke(client, "hi")
     assert "--auth-header" in (exc.value.hint or "")
+
+
+def test_perplexity_when_the_endpoint_returns_logprobs(stack: Any, tmp_path: Path) -> None:
+    seed(stack)
+    backend = connect(stack)
+    deploy(backend, StateStore(tmp_path))
+    stack.state.inference_reply = "Restart the console."
+    stack.state.inference_logprobs = True  # stack knob: answer `logprobs: true` with per-token values
+    data = tmp_path / "val.jsonl"
+    row = {
+        "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "Restart the console."},
+        ]
+    }
+    data.write_text(json.dumps(row) + "\n")
+    report = evaluate(backend.chat_client("phi4-ft-ep"), load_eval_examples(data))
+    assert report.perplexity == pytest.approx(2.718281828**0.25)
+    assert "3 generated tokens" in report.perplexity_note
+    assert stack.requests.find(route="inference.chat_completions")[-1].body["logprobs"] is True
