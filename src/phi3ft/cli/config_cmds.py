@@ -34,7 +34,7 @@ def _today(app_ctx: AppContext) -> date:
 
 
 def models_cmd(ctx: typer.Context, json: JsonOpt = False) -> None:
-    """List the built-in Phi model profiles: context, tokenizer, fine-tuning and deploy regions, lifecycle.
+    """List the built-in Phi model profiles: context, tokenizer, regions, lifecycle.
 
     Facts carry the date they were last known to hold; `phi3ft check` reads the live registry.
     """
@@ -79,7 +79,7 @@ def models_cmd(ctx: typer.Context, json: JsonOpt = False) -> None:
 def schema_cmd(ctx: typer.Context) -> None:
     """Print the JSON Schema of job.yaml (also committed as configs/job.schema.json).
 
-    Editors offer completion when job.yaml starts with `# yaml-language-server: $schema=<path or URL>`.
+    Editors complete keys when job.yaml starts with `# yaml-language-server: $schema=<path or URL>`.
     """
     from phi3ft.config import job_json_schema_text
 
@@ -129,10 +129,13 @@ def plan_cmd(
 ) -> None:
     """Show what `phi3ft submit` would do, without calling Azure.
 
-    Validates job.yaml and the data (exact token counts when the model's tokenizer is available), then
-    lists the ordered actions (hub, project, data assets, job, endpoint), the billed-token estimate, a cost
-    only when job.yaml gives prices, and warnings. Exit 0 ok, 3 config or data invalid, 4 the plan cannot
-    work (for example a retired model).
+    Validates job.yaml and the data (exact token counts when the model's tokenizer is available).
+
+    Lists the ordered actions (hub, project, data assets, job, endpoint) and the billed tokens.
+
+    Shows a cost only when job.yaml gives prices; warns about retired models and regions.
+
+    Exit 0 ok, 3 config or data invalid, 4 the plan cannot work (for example a retired model).
     """
     from phi3ft.config import load_job_config
     from phi3ft.plan import build_plan
