@@ -7,6 +7,7 @@ so the fake server can create containers and write log blobs while the test proc
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import datetime as dt
@@ -16,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,17 @@ class AzuriteMissing(RuntimeError):
 def account_key(name: str) -> str:
     """Deterministic base64 key per account name (Azurite accepts any base64 key)."""
     return base64.b64encode(hashlib.sha512(f"phi3ft-azurite-{name}".encode()).digest()).decode()
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM Azurite when the Python process that started it dies (even by SIGKILL)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
 
 
 def free_port() -> int:
@@ -92,7 +105,9 @@ class Azurite:
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
+        atexit.register(self.stop)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

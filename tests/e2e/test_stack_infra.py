@@ -169,3 +169,19 @@ def test_standalone_runner_prints_exports(tmp_path: object) -> None:
         proc.terminate()
         proc.wait(timeout=15)
     assert proc.returncode == 0
+
+
+def test_clean_teardown_leaves_no_process_or_port() -> None:
+    import socket
+
+    s = AzureStack().start()
+    assert s.azurite is not None and s.azurite.proc is not None
+    pid, ports = s.azurite.proc.pid, [s.azurite.port, s._proxy.port, s._server.server_address[1]]  # type: ignore[union-attr]
+    workdir = s.workdir
+    s.stop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    for port in ports:
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", int(port))) != 0, port
+    assert not workdir.exists()
