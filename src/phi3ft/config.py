@@ -38,7 +38,8 @@ from phi3ft.catalog import AZURE_HYPERPARAMETER_NAMES, ModelProfile, format_deci
 from phi3ft.errors import ConfigError
 from phi3ft.train.settings import TrainingSettings
 
-SCHEMA_ID = "https://github.com/phi3ft/phi3ft/blob/main/configs/job.schema.json"
+#: A URN, not a URL: the schema is served by `phi3ft schema`, not fetched from anywhere.
+SCHEMA_ID = "urn:phi3ft:job-schema:1"
 DEFAULT_LOCATION = "eastus2"
 SUBSCRIPTION_ENV = "AZURE_SUBSCRIPTION_ID"
 
@@ -813,7 +814,8 @@ def job_json_schema_text() -> str:
 def render_starter_config(
     profile: ModelProfile,
     *,
-    schema_ref: str = SCHEMA_ID,
+    schema_ref: str = "job.schema.json",
+    schema_exists: bool = False,
     train: str = "data/train.jsonl",
     validation: str = "data/validation.jsonl",
     project: str = "phi-ft",
@@ -837,8 +839,11 @@ def render_starter_config(
             f"# NOTE: {profile.registry_name} is not offered for serverless fine-tuning; use backend: local or\n"
             "# azureml-compute.\n"
         )
+    schema_note = (
+        "" if schema_exists else f"# (editor completion: create it with `phi3ft schema > {schema_ref}`)\n"
+    )
     return f"""# yaml-language-server: $schema={schema_ref}
-# phi3ft job: fine-tune {profile.registry_name} ({profile.context_length:,} tokens of context).
+{schema_note}# phi3ft job: fine-tune {profile.registry_name} ({profile.context_length:,} tokens of context).
 # Check it offline with `phi3ft plan --config <this file>`; every key: `phi3ft schema`.
 {status_note}
 # serverless (Azure pay-as-you-go fine-tuning) | local (this machine's GPU) | azureml-compute (your cluster)

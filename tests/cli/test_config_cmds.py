@@ -95,6 +95,7 @@ def test_template_is_current(profile: catalog.ModelProfile) -> None:
     expected = render_starter_config(
         profile,
         schema_ref="job.schema.json",
+        schema_exists=True,
         train="../examples/data/train.jsonl",
         validation="../examples/data/validation.jsonl",
     )
