@@ -676,6 +676,81 @@ class State:
             },
         }
 
+    # --- direct seeding of workspace resources (no SDK round trip) -----------------------------
+
+    def add_data_version(
+        self, ws: Workspace, name: str, version: str = "1", *, path: str | None = None
+    ) -> dict[str, Any]:
+        with self.lock:
+            body = {
+                "id": f"{ws.id}/data/{name}/versions/{version}",
+                "name": version,
+                "type": "Microsoft.MachineLearningServices/workspaces/data/versions",
+                "systemData": system_data(),
+                "properties": {"dataType": "uri_file", "isArchived": False, "isAnonymous": False, "tags": {},
+                               "properties": {}, "description": None,
+                               "dataUri": path or f"azureml://subscriptions/{ws.sub}/resourcegroups/{ws.rg}/workspaces/"
+                                                  f"{ws.name}/datastores/workspaceblobstore/paths/LocalUpload/seed/{name}.jsonl"},
+            }  # fmt: skip
+            self.data.setdefault((ws.key, name.lower()), {})[version] = body
+            return body
+
+    def add_model_version(self, ws: Workspace, name: str, version: str = "1", *,
+                          base_model_id: str = "azureml://registries/azureml/models/Phi-4-mini-instruct/versions/1",
+                          job_name: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """A fine-tuned model in the workspace, as a completed job would register it."""
+        with self.lock:
+            body = self.model_version_body(ws, name, version, {
+                "modelType": "custom_model", "modelUri": f"azureml://jobs/{job_name or 'seeded'}/outputs/registered_model",
+                "jobName": job_name, "properties": {"baseModelId": base_model_id}})  # fmt: skip
+            self.models.setdefault((ws.key, name.lower()), {})[version] = body
+            return body
+
+    def add_job(self, ws: Workspace, name: str, *, status: str = "Running", prefix: str = "phi4-ft",
+                model: str = "azureml://registries/azureml/models/Phi-4-mini-instruct/versions/1",
+                script: list[str] | None = None) -> Job:  # fmt: skip
+        """A serverless fine-tuning job already in ``status`` (its script continues from there)."""
+        with self.lock:
+            full = list(script or self.default_job_script)
+            if status not in full:
+                full = [*full[:-1], status] if status in TERMINAL_JOB_STATES else [status, *full[1:]]
+            props = {
+                "services": {
+                    "Studio": {
+                        "jobServiceType": "Studio",
+                        "endpoint": f"https://ml.azure.com/runs/{name}?wsid={ws.id}&tid={self.tenant_id}",
+                    }
+                },
+                "jobType": "FineTuning", "displayName": name, "experimentName": "phi3ft", "isArchived": False,
+                "description": None, "tags": {}, "properties": {}, "status": full[0],
+                "fineTuningDetails": {"taskType": "ChatCompletion", "modelProvider": "Custom",
+                                      "model": {"uri": model, "jobInputType": "mlflow_model"},
+                                      "trainingData": {"uri": f"{ws.id}/data/train/versions/1", "jobInputType": "uri_file"},
+                                      "hyperParameters": {"learning_rate": "0.00002", "num_train_epochs": "1"}},
+                "outputs": {"registered_model": {"assetName": prefix, "jobOutputType": "mlflow_model"}},
+            }  # fmt: skip
+            doc = {"id": f"{ws.id}/jobs/{name}", "name": name, "type": "Microsoft.MachineLearningServices/workspaces/jobs",
+                   "systemData": system_data(), "properties": props}  # fmt: skip
+            job = Job(ws, name, doc, full)
+            self.jobs[(ws.key, name.lower())] = job
+            self._enter_job_status(job)
+            while job.status != status:
+                job.idx += 1
+                self._enter_job_status(job)
+            return job
+
+    def add_endpoint(self, ws: Workspace, name: str, model_id: str | None = None, *,
+                     provisioning_state: str = "Succeeded") -> Endpoint:  # fmt: skip
+        """A serverless endpoint (default: for ``phi4-ft`` v1 of this workspace, seeded if missing)."""
+        with self.lock:
+            if model_id is None:
+                if "1" not in self.model_versions(ws, "phi4-ft"):
+                    self.add_model_version(ws, "phi4-ft")
+                model_id = f"azureml://locations/{ws.location}/workspaces/{ws.workspace_id}/models/phi4-ft/versions/1"
+            ep = Endpoint(ws, name, model_id, ws.location, {}, provisioning_state=provisioning_state)
+            self.endpoints[(ws.key, name.lower())] = ep
+            return ep
+
     # --- inspection shortcuts -----------------------------------------------------------------
 
     def endpoint(self, name: str) -> Endpoint | None:

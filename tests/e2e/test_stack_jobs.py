@@ -199,3 +199,39 @@ def test_serverless_endpoint_inference_and_teardown(
     with pytest.raises(ResourceNotFoundError):
         client.models.get("phi4-ft", version="1")
     stack.assert_all_routed()
+
+
+def test_seeded_resources_and_lists(stack: AzureStack, project: Workspace) -> None:
+    """Direct seeding (no SDK round trip) for tests of listing, watching and cleanup."""
+    stack.state.add_data_version(project, "train", "3")
+    stack.state.add_job(project, "ft-running", status="Running")
+    stack.state.add_job(project, "ft-done", status="Completed")
+    stack.state.add_endpoint(project, "ep-seeded")
+    client = ml(stack)
+    assert [d.version for d in client.data.list("train")] == ["3"]
+    assert {j.name: j.status for j in client.jobs.list()} == {"ft-running": "Running", "ft-done": "Completed"}
+    assert client.models.get("phi4-ft", version="1").version == "1"
+    ep = client.serverless_endpoints.get("ep-seeded")
+    assert ep.scoring_uri == "https://ep-seeded.eastus2.models.ai.azure.com"
+    client.jobs.stream("ft-done")  # discovery + run details; returns at once for a finished job
+    assert stack.requests.find(route="run_history.details")
+    stack.assert_all_routed()
+
+
+def test_marketplace_subscription_refused_for_microsoft_models(stack: AzureStack, project: Workspace) -> None:
+    from azure.ai.ml.entities import MarketplaceSubscription
+
+    client = ml(stack)
+    with pytest.raises(HttpResponseError) as ei:
+        client.marketplace_subscriptions.begin_create_or_update(
+            MarketplaceSubscription(
+                name="phi", model_id="azureml://registries/azureml/models/Phi-4-mini-instruct"
+            )
+        ).result()
+    assert ei.value.status_code == 400
+    sub = client.marketplace_subscriptions.begin_create_or_update(
+        MarketplaceSubscription(
+            name="thirdparty", model_id="azureml://registries/azureml-meta/models/Llama-3"
+        )
+    ).result()
+    assert sub.marketplace_plan.publisher_id == "fake-publisher"
