@@ -170,11 +170,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Deploy the fine-tuned model as a serverless endpoint, wait until it is ready, print its URI.
 
-        The model comes from JOB (default: the last job the ledger knows) or --model. The endpoint is
-        recorded in the local ledger the moment Azure accepts it, so `phi3ft delete` can remove it; a
-        re-run re-attaches instead of creating a second one. Keys are never printed or stored (see
-        `phi3ft keys`). Exit 0 ready, 1 Azure error or failed provisioning, 4 prerequisite, 130 Ctrl+C
-        (the endpoint keeps provisioning).
+        The model comes from JOB (default: the last job the ledger knows) or --model. The endpoint is recorded in the local ledger the moment Azure accepts it, so `phi3ft delete` can remove it; a re-run re-attaches instead of creating a second one. Keys are never printed or stored (see `phi3ft keys`). Exit 0 ready, 1 Azure error or failed provisioning, 4 prerequisite, 130 Ctrl+C (the endpoint keeps provisioning).
         """
         from phi3ft.deploy import DeployEvent, default_endpoint_name, deploy_endpoint, resolve_model
         from phi3ft.errors import Interrupted, UsageError
@@ -435,11 +431,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score the endpoint on held-out conversations: exact match, token F1, latency p50/p95, errors.
 
-        Each conversation's prompt is every turn before its last assistant turn; that turn is the
-        reference. Answers are compared after SQuAD normalisation (lower case, no punctuation, no
-        articles). 429s are retried honouring Retry-After. Perplexity is reported only when the endpoint
-        returns log-probabilities; otherwise the report says why not. Exit 1 when --min-f1 is not met or no
-        request succeeded.
+        Each conversation's prompt is every turn before its last assistant turn; that turn is the reference. Answers are compared after SQuAD normalisation (lower case, no punctuation, no articles). 429s are retried honouring Retry-After. Perplexity is reported only when the endpoint returns log-probabilities; otherwise the report says why not. Exit 1 when --min-f1 is not met or no request succeeded.
         """
         from phi3ft import deploy as svc
         from phi3ft.errors import Phi3ftError, UsageError
@@ -526,11 +518,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Delete in the only order Azure accepts: endpoints, model, data assets, project, hub.
 
-        Without flags: the job's endpoints and its fine-tuned model (what keeps costing money). Only
-        resources phi3ft created (per the local ledger) are deleted unless --force. The model is truly
-        deleted through the REST API (the SDK can only archive it); a model that still has an endpoint is
-        refused until the endpoint goes. Data assets can only be archived; the project delete removes
-        them. Already gone counts as success, so re-running is safe. Prints exactly what was deleted.
+        Without flags: the job's endpoints and its fine-tuned model (what keeps costing money). Only resources phi3ft created (per the local ledger) are deleted unless --force. The model is truly deleted through the REST API (the SDK can only archive it); a model that still has an endpoint is refused until the endpoint goes. Data assets can only be archived; the project delete removes them. Already gone counts as success, so re-running is safe. Prints exactly what was deleted.
         """
         from phi3ft import deploy as svc
         from phi3ft.errors import Phi3ftError
