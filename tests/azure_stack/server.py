@@ -20,6 +20,7 @@ from .web import DROP, Request, Response
 
 class _FakeHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 120  # idle keep-alive connections end, so handler threads don't outlive the stack for long
     server: FakeHttpsServer
 
     def log_message(self, format: str, *args: Any) -> None:

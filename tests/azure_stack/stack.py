@@ -257,6 +257,11 @@ class AzureStack:
     def escapes(self) -> list[Any]:
         return list(self._proxy.log.escapes) if self._proxy else []
 
+    @property
+    def connects(self) -> list[tuple[str, int]]:
+        """CONNECTs the proxy served, in order (blob traffic to Azurite shows up only here)."""
+        return list(self._proxy.log.connects) if self._proxy else []
+
     def assert_no_escapes(self) -> None:
         escapes = self.escapes
         if escapes:
