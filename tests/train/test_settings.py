@@ -46,6 +46,6 @@ def test_token_budget_must_hold_one_sequence() -> None:
 def test_settings_import_does_not_load_torch() -> None:
     import subprocess
 
-    code = "import sys, phi3ft.train, phi3ft.train.settings; print('torch' in sys.modules)"
+    code = "import sys, phi3ft.train, phi3ft.train.job, phi3ft.cli.train; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

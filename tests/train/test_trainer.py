@@ -163,3 +163,31 @@ def test_child_process_entry_streams_json_lines(tiny_model_dir: Path, tmp_path: 
     assert proc.returncode == 0, proc.stderr
     kinds = [json.loads(line)["kind"] for line in proc.stdout.splitlines()]
     assert kinds[0] == "start" and kinds[-1] == "result" and kinds.count("step") == 1
+
+
+def test_cli_train_from_job_yaml(tiny_model_dir: Path, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    """--config reads model, data and the training: block; relative output_dir is next to job.yaml."""
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        f"""
+backend: local
+model: {{name: phi-3-mini-4k-instruct}}
+data:
+  train: {TRAIN_FILE}
+  split: {{fraction: 0.2}}
+training:
+  base_model: {tiny_model_dir}
+  tokenizer: {PHI3_TOKENIZER_DIR}
+  max_steps: 2
+  max_seq_length: 128
+  gradient_checkpointing: false
+  output_dir: runs/tiny
+"""
+    )
+    code, out, err = run_cli("train", "--config", str(job), "--device", "cpu", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert Path(result["output_dir"]) == tmp_path / "runs" / "tiny"
+    assert result["steps"] == 2 and result["eval_loss"] is not None  # validation from the split
+    code, _out, err = run_cli("train", "--config", str(job), "--device", "cpu", "--resume")
+    assert code == 3 and "no checkpoint" in err  # 2 steps < 1 epoch: no checkpoint was written
