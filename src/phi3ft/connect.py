@@ -75,10 +75,32 @@ class AzureTarget:
         }
 
 
+def open_local_backend(app_ctx: Any) -> Any:
+    """The local trainer backend: jobs live under ``<state dir>/jobs/`` (no Azure)."""
+    from phi3ft.backends.local import LocalBackend
+
+    return LocalBackend(
+        app_ctx.state_dir / "jobs", env=dict(app_ctx.env), clock=app_ctx.clock, sleep=app_ctx.sleep
+    )
+
+
+def open_backend_for_record(app_ctx: Any, record: dict[str, Any], *, auth: str | None = None) -> Any:
+    """The backend that ran the job a ledger record describes (``backend`` key; Azure when absent)."""
+    if record.get("backend") == "local":
+        return open_local_backend(app_ctx)
+    return open_backend(app_ctx, AzureTarget.from_record(record), auth=auth)
+
+
 def open_backend(app_ctx: Any, cfg: Any, *, auth: str | None = None) -> Any:
-    """The backend for ``cfg`` (a JobConfig or an :class:`AzureTarget`); ``auth`` overrides the config's."""
+    """The backend for ``cfg`` (a JobConfig or an :class:`AzureTarget`); ``auth`` overrides the config's.
+
+    ``backend: local`` gets the local trainer backend; serverless and azureml-compute share the Azure ML
+    adapter (it has the fine-tuning and the compute-cluster operations).
+    """
     if app_ctx.backend_factory is not None:
         return app_ctx.backend_factory(cfg)
+    if not isinstance(cfg, AzureTarget) and getattr(cfg, "backend", None) == "local":
+        return open_local_backend(app_ctx)
     target = cfg if isinstance(cfg, AzureTarget) else AzureTarget.from_config(cfg)
     mode = auth or target.auth
     credential = app_ctx.credential_factory(mode) if app_ctx.credential_factory is not None else None

@@ -64,6 +64,17 @@ class JobBackend(Protocol):
     def cancel_job(self, name: str) -> JobInfo: ...
     def job_logs(self, name: str) -> Iterator[tuple[str, str]]: ...
     def job_metrics(self, name: str) -> list[MetricPoint]: ...
+    # backend: azureml-compute (AzureMLBackend's ComputeOps)
+    def ensure_compute(self, name: str, **kw: Any) -> dict[str, Any]: ...
+    def ensure_training_environment(self) -> dict[str, Any]: ...
+    def create_command_job(self, **kw: Any) -> JobInfo: ...
+
+
+#: ``backend:`` values and what runs the training.
+BACKENDS = ("serverless", "local", "azureml-compute")
+#: Prerequisite checks that only concern Azure's serverless fine-tuning catalog (region offer, registry
+#: lifecycle): a compute-cluster job trains the open weights, so their failures do not block it.
+SERVERLESS_ONLY_CHECKS = frozenset({"region", "model"})
 
 
 # ---- events and results --------------------------------------------------------------------------------
@@ -143,36 +154,25 @@ class SubmitOptions:
     env: dict[str, str] | None = None
 
 
-def submit(
-    cfg: Any,
-    backend: JobBackend,
-    store: StateStore,
-    *,
-    confirm: Callable[[Any], bool],
-    options: SubmitOptions | None = None,
-    build_plan: Callable[..., Any] | None = None,
-    run_checks: Callable[..., Any] | None = None,
-    split: Callable[..., tuple[Path, Path]] | None = None,
-) -> Generator[SubmitEvent, None, SubmitResult]:
-    """Validate, check, confirm, ensure hub/project, upload, create (or re-attach to) the job.
-
-    ``confirm(plan)`` is asked once, after validation and checks and before anything is created; it
-    returns False to stop (nothing created). ``build_plan``/``run_checks``/``split`` default to the real
-    services (tests may inject lighter ones).
-    """
-    opts = options or SubmitOptions()
-    from phi3ft import config as config_mod
-
-    if cfg.backend != getattr(backend, "name", "serverless"):
+def apply_backend_override(cfg: Any, backend: str | None) -> Any:
+    """``submit --backend``: replace ``cfg.backend`` (same checks as job.yaml: Azure backends need azure:)."""
+    if backend is None or backend == cfg.backend:
+        return cfg
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}.")
+    if backend != "local" and cfg.azure is None:
         raise UsageError(
-            f"backend {cfg.backend!r} is not supported by `phi3ft submit` yet.",
-            "Use backend: serverless, or `phi3ft train` for a local run.",
+            f"--backend {backend} needs an azure: section in job.yaml (hub, project, resource group).",
+            "Add one (see `phi3ft init`), or use --backend local.",
         )
-    azure = cfg.azure
-    if azure is None:
-        raise UsageError("job.yaml has no azure: section.", "Add one (see `phi3ft init`).")
+    cfg.backend = backend
+    return cfg
 
-    # 1. validate the data (exact tokens when the tokenizer is available) -> exit 3, nothing created
+
+def _validate(
+    cfg: Any, opts: SubmitOptions, build_plan: Callable[..., Any] | None
+) -> Generator[SubmitEvent, None, Any]:
+    """Step 1 of every backend: validate the data (exact tokens when the tokenizer is available) -> exit 3."""
     yield SubmitEvent("step", "validate", f"Validating {cfg.data.train.name}")
     if build_plan is None:
         from phi3ft.plan import build_plan as build_plan_default
@@ -194,6 +194,143 @@ def submit(
             plan.blockers[0].hint or "Run `phi3ft plan --config ...` for details.",
         )
     yield SubmitEvent("done", "validate", "Data is valid", {"tokens": plan_dict.get("tokens")})
+    return plan
+
+
+def _require_train_extra() -> None:
+    """The local trainer needs torch, transformers and peft; look for them without importing torch."""
+    import importlib.util
+
+    missing = [m for m in ("torch", "transformers", "peft") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise PrerequisiteError(
+            f"backend local needs {', '.join(missing)} (the 'train' extra is not installed). "
+            "Nothing was created.",
+            "pip install 'phi3ft[train]'   (CPU only: pip install torch first), or use --backend serverless.",
+        )
+
+
+def _output_dir_configured(cfg: Any) -> bool:
+    """True when job.yaml names ``training.output_dir`` (anything but the default ``runs/train``)."""
+    default = Path(type(cfg.training).model_fields["output_dir"].default)
+    current = Path(cfg.training.output_dir)
+    if not current.is_absolute():
+        return current != default
+    source = getattr(cfg, "source", None)
+    base = Path(source).resolve().parent if source is not None else Path.cwd()
+    return current != base / default
+
+
+def _submit_local(
+    cfg: Any,
+    backend: Any,
+    store: StateStore,
+    *,
+    confirm: Callable[[Any], bool],
+    opts: SubmitOptions,
+    build_plan: Callable[..., Any] | None,
+) -> Generator[SubmitEvent, None, SubmitResult]:
+    """``backend: local``: validate, confirm, start the trainer detached; the ledger records the job."""
+    from phi3ft import config as config_mod
+    from phi3ft.train.job import options_from_job_config
+
+    plan = yield from _validate(cfg, opts, build_plan)
+    if not opts.skip_checks:
+        yield SubmitEvent("step", "check", "Checking the local trainer (torch, transformers, peft)")
+        _require_train_extra()
+        yield SubmitEvent("done", "check", "Trainer dependencies present")
+    if not confirm(plan):
+        raise Phi3ftError("Submit cancelled; nothing was created.")
+
+    names = config_mod.derived_names(cfg)
+    hashes = {"config": config_mod.config_hash(cfg), "training": config_mod.training_hash(cfg)}
+    data_hashes = config_mod.data_hashes(cfg)
+    yield SubmitEvent("step", "job", f"Starting local training job {names.job}")
+    job, resumed, attempt = _create_or_attach(backend, store, names.job, opts.force)
+    name = names.job if attempt == 1 else f"{names.job}-{attempt}"
+    if job is None:
+        # training.output_dir when the config sets it, else the job's own folder (attempts never collide)
+        output_dir = None if _output_dir_configured(cfg) else store.dir / "jobs" / name / "output"
+        options = options_from_job_config(cfg, output_dir=output_dir)
+        job = backend.create_local_job(
+            name=name,
+            options=options,
+            display_name=name,
+            description=f"phi3ft {__version__}: {cfg.profile.name} LoRA from {cfg.data.train.name}",
+            tags={
+                **{str(k): str(v) for k, v in (cfg.tags or {}).items()},
+                "phi3ft": __version__,
+                "phi3ft.config_hash": hashes["config"][:16],
+            },
+        )
+    store.record(
+        "job",
+        job.name,
+        status=job.status,
+        backend="local",
+        model_id=cfg.training.base_model or cfg.profile.hf_repo,
+        output_model_name=None,
+        output_dir=job.extra.get("output_dir"),
+        adapter_dir=str(Path(str(job.extra.get("output_dir"))) / "adapter"),
+        job_dir=job.extra.get("job_dir"),
+        pid=job.extra.get("pid"),
+        config_hash=hashes["config"],
+        training_hash=hashes["training"],
+        data_hashes=data_hashes,
+        config=str(cfg.source) if getattr(cfg, "source", None) else None,
+        phi3ft_version=__version__,
+        submitted_at=job.created_at or utc_now(),
+        created_by_phi3ft=True,
+    )
+    yield SubmitEvent(
+        "done",
+        "job",
+        (
+            f"Re-attached to local job {job.name} ({job.status})"
+            if resumed
+            else f"Local job {job.name} started (pid {job.extra.get('pid')})"
+        ),
+        {"created": not resumed, "job": job.name, "status": job.status},
+    )
+    return SubmitResult(
+        job=job, resumed=resumed, hub={}, project={}, data=[], uploaded_bytes=0, plan=plan.to_dict()
+    )
+
+
+def submit(
+    cfg: Any,
+    backend: JobBackend,
+    store: StateStore,
+    *,
+    confirm: Callable[[Any], bool],
+    options: SubmitOptions | None = None,
+    build_plan: Callable[..., Any] | None = None,
+    run_checks: Callable[..., Any] | None = None,
+    split: Callable[..., tuple[Path, Path]] | None = None,
+) -> Generator[SubmitEvent, None, SubmitResult]:
+    """Validate, check, confirm, ensure hub/project, upload, create (or re-attach to) the job.
+
+    ``confirm(plan)`` is asked once, after validation and checks and before anything is created; it
+    returns False to stop (nothing created). ``build_plan``/``run_checks``/``split`` default to the real
+    services (tests may inject lighter ones).
+    """
+    opts = options or SubmitOptions()
+    from phi3ft import config as config_mod
+
+    if cfg.backend not in BACKENDS:
+        raise UsageError(f"backend {cfg.backend!r} is not supported.", f"Use one of: {', '.join(BACKENDS)}.")
+    if cfg.backend == "local":
+        return (
+            yield from _submit_local(cfg, backend, store, confirm=confirm, opts=opts, build_plan=build_plan)
+        )
+    compute_job = cfg.backend == "azureml-compute"
+    azure = cfg.azure
+    if azure is None:
+        raise UsageError("job.yaml has no azure: section.", "Add one (see `phi3ft init`).")
+
+    # 1. validate the data (exact tokens when the tokenizer is available) -> exit 3, nothing created
+    plan = yield from _validate(cfg, opts, build_plan)
+    plan_dict = plan.to_dict()
 
     # 2. prerequisites -> exit 4, nothing created
     if opts.skip_checks:
@@ -205,8 +342,8 @@ def submit(
 
             run_checks = run_checks_default
         report = run_checks(backend, cfg)
-        if not report.ok:
-            failed = report.failed
+        failed = [r for r in report.failed if not (compute_job and r.id in SERVERLESS_ONLY_CHECKS)]
+        if failed:
             first = failed[0]
             raise PrerequisiteError(
                 f"{len(failed)} prerequisite check(s) failed; first: {first.title}: {first.detail}. "
@@ -347,16 +484,23 @@ def submit(
     names = config_mod.derived_names(cfg)
     profile = cfg.profile
     version = cfg.model.pinned_version
-    yield SubmitEvent(
-        "step", "model", f"Resolving {profile.registry_name} ({version}) in the azureml registry"
-    )
-    model = backend.resolve_registry_model(profile.registry_name, None if version == "latest" else version)
-    if model is None:
-        raise PrerequisiteError(
-            f"Model {profile.registry_name} version {version} is not in the azureml registry.",
-            "Run `phi3ft check --config ...`; pin model.version to one the registry lists.",
+    if compute_job:
+        # the cluster trains the open weights (Hugging Face), not the registry's serverless offer
+        model_id = cfg.training.base_model or profile.hf_repo
+    else:
+        yield SubmitEvent(
+            "step", "model", f"Resolving {profile.registry_name} ({version}) in the azureml registry"
         )
-    yield SubmitEvent("done", "model", f"Base model {model.id}", {"model_id": model.id})
+        model = backend.resolve_registry_model(
+            profile.registry_name, None if version == "latest" else version
+        )
+        if model is None:
+            raise PrerequisiteError(
+                f"Model {profile.registry_name} version {version} is not in the azureml registry.",
+                "Run `phi3ft check --config ...`; pin model.version to one the registry lists.",
+            )
+        model_id = model.id
+        yield SubmitEvent("done", "model", f"Base model {model.id}", {"model_id": model.id})
 
     hashes = {"config": config_mod.config_hash(cfg), "training": config_mod.training_hash(cfg)}
     data_hashes = {role: config_mod.file_sha256(p) for role, p, _, _ in uploads}
@@ -367,17 +511,22 @@ def submit(
         "phi3ft.training_hash": hashes["training"][:16],
         **{f"phi3ft.data.{role}": sha[:16] for role, sha in data_hashes.items()},
     }
-    yield SubmitEvent("step", "job", f"Submitting fine-tuning job {names.job}")
     job, resumed, attempt = _create_or_attach(backend, store, names.job, opts.force)
     output_model = names.output_model if attempt == 1 else f"{names.output_model}-{attempt}"
+    compute_fields: dict[str, Any] = {}
+    if compute_job and job is None:
+        compute_fields = yield from _ensure_cluster_and_environment(cfg, backend, store, where, project.name)
+    yield SubmitEvent(
+        "step", "job", f"Submitting {'command' if compute_job else 'fine-tuning'} job {names.job}"
+    )
     job_fields = {
-        "backend": backend.name,
+        "backend": cfg.backend,
         "project": project.name,
         "hub": hub.name,
         **where,
         "location": project.location or location,
         "auth": str(getattr(azure, "auth", "auto")),
-        "model_id": model.id,
+        "model_id": model_id,
         "endpoint_name": names.endpoint if attempt == 1 else f"{names.endpoint}-{attempt}",
         "config_hash": hashes["config"],
         "training_hash": hashes["training"],
@@ -387,11 +536,29 @@ def submit(
         "phi3ft_version": __version__,
         "created_by_phi3ft": True,
     }
-    if job is None:
+    if job is None and compute_job:
+        name = names.job if attempt == 1 else f"{names.job}-{attempt}"
+        job = backend.create_command_job(
+            name=name,
+            model=profile.name,
+            training=cfg.training,
+            training_data=assets["train"].id,
+            validation_data=assets["validation"].id if "validation" in assets else None,
+            compute=compute_fields["compute"],
+            environment=compute_fields["environment"],
+            instance_count=compute_fields["instance_count"],
+            process_count_per_instance=compute_fields["process_count_per_instance"],
+            output_model_name=output_model,
+            experiment_name=EXPERIMENT,
+            display_name=name,
+            description=f"phi3ft {__version__}: {profile.name} LoRA on cluster from {train_path.name}",
+            tags=tags,
+        )
+    elif job is None:
         name = names.job if attempt == 1 else f"{names.job}-{attempt}"
         job = backend.create_finetuning_job(
             name=name,
-            model_id=model.id,
+            model_id=model_id,
             training_data=assets["train"].id,
             validation_data=assets["validation"].id if "validation" in assets else None,
             hyperparameters=config_mod.to_azure_hyperparameters(cfg),
@@ -408,6 +575,7 @@ def submit(
         output_model_name=job.output_model_name or output_model,
         output_model_version="1",
         submitted_at=job.created_at or utc_now(),
+        **compute_fields,
         **job_fields,
     )
     yield SubmitEvent(
@@ -429,6 +597,73 @@ def submit(
         uploaded_bytes=uploaded_total,
         plan=plan_dict,
     )
+
+
+def _ensure_cluster_and_environment(
+    cfg: Any, backend: Any, store: StateStore, where: dict[str, str], project: str
+) -> Generator[SubmitEvent, None, dict[str, Any]]:
+    """``backend: azureml-compute``: the GPU cluster (scales to zero) and the training environment."""
+    from phi3ft.config import ComputeConfig
+
+    compute = cfg.compute or ComputeConfig()
+    yield SubmitEvent(
+        "step",
+        "compute",
+        f"Ensuring compute cluster {compute.cluster_name} ({compute.vm_size}, "
+        f"{compute.min_nodes}-{compute.max_nodes} nodes, idle scale-down {compute.idle_seconds_before_scaledown} s)",
+    )
+    cluster = backend.ensure_compute(
+        compute.cluster_name,
+        vm_size=compute.vm_size,
+        min_nodes=compute.min_nodes,
+        max_nodes=compute.max_nodes,
+        idle_seconds_before_scaledown=compute.idle_seconds_before_scaledown,
+        tags={"phi3ft": __version__},
+    )
+    previous = store.get("compute", cluster["name"]) or {}
+    store.record(
+        "compute",
+        cluster["name"],
+        id=cluster.get("id"),
+        vm_size=cluster.get("vm_size"),
+        project=project,
+        **where,
+        created_by_phi3ft=bool(cluster.get("created") or previous.get("created_by_phi3ft", False)),
+    )
+    if cluster.get("vm_size") and str(cluster["vm_size"]).lower() != compute.vm_size.lower():
+        yield SubmitEvent(
+            "warn", "compute", f"Cluster {cluster['name']} exists with {cluster['vm_size']}; reusing it as is"
+        )
+    yield SubmitEvent(
+        "done",
+        "compute",
+        f"Cluster {cluster['name']} " + ("created" if cluster.get("created") else "exists, reused"),
+        {"created": bool(cluster.get("created"))},
+    )
+    yield SubmitEvent("step", "environment", "Ensuring the training environment")
+    env = backend.ensure_training_environment()
+    yield SubmitEvent(
+        "done",
+        "environment",
+        f"Environment {env['name']}:{env['version']} "
+        + ("created" if env.get("created") else "exists, reused"),
+        {"created": bool(env.get("created"))},
+    )
+    world = compute.max_nodes * compute.processes_per_node
+    if world > 1:
+        yield SubmitEvent(
+            "warn",
+            "compute",
+            f"{compute.max_nodes} node(s) x {compute.processes_per_node} process(es): PyTorch distribution starts "
+            f"{world} trainer processes, and phi3ft's trainer does not shard data across them yet; "
+            "set max_nodes: 1 and processes_per_node: 1 unless you know you need more",
+        )
+    return {
+        "compute": cluster["name"],
+        "environment": env["id"],
+        "instance_count": compute.max_nodes,
+        "process_count_per_instance": compute.processes_per_node,
+    }
 
 
 def _create_or_attach(
@@ -484,6 +719,7 @@ def watch(
     """
     start = clock()
     state: dict[str, Any] = {"last": None, "running_at": None, "metrics_at": None, "latest": {}}
+    metrics_every = float(getattr(backend, "metrics_every_s", metrics_every))
 
     def fetch() -> JobInfo:
         return backend.get_job(name, with_error=False)
@@ -512,11 +748,17 @@ def watch(
         timeout=timeout,
         clock=clock,
         sleep=sleep,
-        schedule=schedule or default_schedule(),
+        schedule=schedule or _schedule_of(backend),
         on_poll=on_poll,
         what=f"job {name}",
     )
     return finish(backend, store, job)
+
+
+def _schedule_of(backend: Any) -> Iterator[float]:
+    """The backend's polling schedule (the local backend polls every second: file reads are free)."""
+    own = getattr(backend, "poll_schedule", None)
+    return own() if callable(own) else default_schedule()
 
 
 def finish(backend: JobBackend, store: StateStore | None, job: JobInfo) -> JobInfo:
@@ -569,8 +811,19 @@ def resolve_job_name(store: StateStore, name: str | None) -> str:
 
 def status(backend: JobBackend, store: StateStore | None, name: str) -> JobInfo:
     job = backend.get_job(name)
-    if store is not None and store.get("job", name) is not None:
+    record = store.get("job", name) if store is not None else None
+    if store is not None and record is not None:
         store.record("job", name, status=job.status, **({"error": job.error} if job.error else {}))
+        with_record(job, record)
+    return job
+
+
+def with_record(job: JobInfo, record: dict[str, Any]) -> JobInfo:
+    """Fill what the service does not say from the ledger: which backend ran it, its output model."""
+    if record.get("backend"):
+        job.backend = str(record["backend"])
+    if not job.output_model_name and record.get("output_model_name"):
+        job.output_model_name = str(record["output_model_name"])
     return job
 
 

@@ -62,7 +62,7 @@ def _timeout(text: str | None) -> float | None:
 
 def _backend(app_ctx: AppContext, *, config: Path | None, job: str | None, auth: str | None) -> Any:
     """Backend for a job: from --config, else from the ledger record of ``job`` (or of the last job)."""
-    from phi3ft.connect import AzureTarget, open_backend
+    from phi3ft.connect import open_backend, open_backend_for_record
 
     if config is not None:
         from phi3ft.config import load_job_config
@@ -85,7 +85,7 @@ def _backend(app_ctx: AppContext, *, config: Path | None, job: str | None, auth:
             else "No job was submitted from this folder, so phi3ft does not know which project to ask.",
             "Pass --config job.yaml (the file naming the Azure project).",
         )
-    return open_backend(app_ctx, AzureTarget.from_record(record), auth=auth)
+    return open_backend_for_record(app_ctx, record, auth=auth)
 
 
 def _job_row(job: Any) -> dict[str, Any]:
@@ -146,8 +146,9 @@ def _watch(app_ctx: AppContext, backend: Any, store: Any, name: str, timeout: fl
                 on_update=on_update,
             )
     except KeyboardInterrupt:
+        where = "on this machine" if getattr(backend, "name", "") == "local" else "in Azure"
         raise Interrupted(
-            f"Detached from job {name}; it keeps running in Azure.",
+            f"Detached from job {name}; it keeps running {where}.",
             f"Re-attach: phi3ft watch {name}   Stop it (billing stops): phi3ft cancel {name}",
         ) from None
 
@@ -183,10 +184,24 @@ def register(app: typer.Typer) -> None:
                 "--tokenizer", help="Tokenizer folder/file for exact token counts.", show_default=False
             ),
         ] = None,
+        backend_name: Annotated[
+            str | None,
+            typer.Option(
+                "--backend",
+                help="Where training runs, overriding job.yaml's backend: serverless (Azure fine-tuning), "
+                "local (this machine, detached), azureml-compute (your Azure ML GPU cluster).",
+                show_default=False,
+            ),
+        ] = None,
         auth: AuthOpt = None,
         json: JsonOpt = False,
     ) -> None:
-        """Fine-tune in Azure: validate, check, confirm, ensure hub+project, upload, submit, watch.
+        """Fine-tune: validate, check, confirm, then run on the configured backend and watch.
+
+        serverless: ensure hub+project, upload, submit an Azure fine-tuning job. azureml-compute: the same
+        plus a GPU cluster (scales to zero) and a command job running `phi3ft train`; the adapter is
+        registered as a model. local: start `phi3ft train` detached on this machine (status, watch,
+        logs, metrics and cancel work on it like on the others).
 
         Idempotent and resumable: everything is recorded in ./.phi3ft the moment it exists; re-running
         after a crash resumes, and re-running for the same config and data re-attaches to the job instead
@@ -201,13 +216,18 @@ def register(app: typer.Typer) -> None:
         out = app_ctx.output
         out.json_mode = json
         wait = _timeout(timeout)
-        cfg = load_job_config(config, env=app_ctx.env)
+        cfg = svc.apply_backend_override(load_job_config(config, env=app_ctx.env), backend_name)
         backend = open_backend(app_ctx, cfg, auth=auth)
         store = _store(app_ctx)
 
         def confirm(plan: Any) -> bool:
             _render_plan(out, plan.to_dict())
-            return bool(out.confirm("Submit this fine-tuning job", assume_yes=yes))
+            question = (
+                "Start this training job on this machine"
+                if cfg.backend == "local"
+                else "Submit this fine-tuning job"
+            )
+            return bool(out.confirm(question, assume_yes=yes))
 
         def on_event(event: svc.SubmitEvent) -> None:
             if event.kind == "step":
@@ -230,6 +250,7 @@ def register(app: typer.Typer) -> None:
                 final = svc.finish(backend, store, job)
         else:
             final = _watch(app_ctx, backend, store, job.name, wait)
+        svc.with_record(final, store.get("job", final.name) or {})
         if json:
             doc = result.to_dict()
             doc["job"] = _job_row(final)
@@ -238,6 +259,9 @@ def register(app: typer.Typer) -> None:
         if detach:
             out.info(f"Job {job.name} submitted ({job.status}).")
             out.hint(_NEXT.format(n=job.name))
+        elif cfg.backend == "local":
+            out.success(f"Job {final.name} {final.status}. Adapter: {final.output_model_name or '-'}")
+            out.hint(f"Loss per step: phi3ft metrics {final.name}")
         else:
             out.success(f"Job {final.name} {final.status}. Output model: {final.output_model_name or '-'}")
             out.hint("Deploy it: phi3ft deploy")
@@ -264,6 +288,11 @@ def register(app: typer.Typer) -> None:
         name = resolve_job_name(store, job)
         backend = _backend(app_ctx, config=config, job=name, auth=auth)
         final = _watch(app_ctx, backend, store, name, _timeout(timeout))
+        record = store.get("job", name)
+        if record is not None:
+            from phi3ft.jobs import with_record
+
+            with_record(final, record)
         if json:
             app_ctx.output.emit_json(_job_row(final))
         app_ctx.output.success(f"Job {final.name} Completed. Output model: {final.output_model_name or '-'}")
