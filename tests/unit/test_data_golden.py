@@ -68,10 +68,14 @@ def corpus() -> list[str]:
     for text in (SENSITIVE[7], SENSITIVE[9], "say <|end|> now", "del \x7f char", "ctl \x01 char"):
         lines.append(esc.replace('""', json.dumps(text, ensure_ascii=True).replace("<", "\\u003c")))
         lines.append(esc.replace('""', json.dumps(text).replace("/", "\\/")))
-    lines.append('{"messages":[{"role":"user","content":"del \x7f raw"},{"role":"assistant","content":"ok"}]}')
+    lines.append(
+        '{"messages":[{"role":"user","content":"del \x7f raw"},{"role":"assistant","content":"ok"}]}'
+    )
     # whitespace variants: same after collapsing runs, and "a b" vs "ab" which must differ
     lines.append(msgs((U, "Dup   question?"), (A, "Same\n\nanswer.")))
-    lines.append('{"messages": [{"role": "user", "content": "Dup question?"},   {"role": "assistant", "content": "Same answer."}]}')
+    lines.append(
+        '{"messages": [{"role": "user", "content": "Dup question?"},   {"role": "assistant", "content": "Same answer."}]}'
+    )
     lines.append(msgs((U, "Dup question?"), (A, "Same answer.")))
     lines.append(msgs((U, "Dup question?"), (A, "Same answer.")))
     lines.append(msgs((U, "Dupquestion?"), (A, "Sameanswer.")))
@@ -84,10 +88,17 @@ def corpus() -> list[str]:
 
 def report(tmp_path: Path, **kw: Any) -> dict[str, Any]:
     path = tmp_path / "corpus.jsonl"
-    path.write_text("".join(line + "\r\n" * (i % 17 == 0) + "\n" * (i % 17 != 0) for i, line in enumerate(corpus())), encoding="utf-8")
+    path.write_text(
+        "".join(line + "\r\n" * (i % 17 == 0) + "\n" * (i % 17 != 0) for i, line in enumerate(corpus())),
+        encoding="utf-8",
+    )
     val = tmp_path / "val.jsonl"
-    val.write_text(msgs((U, "Dup  question?"), (A, "Same answer.")) + "\n" + good(3) + "\n" + good(4000) + "\n")
-    d = validate_dataset(path, val, model="phi-3-mini-4k-instruct", env={"HF_HUB_OFFLINE": "1"}, **kw).to_dict()
+    val.write_text(
+        msgs((U, "Dup  question?"), (A, "Same answer.")) + "\n" + good(3) + "\n" + good(4000) + "\n"
+    )
+    d = validate_dataset(
+        path, val, model="phi-3-mini-4k-instruct", env={"HF_HUB_OFFLINE": "1"}, **kw
+    ).to_dict()
     text = json.dumps(d, sort_keys=True).replace(str(tmp_path), "<tmp>")
     return json.loads(text)  # type: ignore[no-any-return]
 

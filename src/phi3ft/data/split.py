@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from phi3ft.data.validate import normalised_digest
+from phi3ft.data.scan import normalised_digest
 from phi3ft.errors import DataError, UsageError
 
 

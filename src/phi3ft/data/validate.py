@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from array import array
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,16 @@ import orjson
 from phi3ft import catalog
 from phi3ft.data.counting import ChunkCounter, constant_counts
 from phi3ft.data.rules import RULES, SEVERITY_ORDER, TOKEN_RULES
+from phi3ft.data.scan import (
+    CONTROL,
+    G_CONTROL,
+    G_SPECIAL,
+    DuplicateIndex,
+    case_counts,
+    dup_key,
+    line_gates,
+    sensitive,
+)
 from phi3ft.data.tokens import (
     WHITESPACE,
     ChatFormat,
@@ -64,42 +72,6 @@ ALLOWED_MESSAGE_KEYS = frozenset({"role", "content", "name", "weight"})
 TOOL_KEYS = frozenset({"tools", "functions", "tool_choice", "function_call", "parallel_tool_calls"})
 OTHER_FORMAT_KEYS = frozenset({"prompt", "completion", "text", "chosen", "rejected", "input", "output"})
 
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("private key block", r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"),
-    ("storage account key", r"AccountKey=[A-Za-z0-9+/]{20,}"),
-    ("shared access signature", r"SharedAccessSignature=[^\s\"';]{10,}|[?&]sig=[A-Za-z0-9%]{30,}"),
-    ("GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{30,}"),
-    ("Slack token", r"\bxox[baprs]-[A-Za-z0-9-]{10,}"),
-    ("API key (sk-...)", r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"),
-    ("AWS access key id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    ("bearer token", r"\b[Bb]earer\s+[A-Za-z0-9._~+/-]{20,}=*"),
-    ("password in URL", r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,15}://[^/\s:@\"']{1,64}:[^/\s@\"']{1,128}@"),
-)
-_SECRETS = re.compile("|".join(f"(?P<s{i}>{p})" for i, (_, p) in enumerate(_SECRET_PATTERNS)))
-#: Cheap literal pre-filters on the raw line (each is one C substring scan); the precise regex runs only on
-#: lines that contain one of them. Ordered by how selective they are.
-_SECRET_HINTS = (
-    b"-----BEGIN",
-    b"Key=",
-    b"Signature=",
-    b"sig=",
-    b"_pat_",
-    b"xox",
-    b"sk-",
-    b"AKIA",
-    b"ASIA",
-    b"earer ",
-)
-_GH_TOKEN = re.compile(rb"gh[pousr]_")
-_URL_PASSWORD = re.compile(rb"://[^/\s:@\"']{1,64}:[^/\s@\"']{1,128}@")
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
-_PHONE = re.compile(r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){2,4}\b")
-_CARD = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")
-_DIGIT_RUN = re.compile(r"\d[ -]?\d[ -]?\d[ -]?\d")
-_DIGITS = b"0123456789"
-
 
 def _common_prefix(a: str, b: str) -> str:
     n = min(len(a), len(b))
@@ -107,43 +79,6 @@ def _common_prefix(a: str, b: str) -> str:
     while i < n and a[i] == b[i]:
         i += 1
     return a[:i]
-
-
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def _iban_ok(text: str) -> bool:
-    s = text.replace(" ", "")
-    if not 15 <= len(s) <= 34:
-        return False
-    moved = s[4:] + s[:4]
-    try:
-        return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
-    except ValueError:
-        return False
-
-
-def normalised_digest(body: bytes) -> bytes:
-    """16-byte digest of a JSONL record with all whitespace (raw and JSON-escaped) removed.
-
-    Whitespace-insensitive duplicates (Q01, F11, ``phi3ft split``): cheap C passes, and stricter than
-    collapsing runs, so "a b" and "ab" also count as near-duplicates.
-    """
-    norm = body.translate(None, b" \t\r\n").replace(b"\\n", b"")
-    if b"\\t" in norm:
-        norm = norm.replace(b"\\t", b"")
-    if b"\\r" in norm:
-        norm = norm.replace(b"\\r", b"")
-    return blake2b(norm, digest_size=16).digest()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -257,16 +192,12 @@ class _Stats:
     no_system_count: int = 0
     examples: int = 0
     upper: int = 0
-    letters: int = 0
-    first_answer: bytes | None = None
+    lower: int = 0
+    first_answer: str | None = None
     all_answers_same: bool = True
     answers: int = 0
     prefix: str | None = None
     suffix: str | None = None
-
-
-_UPPER = bytes(range(65, 91))
-_LETTERS = bytes(range(65, 91)) + bytes(range(97, 123))
 
 
 class _Validator:
@@ -279,8 +210,14 @@ class _Validator:
         strict: bool,
         max_errors: int | None,
         progress: Callable[[int, int], None] | None,
+        allow_truncation: bool = False,
+        allow_secrets: bool = False,
     ) -> None:
         self.profile = profile
+        self.allow_truncation = allow_truncation
+        self.allow_secrets = allow_secrets
+        #: two-character starts of the special-token texts: a cheap test before the full list
+        self._special_starts = tuple(sorted({t[:2] for t in fmt.special_texts}))
         self.fmt = fmt
         self.encoder = encoder
         self.strict = strict
@@ -292,9 +229,9 @@ class _Validator:
         self._stored_per_rule: dict[str, int] = {}
         self.truncated = False
         self.stats = _Stats()
-        # normalised digest -> (line << 64) | 64-bit exact digest, for the training file
-        self._seen: dict[bytes, int] = {}
-        self._dups: dict[bytes, list[int]] = {}
+        # whitespace-normalised duplicates of the training file: first line -> all lines of the group
+        self._index: DuplicateIndex | None = None
+        self._dups: dict[int, list[int]] = {}
         self._exact_dups = 0
         self._overlap: list[tuple[int, int]] = []
         self._overlap_count = 0
@@ -307,7 +244,6 @@ class _Validator:
         if encoder is not None:
             self.prefix_n, self.suffix_n, self.header_n = constant_counts(fmt, encoder)
             self.counter = ChunkCounter(encoder, self._on_counted)
-        # Every special-token text starts with '<'; JSON may also escape it as \u003c.
 
     # ---- findings -----------------------------------------------------------------------------------
     def add(
@@ -319,9 +255,12 @@ class _Validator:
         *,
         file: str | None = None,
         hint: str | None = None,
+        severity: str | None = None,
     ) -> None:
         r = RULES[rule_id]
-        severity = "error" if (self.strict and r.severity == "warning") else r.severity
+        severity = severity or r.severity
+        if self.strict and severity == "warning":
+            severity = "error"
         self.counts[rule_id] = self.counts.get(rule_id, 0) + 1
         self.severity_counts[severity] += 1
         stored = self._stored_per_rule.get(rule_id, 0)
@@ -438,7 +377,7 @@ class _Validator:
             state.records += 1
             if not has_newline:
                 self.add("F14", ln, None, "The last line has no newline at the end.")
-            self._check_record(obj, ln, body)
+            self._check_record(obj, ln, body, start)
         state.lines = ln
         self._bytes_done += offset
 
@@ -498,7 +437,7 @@ class _Validator:
         self.add("L01", ln, None, f"line {ln}: {text}.")
 
     # ---- records ------------------------------------------------------------------------------------
-    def _check_record(self, obj: Any, ln: int, body: bytes) -> None:
+    def _check_record(self, obj: Any, ln: int, body: bytes, offset: int) -> None:
         add = self.add
         if type(obj) is not dict:
             add("L02", ln, None, f"line {ln} is a JSON {type(obj).__name__}, not an object.")
@@ -537,54 +476,44 @@ class _Validator:
         weight0 = 0
         assistants = 0
         n_chars = 0
-        prefilter_special = b"<" in body or b"\\u003" in body
-        prefilter_control = b"\\u00" in body or b"\\b" in body or b"\\f" in body
+        gates = line_gates(body)
+        special = gates & G_SPECIAL
+        control = gates & G_CONTROL
+        train = self._role == "train"
+        contents: list[str | None] = []
         for i, m in enumerate(msgs):
             if type(m) is not dict:
                 add("M01", ln, f"messages[{i}]", f"message {i} is a {type(m).__name__}, not an object.")
                 roles.append(None)
+                contents.append(None)
                 usable = False
                 continue
             role = m.get("role")
             content = m.get("content")
-            if role is None:
-                add("M02", ln, f"messages[{i}]", f"message {i} has no `role`.")
-                usable = False
-            elif type(role) is not str:
-                add("M04", ln, f"messages[{i}].role", f"`role` is a {type(role).__name__}, not a string.")
-                usable = False
-                role = None
-            elif role not in ROLES:
-                add("M05", ln, f"messages[{i}].role", f"role {role!r} is not system, user or assistant.")
+            if type(role) is not str or role not in ROLES:
+                if role is None:
+                    add("M02", ln, f"messages[{i}]", f"message {i} has no `role`.")
+                elif type(role) is not str:
+                    add("M04", ln, f"messages[{i}].role", f"`role` is a {type(role).__name__}, not a string.")
+                    role = None
+                else:
+                    add("M05", ln, f"messages[{i}].role", f"role {role!r} is not system, user or assistant.")
                 usable = False
             roles.append(role)
-            if content is None:
-                if "content" in m:
-                    add("M06", ln, f"messages[{i}].content", "`content` is null; it must be text.")
+            if type(content) is not str:
+                if content is None:
+                    if "content" in m:
+                        add("M06", ln, f"messages[{i}].content", "`content` is null; it must be text.")
+                    else:
+                        add("M03", ln, f"messages[{i}]", f"message {i} has no `content`.")
                 else:
-                    add("M03", ln, f"messages[{i}]", f"message {i} has no `content`.")
+                    kind = "a list of parts" if type(content) is list else f"a {type(content).__name__}"
+                    add("M06", ln, f"messages[{i}].content", f"`content` is {kind}, not a string.")
+                    content = None
                 usable = False
-            elif type(content) is not str:
-                kind = "a list of parts" if type(content) is list else f"a {type(content).__name__}"
-                add("M06", ln, f"messages[{i}].content", f"`content` is {kind}, not a string.")
-                usable = False
-                content = None
+            contents.append(content)
             if len(m) > 2:
-                for key in m:
-                    if key in ("role", "content"):
-                        continue
-                    if key == "weight":
-                        w = m["weight"]
-                        if type(w) is not int or w not in (0, 1):
-                            add("M10", ln, f"messages[{i}].weight", f"`weight` is {w!r}; use 0 or 1.")
-                        else:
-                            add("M11", ln, f"messages[{i}].weight", "`weight` is set.")
-                    elif key == "name":
-                        add("M12", ln, f"messages[{i}].name", "`name` is not rendered by the Phi template.")
-                    elif key not in ALLOWED_MESSAGE_KEYS:
-                        close = difflib.get_close_matches(str(key), ALLOWED_MESSAGE_KEYS, n=1)
-                        extra = f" (did you mean `{close[0]}`?)" if close else ""
-                        add("M09", ln, f"messages[{i}].{key}", f"unknown message key `{key}`{extra}.")
+                self._message_keys(m, ln, i)
             if role == "assistant":
                 assistants += 1
                 if m.get("weight", 1) == 0:
@@ -610,9 +539,10 @@ class _Validator:
             if role == "assistant":
                 if content[-1] in WHITESPACE:
                     add("Q05", ln, f"messages[{i}].content", "assistant content ends with whitespace.")
-                self._answer(content)
-            if prefilter_special and "<" in content:
-                found = [s for s in fmt.special_texts if s in content]
+                if train:
+                    self._answer(content)
+            if special and "<" in content and any(p in content for p in self._special_starts):
+                found = [t for t in fmt.special_texts if t in content]
                 if found:
                     add(
                         "M13",
@@ -620,8 +550,8 @@ class _Validator:
                         f"messages[{i}].content",
                         f"content contains {', '.join(found)}, which the tokenizer reads as a control token.",
                     )
-            if prefilter_control:
-                hit = _CONTROL.search(content)
+            if control:
+                hit = CONTROL.search(content)
                 if hit:
                     add(
                         "M15",
@@ -631,11 +561,12 @@ class _Validator:
                     )
                     usable = False
         self._conversation(roles, ln, assistants, weight0, trained_any)
-        self._scan_sensitive(msgs, ln, body)
-        if self._role == "train":
-            self._dataset_record(msgs, roles, ln, body, n_chars)
+        if gates & ~(G_SPECIAL | G_CONTROL):
+            self._scan_sensitive(contents, ln, gates)
+        if train:
+            self._dataset_record(obj, roles, ln, body, n_chars, offset)
         else:
-            self._validation_record(ln, body)
+            self._validation_record(obj, ln, body)
         if usable and self.counter is not None:
             texts: list[str] = []
             kinds: list[int] = []  # 0 untrained, 1 trained assistant
@@ -647,20 +578,36 @@ class _Validator:
                 kinds.append(1 if m["role"] == "assistant" and m.get("weight", 1) != 0 else 0)
             self.counter.submit((self._role, self._file, ln, kinds, [m["role"] for m in msgs]), texts)
 
+    def _message_keys(self, m: dict[str, Any], ln: int, i: int) -> None:
+        add = self.add
+        for key in m:
+            if key in ("role", "content"):
+                continue
+            if key == "weight":
+                w = m["weight"]
+                if type(w) is not int or w not in (0, 1):
+                    add("M10", ln, f"messages[{i}].weight", f"`weight` is {w!r}; use 0 or 1.")
+                else:
+                    add("M11", ln, f"messages[{i}].weight", "`weight` is set.")
+            elif key == "name":
+                add("M12", ln, f"messages[{i}].name", "`name` is not rendered by the Phi template.")
+            elif key not in ALLOWED_MESSAGE_KEYS:
+                close = difflib.get_close_matches(str(key), ALLOWED_MESSAGE_KEYS, n=1)
+                extra = f" (did you mean `{close[0]}`?)" if close else ""
+                add("M09", ln, f"messages[{i}].{key}", f"unknown message key `{key}`{extra}.")
+
     def _answer(self, content: str) -> None:
         st = self.stats
-        if self._role != "train":
-            return
         st.answers += 1
-        raw = content.encode("utf-8", "surrogatepass")
-        st.letters += len(raw) - len(raw.translate(None, _LETTERS))
-        st.upper += len(raw) - len(raw.translate(None, _UPPER))
+        up, low = case_counts(content)
+        st.upper += up
+        st.lower += low
         if st.all_answers_same:
-            digest = blake2b(raw, digest_size=16).digest()
             if st.first_answer is None:
-                st.first_answer = digest
-            elif digest != st.first_answer:
+                st.first_answer = content
+            elif content != st.first_answer:
                 st.all_answers_same = False
+                st.first_answer = None
         if st.prefix is None:
             st.prefix = content
             st.suffix = content
@@ -731,78 +678,43 @@ class _Validator:
                 f"{self.profile.registry_name}'s chat template drops system messages; this text is never seen.",
             )
 
-    def _scan_sensitive(self, msgs: list[Any], ln: int, body: bytes) -> None:
-        """Q08/Q09. Each pattern family runs only on content that contains its trigger (speed)."""
-        secret = (
-            any(h in body for h in _SECRET_HINTS)
-            or (b"gh" in body and _GH_TOKEN.search(body) is not None)
-            or (b"://" in body and _URL_PASSWORD.search(body) is not None)
-        )
-        # e-mail needs '@', phone numbers '+', card numbers and IBANs at least 12 digits.
-        email = b"@" in body
-        phone = b"+" in body
-        digits = len(body) - len(body.translate(None, _DIGITS)) >= 12
-        if not (secret or email or phone or digits):
-            return
-        for i, m in enumerate(msgs):
-            content = m.get("content") if type(m) is dict else None
-            if type(content) is not str:
+    def _scan_sensitive(self, contents: list[str | None], ln: int, gates: int) -> None:
+        """Q08/Q09 on every string content; ``gates`` (raw-line pre-filters) skips what cannot match."""
+        secret_severity = "warning" if self.allow_secrets else None
+        for i, content in enumerate(contents):
+            if not content:
                 continue
-            found: list[tuple[int, str, str]] = []
-            if secret:
-                for hit in _SECRETS.finditer(content):
-                    kind = _SECRET_PATTERNS[int(str(hit.lastgroup)[1:])][0]
-                    found.append(
-                        (hit.start(), "Q08", f"{kind} at character {hit.start()} (value not shown).")
-                    )
-            if email and "@" in content:
-                found += [
-                    (h.start(), "Q09", f"e-mail address at character {h.start()}.")
-                    for h in _EMAIL.finditer(content)
-                ]
-            if phone and "+" in content:
-                for h in _PHONE.finditer(content):  # a literal '+' first keeps the regex fast
-                    before = content[h.start() - 1] if h.start() else " "
-                    if not (before.isalnum() or before in "_+"):
-                        found.append((h.start(), "Q09", f"phone number at character {h.start()}."))
-            if digits and _DIGIT_RUN.search(content):
-                for h in _CARD.finditer(content):
-                    if _luhn(re.sub(r"\D", "", h.group(0))):
-                        found.append(
-                            (h.start(), "Q09", f"card number (Luhn-valid) at character {h.start()}.")
-                        )
-                for h in _IBAN.finditer(content):
-                    if _iban_ok(h.group(0)):
-                        found.append((h.start(), "Q09", f"IBAN at character {h.start()}."))
-            for _, rid, message in sorted(found):
-                self.add(rid, ln, f"messages[{i}].content", message)
+            for _, rid, message in sensitive(content, gates):
+                self.add(
+                    rid,
+                    ln,
+                    f"messages[{i}].content",
+                    message,
+                    severity=secret_severity if rid == "Q08" else None,
+                )
 
     # ---- dataset-level bookkeeping ------------------------------------------------------------------
-    @staticmethod
-    def _digests(body: bytes) -> tuple[bytes, int]:
-        return normalised_digest(body), int.from_bytes(blake2b(body, digest_size=8).digest(), "little")
-
     def _dataset_record(
-        self, msgs: list[Any], roles: list[str | None], ln: int, body: bytes, n_chars: int
+        self, obj: Any, roles: list[str | None], ln: int, body: bytes, n_chars: int, offset: int
     ) -> None:
         st = self.stats
         st.examples += 1
-        st.messages.append(min(len(msgs), 2**32 - 1))
+        st.messages.append(min(len(roles), 2**32 - 1))
         st.chars.append(n_chars)
         if "system" not in roles:
             st.no_system_count += 1
             if len(st.no_system) < DUPLICATE_LINES_SHOWN:
                 st.no_system.append(ln)
-        norm, exact = self._digests(body)
-        seen = self._seen.get(norm)
-        if seen is None:
-            self._seen[norm] = (ln << 64) | exact
-        else:
-            group = self._dups.get(norm)
+        if self._index is None:
+            self._index = DuplicateIndex(self._file)
+        hit = self._index.add(dup_key(body, obj), body, ln, offset)
+        if hit is not None:
+            first, exact = hit
+            group = self._dups.get(first)
             if group is None:
-                group = self._dups[norm] = [seen >> 64]
+                group = self._dups[first] = [first]
             group.append(ln)
-            if exact == seen & 0xFFFFFFFFFFFFFFFF:
+            if exact:
                 self._exact_dups += 1
         if self.counter is None and n_chars > T09_CHARS:
             self.add(
@@ -813,13 +725,14 @@ class _Validator:
                 f"{CHARS_PER_TOKEN:g} characters per token; no tokenizer loaded).",
             )
 
-    def _validation_record(self, ln: int, body: bytes) -> None:
-        norm, _ = self._digests(body)
-        seen = self._seen.get(norm)
-        if seen is not None:
+    def _validation_record(self, obj: Any, ln: int, body: bytes) -> None:
+        if self._index is None:
+            return
+        first = self._index.find(dup_key(body, obj), body)
+        if first is not None:
             self._overlap_count += 1
             if len(self._overlap) < DUPLICATE_LINES_SHOWN:
-                self._overlap.append((seen >> 64, ln))
+                self._overlap.append((first, ln))
 
     # ---- tokens -------------------------------------------------------------------------------------
     def _on_counted(self, ctx: Any, counts: list[int]) -> None:
@@ -828,6 +741,7 @@ class _Validator:
         header_a = self.header_n.get("assistant", 0)
         trainable = 0
         first_train: int | None = None
+        first_train_end = 0
         pos = self.prefix_n
         short = False
         for n, kind in zip(counts, kinds, strict=False):
@@ -836,6 +750,7 @@ class _Validator:
                 trainable += body_n
                 if first_train is None:
                     first_train = pos + header_a
+                    first_train_end = pos + n
                 if body_n < 2 + (1 if self.fmt.footer.get("assistant") else 0):
                     short = True
             pos += n
@@ -851,12 +766,20 @@ class _Validator:
             for r, n in zip(rendered_roles, counts, strict=False):
                 per_role[r] = per_role.get(r, 0) + n
         if total > ctx_len:
+            fits = first_train is not None and first_train_end <= ctx_len
+            tolerated = self.allow_truncation and fits
             self.add(
                 "T03",
                 ln,
                 None,
-                f"{total:,} tokens, over the {ctx_len:,}-token context of {self.profile.registry_name}.",
+                f"{total:,} tokens, over the {ctx_len:,}-token context of {self.profile.registry_name}"
+                + (
+                    f"; the first assistant turn ends at token {first_train_end:,}, so it survives truncation."
+                    if tolerated
+                    else "."
+                ),
                 file=file,
+                severity="warning" if tolerated else None,
             )
             if first_train is not None and first_train >= ctx_len:
                 self.add(
@@ -881,6 +804,8 @@ class _Validator:
     def finish_dataset(self, train: _FileState | None, epochs: int, has_validation: bool) -> None:
         if self.counter is not None:
             self.counter.flush()
+        if self._index is not None:
+            self._index.close()
         if train is None or train.aborted:
             return
         self._file = str(train.path)
@@ -901,8 +826,9 @@ class _Validator:
             self.add("Q01", dup_lines[0], None, f"{n} copies (whitespace-normalised) on lines {shown}{more}.")
         if st.answers > 1 and st.all_answers_same:
             self.add("Q02", None, None, f"all {st.answers} assistant answers are identical.")
-        if st.letters and st.upper / st.letters > 1 / 3:
-            self.add("Q03", None, None, f"{st.upper / st.letters:.0%} of assistant letters are upper-case.")
+        cased = st.upper + st.lower
+        if cased and st.upper / cased > 1 / 3:
+            self.add("Q03", None, None, f"{st.upper / cased:.0%} of assistant letters are upper-case.")
         if st.answers > 1 and st.examples >= 2:
             if st.prefix and st.prefix.strip():
                 self.add("Q04", None, None, f"all assistant answers start with {st.prefix[:40]!r}.")
@@ -992,6 +918,8 @@ def validate_dataset(
     count_tokens: bool = True,
     max_errors: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    allow_truncation: bool = False,
+    allow_secrets: bool = False,
 ) -> ValidationReport:
     """Validate a training file (and optionally a validation file) for fine-tuning ``model``.
 
@@ -1001,6 +929,8 @@ def validate_dataset(
     then listed in ``skipped_rules`` and counts are labelled estimates). ``progress(done, total)`` gets
     byte positions. Raises :class:`~phi3ft.errors.UsageError` for an unknown model or an explicit
     ``tokenizer`` path that cannot be used; every problem *in the data* is a finding, never an exception.
+    ``allow_truncation`` makes T03 a warning for examples whose first assistant turn still fits in the
+    context; ``allow_secrets`` makes Q08 (credentials) a warning.
     """
     if epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {epochs}.", "Pass --epochs 1 or more.")
@@ -1037,6 +967,8 @@ def validate_dataset(
         strict=strict,
         max_errors=max_errors,
         progress=progress,
+        allow_truncation=allow_truncation,
+        allow_secrets=allow_secrets,
     )
     if t07_failures:
         v.add(

@@ -1,0 +1,313 @@
+"""Fast per-line building blocks of the validator: content pre-filters, casing counts, duplicate index.
+
+Everything here is about doing the *same* checks with fewer passes over the bytes. The contract: a
+pre-filter (``line_gates``) is a necessary condition of the precise check it guards, so skipping the
+precise check when the pre-filter says no can never hide a finding (``tests/unit/test_data_scan.py``
+compares with the unfiltered checks). Pre-filters run on the raw JSON line; JSON escapes that could hide
+an ASCII character (``\\u00XX``, ``\\/``) switch them off for that line.
+
+Duplicates (Q01, F11, ``phi3ft split``): two records are *whitespace-normalised duplicates* when their
+JSON values are equal after every run of whitespace (space, tab, newline, CR, FF, VT) inside strings is
+collapsed to one space and the ends are stripped; JSON formatting between values does not matter, key order
+does. "a b" and "a  b" are duplicates, "a b" and "ab" are not. The index keeps one 64-bit key per distinct
+record (a hash of the line with all whitespace and escape letters removed: equal for any two duplicates,
+rarely equal otherwise) and the record's byte position; a key collision is confirmed by re-reading the
+earlier record and comparing exactly, so there are no false positives and memory stays a few integers per
+example.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from hashlib import blake2b
+from typing import Any
+
+import orjson
+
+# ---------------------------------------------------------------------------------------------------------
+# Whitespace-normalised duplicates
+# ---------------------------------------------------------------------------------------------------------
+_ASCII_WS = re.compile(r"[ \t\n\r\x0b\x0c]+")
+#: Deleted before hashing: raw whitespace, the backslash and the letters of the escapes \n \t \r \f.
+_KEY_DELETE = b" \t\n\r\\ntrf"
+
+
+def _collapse(value: Any) -> Any:
+    if type(value) is str:
+        return _ASCII_WS.sub(" ", value).strip(" ")
+    if type(value) is dict:
+        return {k: _collapse(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_collapse(v) for v in value]
+    return value
+
+
+def normalised_form(body: bytes) -> bytes:
+    """The canonical whitespace-normalised form of one JSONL record (see the module docstring)."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return b" ".join(body.split())
+    return orjson.dumps(_collapse(value))
+
+
+def normalised_digest(body: bytes) -> bytes:
+    """16-byte blake2b of :func:`normalised_form` (``phi3ft split`` groups duplicates by it)."""
+    return blake2b(normalised_form(body), digest_size=16).digest()
+
+
+def dup_key(body: bytes, obj: Any) -> int:
+    """64-bit key that is equal for any two whitespace-normalised duplicates (collisions are re-checked).
+
+    Lines with ``\\u`` escapes are re-serialised first, so an escaped and an unescaped spelling of the same
+    text get the same key.
+    """
+    if b"\\u" in body:
+        body = orjson.dumps(_collapse(obj)).replace(b"\\u000b", b"")
+    return hash(body.translate(None, _KEY_DELETE))
+
+
+class DuplicateIndex:
+    """Whitespace-normalised duplicate detection over one file, re-reading records to confirm collisions.
+
+    ``add(key, body, line, offset)`` returns ``None`` for a new record, else ``(first_line, exact)``.
+    ``find(key, body)`` looks a record of *another* file up without adding it (train/validation overlap).
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd: int | None = None
+        #: key -> packed (line << 72 | offset << 32 | length) of the first record, or a list of them when
+        #: different records share a key
+        self._first: dict[int, int | list[int]] = {}
+
+    def _read(self, packed: int) -> bytes:
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDONLY)
+        return os.pread(self._fd, packed & 0xFFFFFFFF, (packed >> 32) & 0xFFFFFFFFFF)
+
+    def _match(self, slot: int | list[int], body: bytes) -> tuple[int, bool] | None:
+        norm: bytes | None = None
+        for packed in slot if isinstance(slot, list) else (slot,):
+            other = self._read(packed)
+            if other == body:
+                return packed >> 72, True
+            if norm is None:
+                norm = normalised_form(body)
+            if normalised_form(other) == norm:
+                return packed >> 72, False
+        return None
+
+    def add(self, key: int, body: bytes, line: int, offset: int) -> tuple[int, bool] | None:
+        packed = (line << 72) | (offset << 32) | len(body)
+        slot = self._first.get(key)
+        if slot is None:
+            self._first[key] = packed
+            return None
+        hit = self._match(slot, body)
+        if hit is None:  # a different record with the same key: keep both
+            self._first[key] = [*slot, packed] if isinstance(slot, list) else [slot, packed]
+        return hit
+
+    def find(self, key: int, body: bytes) -> int | None:
+        slot = self._first.get(key)
+        if slot is None:
+            return None
+        hit = self._match(slot, body)
+        return None if hit is None else hit[0]
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Q03 casing: Unicode upper/lower-case letter counts without a Python loop per character
+# ---------------------------------------------------------------------------------------------------------
+_ASCII_UPPER = bytes(range(65, 91))
+_ASCII_LOWER = bytes(range(97, 123))
+
+
+def _changed_lanes(a: bytes, b: bytes, n: int) -> int:
+    """How many of the ``n`` UTF-32 code units differ between ``a`` and ``b`` (big-integer lane trick).
+
+    XOR the two as integers; each 32-bit lane holds a value < 2**21, so adding 0x7FFFFFFF to every lane
+    sets its bit 31 exactly when the lane is non-zero, without carrying into the next lane.
+    """
+    x = int.from_bytes(a, "little") ^ int.from_bytes(b, "little")
+    if not x:
+        return 0
+    ones = int.from_bytes(b"\xff\xff\xff\x7f" * n, "little")
+    bit0 = int.from_bytes(b"\x01\x00\x00\x00" * n, "little")
+    return (((x + ones) >> 31) & bit0).bit_count()
+
+
+def case_counts(text: str) -> tuple[int, int]:
+    """``(upper, lower)``: characters that ``str.lower()`` / ``str.upper()`` change (Unicode).
+
+    For ASCII this is A-Z / a-z; for other scripts it matches ``str.isupper`` / ``str.islower`` on cased
+    letters (Latin, Greek, Cyrillic, ...; uncased scripts such as CJK count for neither).
+    """
+    if text.isascii():
+        raw = text.encode()
+        n = len(raw)
+        return n - len(raw.translate(None, _ASCII_UPPER)), n - len(raw.translate(None, _ASCII_LOWER))
+    lower, upper = text.lower(), text.upper()
+    n = len(text)
+    if len(lower) != n or len(upper) != n:  # ß, ligatures, İ change length: count per character
+        return (
+            sum(1 for c in text if c.lower() != c),
+            sum(1 for c in text if c.upper() != c),
+        )
+    utf32 = text.encode("utf-32-le")
+    return (
+        _changed_lanes(utf32, lower.encode("utf-32-le"), n),
+        _changed_lanes(utf32, upper.encode("utf-32-le"), n),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Q08 / Q09 / M13 / M15 pre-filters and precise scans
+# ---------------------------------------------------------------------------------------------------------
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("private key block", r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"),
+    ("storage account key", r"AccountKey=[A-Za-z0-9+/]{20,}"),
+    ("shared access signature", r"SharedAccessSignature=[^\s\"';]{10,}|[?&]sig=[A-Za-z0-9%]{30,}"),
+    ("GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{30,}"),
+    ("Slack token", r"\bxox[baprs]-[A-Za-z0-9-]{10,}"),
+    ("API key (sk-...)", r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"),
+    ("AWS access key id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    ("bearer token", r"\b[Bb]earer\s+[A-Za-z0-9._~+/-]{20,}=*"),
+    ("password in URL", r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,15}://[^/\s:@\"']{1,64}:[^/\s@\"']{1,128}@"),
+)
+SECRETS = re.compile("|".join(f"(?P<s{i}>{p})" for i, (_, p) in enumerate(SECRET_PATTERNS)))
+EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+PHONE = re.compile(r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){2,4}\b")
+CARD = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
+IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")
+_NON_DIGIT = re.compile(r"\D")
+
+_GH_B = re.compile(rb"gh(?:[pousr]_|ithub_pat_)")
+_GH_S = re.compile(r"gh(?:[pousr]_|ithub_pat_)")
+
+
+def _secret_possible(c: str) -> bool:
+    """A necessary condition of :data:`SECRETS` matching somewhere in ``c`` (literal substrings only)."""
+    return (
+        ("=" in c and ("Key=" in c or "Signature=" in c or "sig=" in c))
+        or ("-" in c and ("-----BEGIN" in c or "xox" in c or "sk-" in c))
+        or ("_" in c and _GH_S.search(c) is not None)
+        or "AKIA" in c
+        or "ASIA" in c
+        or "earer" in c
+        or ("@" in c and "://" in c)
+    )
+
+
+#: byte -> class letter for the cheap line map: digit D, A-Z U, a-z l, anything else space.
+_CLASS_MAP = bytes(
+    ord("D") if 48 <= b <= 57 else ord("U") if 65 <= b <= 90 else ord("l") if 97 <= b <= 122 else 32
+    for b in range(256)
+)
+
+# Bits of the line gate.
+G_SPECIAL = 1  # '<' (special-token text)
+G_CONTROL = 2  # control characters
+G_SECRET = 4
+G_EMAIL = 8
+G_PHONE = 16
+G_CARD = 32  # 13+ digits on the line
+G_IBAN = 64  # two capitals followed by two digits
+G_ALL = 127
+
+
+def line_gates(body: bytes) -> int:
+    """Which content checks can possibly find something on this raw JSON line (a bit set of G_*).
+
+    Every test is a necessary condition of the precise check on the decoded content, provided no JSON
+    escape hides an ASCII character: lines with ``\\u00`` or ``\\/`` get every bit.
+    """
+    if b"\\u00" in body or b"\\/" in body:
+        return G_ALL
+    gates = 0
+    if b"<" in body:
+        gates |= G_SPECIAL
+    if b"\\b" in body or b"\\f" in body or b"\x7f" in body:
+        gates |= G_CONTROL
+    at = b"@" in body
+    if at:
+        gates |= G_EMAIL
+    if b"+" in body:
+        gates |= G_PHONE
+    classes = body.translate(_CLASS_MAP)
+    if classes.count(b"D") >= 13:
+        gates |= G_CARD
+    if b"UUDD" in classes:
+        gates |= G_IBAN
+    if (
+        (b"=" in body and (b"Key=" in body or b"Signature=" in body or b"sig=" in body))
+        or (b"-" in body and (b"-----BEGIN" in body or b"xox" in body or b"sk-" in body))
+        or (b"_" in body and _GH_B.search(body) is not None)
+        or (b"UUUU" in classes and (b"AKIA" in body or b"ASIA" in body))
+        or b"earer" in body
+        or (at and b"://" in body)
+    ):
+        gates |= G_SECRET
+    return gates
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _iban_ok(text: str) -> bool:
+    s = text.replace(" ", "")
+    if not 15 <= len(s) <= 34:
+        return False
+    moved = s[4:] + s[:4]
+    try:
+        return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+    except ValueError:
+        return False
+
+
+def sensitive(content: str, gates: int = G_ALL) -> list[tuple[int, str, str]]:
+    """Q08/Q09 findings in one content string, ``(position, rule, message)`` sorted by position.
+
+    ``gates`` (from :func:`line_gates`) skips pattern families that cannot match; ``G_ALL`` runs everything.
+    """
+    found: list[tuple[int, str, str]] = []
+    if gates & G_SECRET and _secret_possible(content):
+        for hit in SECRETS.finditer(content):
+            kind = SECRET_PATTERNS[int(str(hit.lastgroup)[1:])][0]
+            found.append((hit.start(), "Q08", f"{kind} at character {hit.start()} (value not shown)."))
+    if gates & G_EMAIL and "@" in content:
+        found += [
+            (h.start(), "Q09", f"e-mail address at character {h.start()}.") for h in EMAIL.finditer(content)
+        ]
+    if gates & G_PHONE and "+" in content:
+        for h in PHONE.finditer(content):
+            before = content[h.start() - 1] if h.start() else " "
+            if not (before.isalnum() or before in "_+"):
+                found.append((h.start(), "Q09", f"phone number at character {h.start()}."))
+    if gates & G_CARD:
+        for h in CARD.finditer(content):
+            if _luhn(_NON_DIGIT.sub("", h.group(0))):
+                found.append((h.start(), "Q09", f"card number (Luhn-valid) at character {h.start()}."))
+    if gates & G_IBAN:
+        for h in IBAN.finditer(content):
+            if _iban_ok(h.group(0)):
+                found.append((h.start(), "Q09", f"IBAN at character {h.start()}."))
+    found.sort()
+    return found
