@@ -13,7 +13,7 @@ from phi3ft.train.settings import LoraSettings, TrainingSettings, default_target
 def test_defaults_are_valid_and_documented() -> None:
     settings = TrainingSettings()
     assert settings.lora.r == 16 and settings.lora.alpha == 32
-    assert settings.lr_scheduler == "cosine" and settings.bf16 == "auto" and settings.batching == "packed"
+    assert settings.lr_scheduler == "cosine" and settings.bf16 == "auto" and settings.batching == "bucketed"
     for name, field in TrainingSettings.model_fields.items():
         assert field.description, f"training.{name} has no description"
 

@@ -132,12 +132,13 @@ class TrainingSettings(BaseModel):
         "auto", description="bfloat16 autocast: 'auto' = on CUDA GPUs that support it, off on CPU."
     )
     batching: BatchingMode = Field(
-        "packed",
+        "bucketed",
         description=(
-            "'packed': several conversations per row, position ids restart per conversation and "
-            "attention is block-diagonal (no padding, no cross-talk). 'bucketed': batches of similar "
-            "length, padded to the longest. 'padded': shuffled batches padded to the longest "
-            "(the plain Hugging Face behaviour; for comparison)."
+            "'bucketed': batches of similar length (order shuffled), padded to the longest; attention "
+            "costs sum(len^2). 'packed': several conversations per row, position ids restart per "
+            "conversation and attention is block-diagonal (no padding, no cross-talk) but costs row_len^2 "
+            "without varlen kernels. 'padded': shuffled batches padded to the longest (the plain Hugging "
+            "Face behaviour; for comparison). See README 'Train locally' for measurements."
         ),
     )
     max_seq_length: int | None = Field(

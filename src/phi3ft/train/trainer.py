@@ -1,13 +1,16 @@
 """The LoRA SFT loop behind ``phi3ft train`` (needs the ``train`` extra: torch, transformers, peft).
 
-A small explicit loop rather than ``transformers.Trainer`` because the speed comes from two things the
+A small explicit loop rather than ``transformers.Trainer`` because the speed comes from things the
 stock Trainer does not do together:
 
-- **Packing with exact attention separation**: conversations are laid end to end in rows whose
-  ``position_ids`` restart at 0 for each conversation and no attention mask is passed; transformers
-  (>= 5) then builds a block-diagonal causal mask from the position ids, so a token never sees a
-  neighbouring conversation (verified by a test: the loss of a packed row equals the sum of the
-  losses of its conversations alone).
+- **Length-aware batches** (``bucketed``, the default): batches of similar length, so padding is
+  small; right padding under a causal mask never reaches a real token, so no attention mask is passed
+  and SDPA takes its causal fast path.
+- **Packing with exact attention separation** (``packed``): conversations are laid end to end in rows
+  whose ``position_ids`` restart at 0 for each conversation and no attention mask is passed;
+  transformers (>= 5) then builds a block-diagonal causal mask from the position ids, so a token never
+  sees a neighbouring conversation (a test checks that the loss of a packed row equals the sum of the
+  losses of its conversations alone). Without varlen kernels the attention still costs row_len^2.
 - **Logits only where there is loss**: the hidden states of trainable positions are gathered before
   ``lm_head``, so the (tokens x 32,064) logits tensor, the biggest activation of a small model, holds
   assistant tokens only.
