@@ -340,6 +340,10 @@ def register(t: RouteTable, state: State) -> None:
         props = body.get("properties") or {}
         if props.get("jobType") == "FineTuning":
             check_finetuning(ws, props.get("fineTuningDetails") or {})
+        if props.get("jobType") == "Command":
+            from .compute import check_command_job
+
+            check_command_job(state, ws, props)
         script, error = state.job_scripts.get(name.lower(), (list(state.default_job_script), None))
         props = {
             "description": None,

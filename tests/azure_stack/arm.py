@@ -450,7 +450,8 @@ def register(t: RouteTable, state: State) -> None:
     def dep_status(r: Request) -> Response:
         d = need_dep(r.params)
         op = state.poll_operation(d["op"])
-        return Response(200, {"status": {"InProgress": "Running"}.get(op.status, op.status)})
+        headers = {"Retry-After": state.lro_retry_after} if op.status == "InProgress" else {}
+        return Response(200, {"status": {"InProgress": "Running"}.get(op.status, op.status)}, headers)
 
     def dep_operations(r: Request) -> Response:
         d = need_dep(r.params)
@@ -573,13 +574,24 @@ def register(t: RouteTable, state: State) -> None:
         return op
 
     def op_status(r: Request) -> Response:
-        return Response(200, op_status_body(state.poll_operation(need_op(r.params["op"]))))
+        op = state.poll_operation(need_op(r.params["op"]))
+        # azure-core treats "Retry-After: 0" as absent (falsy delay) and sleeps its default 30 s
+        return Response(
+            200,
+            op_status_body(op),
+            {"Retry-After": state.lro_retry_after} if op.status == "InProgress" else {},
+        )
 
     def op_result(r: Request) -> Response:
         op = state.poll_operation(need_op(r.params["op"]))
         if op.status == "InProgress":
             return Response(
-                202, None, {"Location": f"{ARM_BASE}{r.path}?api-version={r.api_version}", "Retry-After": "0"}
+                202,
+                None,
+                {
+                    "Location": f"{ARM_BASE}{r.path}?api-version={r.api_version}",
+                    "Retry-After": state.lro_retry_after,
+                },
             )
         if op.status == "Failed":
             raise HttpError(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import aml, arm, dataplane
+from . import aml, arm, compute, dataplane
 from .azurite import Azurite, account_key
 from .certs import CertFiles, generate
 from .credential import FakeCredential, decode_jwt
@@ -72,10 +72,14 @@ class RequestRecord:
     headers: dict[str, str] = field(default_factory=dict)
     oid: str | None = None
     fault: str | None = None
+    at: float = field(default_factory=time.monotonic)  # when the request arrived (time.monotonic())
 
     def __str__(self) -> str:
         q = "&".join(f"{k}={v}" for k, v in self.query.items() if k != "sig")
-        return f"{self.status or '---'} {self.method} https://{self.host}{self.path}{'?' + q if q else ''} [{self.route}]"
+        return (
+            f"{self.at % 1000:8.3f} {self.status or '---'} {self.method} https://{self.host}{self.path}"
+            f"{'?' + q if q else ''} [{self.route}]"
+        )
 
 
 class RequestLog:
@@ -143,6 +147,7 @@ class AzureStack:
         arm.register(self.table, self.state)
         aml.register(self.table, self.state)
         dataplane.register(self.table, self.state)
+        compute.register(self.table, self.state)
         self._server: FakeHttpsServer | None = None
         self._proxy: ConnectProxy | None = None
         self._threads: list[threading.Thread] = []

@@ -350,6 +350,7 @@ class State:
         self.job_step_seconds: float | None = None  # if set: step by elapsed time instead of reads
         self.default_job_script: list[str] = list(DEFAULT_JOB_SCRIPT)
         self.fast_deployments = True  # ARM deployments answer Succeeded in the PUT (else 201 + async polling)
+        self.lro_retry_after = "1"  # Retry-After on InProgress polls; "0" would make azure-core sleep 30 s
         self.lro_polls = 1  # polls (or resource reads) an LRO stays InProgress; 1 = done on first poll
         self.provider_register_reads = 1  # provider GETs still answering Registering after register
         self.refuse_hub_delete_with_projects = True
@@ -391,6 +392,10 @@ class State:
             self.models: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
             self.endpoints: dict[tuple[str, str], Endpoint] = {}
             self.marketplace: dict[str, dict[str, Any]] = {}
+            # backend azureml-compute (compute.py): clusters, environment and code asset versions
+            self.computes: dict[tuple[str, str], dict[str, Any]] = {}
+            self.environments: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+            self.codes: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
             self.deleted_resources: list[str] = []
             self.registry: dict[tuple[str, str], dict[str, RegistryModelVersion]] = {}
             self._seed_registry()
@@ -639,6 +644,9 @@ class State:
             self.find_job(name).metrics = metrics
 
     def _register_output_model(self, job: Job) -> None:
+        if job.properties.get("jobType") == "Command":
+            self._register_command_outputs(job)
+            return
         out = (job.properties.get("outputs") or {}).get("registered_model") or {}
         prefix = out.get("assetName")
         if not prefix:
@@ -654,6 +662,25 @@ class State:
              "jobName": job.name, "properties": {"baseModelId": base, "azureml.finetuning.jobName": job.name},
              "tags": {}, "description": f"Fine-tuned from {base} by job {job.name}"},
         )  # fmt: skip
+
+    def _register_command_outputs(self, job: Job) -> None:
+        """A completed command job registers each named model output (``assetName``/``assetVersion``)."""
+        for output_name, out in (job.properties.get("outputs") or {}).items():
+            if not isinstance(out, dict) or out.get("jobOutputType") not in ("custom_model", "mlflow_model"):
+                continue
+            name, version = out.get("assetName"), str(out.get("assetVersion") or "1")
+            if not name:
+                continue
+            versions = self.models.setdefault((job.ws.key, name.lower()), {})
+            if version in versions:
+                continue
+            versions[version] = self.model_version_body(
+                job.ws, name, version,
+                {"modelType": out["jobOutputType"], "jobName": job.name,
+                 "modelUri": f"azureml://jobs/{job.name}/outputs/{output_name}",
+                 "properties": {"azureml.jobName": job.name}, "tags": {},
+                 "description": f"Output {output_name} of command job {job.name}"},
+            )  # fmt: skip
 
     def model_version_body(
         self, ws: Workspace, name: str, version: str, props: dict[str, Any]

@@ -235,3 +235,42 @@ def test_marketplace_subscription_refused_for_microsoft_models(stack: AzureStack
         )
     ).result()
     assert sub.marketplace_plan.publisher_id == "fake-publisher"
+
+
+def test_job_scripts_and_fake_clock(stack: AzureStack, project: Workspace) -> None:
+    import time
+
+    client = ml(stack)
+    # a scripted job: extra states, read-driven (one ml.jobs.get per step)
+    stack.state.set_job_script(
+        "ft-scripted", ["NotStarted", "Preparing", "Queued", "Running", "Finalizing", "Completed"]
+    )
+    stack.state.add_job(project, "ft-scripted", status="NotStarted",
+                        script=stack.state.job_scripts["ft-scripted"][0])  # fmt: skip
+    assert [client.jobs.get("ft-scripted").status for _ in range(5)] == [
+        "Preparing", "Queued", "Running", "Finalizing", "Completed"]  # fmt: skip
+    # time-driven: a step every 0.5 s since submission, regardless of reads
+    stack.state.job_step_seconds = 0.5
+    stack.state.add_job(project, "ft-clock", status="NotStarted")
+    assert client.jobs.get("ft-clock").status in ("NotStarted", "Queued")
+    time.sleep(1.6)
+    assert client.jobs.get("ft-clock").status == "Completed"
+
+
+def test_slow_lro_shows_creating_then_succeeded(stack: AzureStack, project: Workspace) -> None:
+    from azure.ai.ml.entities import ServerlessEndpoint
+
+    stack.state.add_model_version(project, "phi4-ft")
+    stack.state.lro_polls = 3
+    model_id = (
+        f"azureml://locations/{project.location}/workspaces/{project.workspace_id}/models/phi4-ft/versions/1"
+    )
+    client = ml(stack)
+    poller = client.serverless_endpoints.begin_create_or_update(
+        ServerlessEndpoint(name="slow-ep", model_id=model_id)
+    )
+    ep = poller.result()
+    assert ep.provisioning_state.lower() == "succeeded"
+    states = [r.status for r in stack.requests.find(route="operations.status")]
+    assert len(states) >= 1
+    assert stack.state.endpoint("slow-ep").provisioning_state == "Succeeded"  # type: ignore[union-attr]
