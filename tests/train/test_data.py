@@ -130,3 +130,16 @@ def test_split_and_fixture_reading() -> None:
     train, held = split_conversations(conversations, 0.25, seed=5)
     assert len(held) == 16 and len(train) + len(held) == len(conversations)
     assert split_conversations(conversations, 0.25, seed=5) == (train, held)
+
+
+def test_packed_long_conversations_get_their_own_row_and_budget_holds() -> None:
+    from phi3ft.train.data import pack_row_length
+
+    lengths = [300, 40, 35, 30, 25, 20, 15, 10, 250, 60]
+    assert pack_row_length(lengths) == 256  # 2 x median 35 -> floor 256
+    batches = plan_batches(lengths, "packed", batch_size=1, max_tokens=600, row_length=100, seed=0)
+    rows = [row.members for b in batches for row in b.rows]
+    assert [0] in rows and [8] in rows
+    for batch in batches:
+        widths = [sum(lengths[i] for i in row.members) for row in batch.rows]
+        assert len(widths) * max(widths) <= 600 or len(widths) == 1

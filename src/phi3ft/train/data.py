@@ -242,6 +242,15 @@ class MicroBatch:
     rows: list[Row]
 
 
+def pack_row_length(lengths: Sequence[int], configured: int | None = None) -> int:
+    """Packed row length: ``configured``, else 2 x the median length, within [256, longest]."""
+    longest = max(lengths)
+    if configured is not None:
+        return configured
+    median = sorted(lengths)[len(lengths) // 2]
+    return min(longest, max(256, 2 * median))
+
+
 def plan_batches(
     lengths: Sequence[int],
     mode: str,
@@ -253,9 +262,9 @@ def plan_batches(
 ) -> list[MicroBatch]:
     """Group examples into micro-batches (a fixed plan; the trainer shuffles its order per epoch).
 
-    - ``packed``: first-fit-decreasing into rows of ``row_length`` tokens, ``batch_size`` rows per batch
-      (or as many rows as ``max_tokens`` allows). No padding inside rows; only the last row of a
-      batch may be shorter.
+    - ``packed``: first-fit-decreasing into rows of ``row_length`` tokens (a longer conversation gets
+      a row of its own), rows of similar fill grouped ``batch_size`` per batch (or as many as
+      ``max_tokens`` allows with padding to the widest). No padding inside rows.
     - ``bucketed``: sorted by length, ``batch_size`` conversations per batch (or as many as fit
       ``max_tokens`` with padding to the longest), so each batch pads to a similar length.
     - ``padded``: shuffled (seeded) then chunked; the plain Hugging Face behaviour.
@@ -265,18 +274,34 @@ def plan_batches(
     if mode == "packed":
         rows: list[Row] = []
         used: list[int] = []
+        open_rows: list[int] = []  # rows with room left; searching only the newest keeps this O(n)
         for i in order:
-            for r, fill in enumerate(used):
-                if fill + lengths[i] <= row_length:
+            for r in open_rows[-64:]:
+                if used[r] + lengths[i] <= row_length:
                     rows[r].members.append(i)
                     used[r] += lengths[i]
                     break
             else:
                 rows.append(Row([i]))
                 used.append(lengths[i])
-        per_batch = max(1, max_tokens // row_length) if max_tokens else batch_size
-        for start in range(0, len(rows), per_batch):
-            batches.append(MicroBatch(rows[start : start + per_batch]))
+                open_rows.append(len(rows) - 1)
+            open_rows = (
+                [r for r in open_rows[-64:] if used[r] < row_length] if len(open_rows) > 128 else open_rows
+            )
+        # Conversations longer than row_length sit alone in their row; rows of similar fill share a
+        # batch, so padding to the batch's longest row stays small.
+        ranked = sorted(range(len(rows)), key=lambda r: (-used[r], r))
+        current: list[int] = []
+        for r in ranked:
+            if current:
+                width = used[current[0]]  # rows are in decreasing fill: the first is the widest
+                full = (len(current) + 1) * width > max_tokens if max_tokens else len(current) >= batch_size
+                if full:
+                    batches.append(MicroBatch([rows[k] for k in current]))
+                    current = []
+            current.append(r)
+        if current:
+            batches.append(MicroBatch([rows[k] for k in current]))
         return batches
     if mode == "padded":
         order = list(range(len(lengths)))
@@ -315,6 +340,7 @@ __all__ = [
     "build_examples",
     "epoch_order",
     "load_tokenizer",
+    "pack_row_length",
     "plan_batches",
     "read_conversations",
     "render_conversation",

@@ -141,6 +141,15 @@ class TrainingSettings(BaseModel):
             "Face behaviour; for comparison). See README 'Train locally' for measurements."
         ),
     )
+    pack_length: int | None = Field(
+        None,
+        ge=16,
+        description=(
+            "Row length in 'packed' mode. Default: twice the median conversation length (at least 256, "
+            "at most the longest): short rows keep the row_len^2 attention cost low; a longer "
+            "conversation gets a row of its own."
+        ),
+    )
     max_seq_length: int | None = Field(
         None,
         ge=16,

@@ -40,6 +40,7 @@ from phi3ft.train.data import (
     build_examples,
     epoch_order,
     load_tokenizer,
+    pack_row_length,
     plan_batches,
     read_conversations,
     split_conversations,
@@ -259,7 +260,7 @@ def run_training(options: TrainOptions, progress: ProgressCallback | None = None
     model = load_lora_model(options, source, device, use_bf16)
     model.train()
 
-    row_length = min(max_len, train_stats.longest)
+    row_length = pack_row_length([len(e) for e in train_examples], settings.pack_length)
     batches = plan_batches(
         [len(e) for e in train_examples],
         settings.batching,
@@ -273,7 +274,7 @@ def run_training(options: TrainOptions, progress: ProgressCallback | None = None
         settings.batching,
         batch_size=settings.per_device_batch_size,
         max_tokens=settings.max_tokens_per_batch,
-        row_length=min(max_len, max((len(e) for e in val_examples), default=1)),
+        row_length=pack_row_length([len(e) for e in val_examples] or [1], settings.pack_length),
         seed=settings.seed,
     )
     accum = settings.gradient_accumulation_steps
