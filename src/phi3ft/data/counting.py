@@ -13,6 +13,7 @@ the previous old one is dropped; hits in the old generation are promoted.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from hashlib import blake2b
 from typing import Any
 
@@ -24,7 +25,10 @@ Done = Callable[[Any, list[int]], None]
 class ChunkCounter:
     """Queue conversations as chunk texts; ``done(ctx, counts)`` is called once their counts are known.
 
-    Callbacks fire in submission order, at the latest on :meth:`flush`.
+    Callbacks fire in submission order, on the caller's thread, at the latest on :meth:`flush`. With
+    ``background=True`` (the default) a full batch is encoded on a worker thread while the caller goes on
+    parsing and checking lines (the tokenizers release the GIL while they encode); at most one batch is in
+    flight, so memory stays bounded.
     """
 
     def __init__(
@@ -35,6 +39,7 @@ class ChunkCounter:
         cache_entries: int = 200_000,
         batch_chars: int = 2_000_000,
         batch_records: int = 4096,
+        background: bool = True,
     ) -> None:
         self._encoder = encoder
         self._done = done
@@ -46,16 +51,22 @@ class ChunkCounter:
         self._cache_entries = cache_entries
         self._batch_chars = batch_chars
         self._batch_records = batch_records
+        # the batch being encoded: (future of counts, its keys, its records)
+        self._inflight: tuple[Future[list[int]], list[bytes], list[tuple[Any, list[bytes]]]] | None = None
+        self._inflight_keys: set[bytes] = set()
+        self._pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="phi3ft-tokens") if background else None
+        )
         self.encoded_chunks = 0  # distinct chunks sent to the tokenizer
         self.seen_chunks = 0
 
     def submit(self, ctx: Any, texts: Sequence[str]) -> None:
         keys = []
-        young, old, pending = self._young, self._old, self._pending
+        young, old, pending, inflight = self._young, self._old, self._pending, self._inflight_keys
         for text in texts:
             key = blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
             keys.append(key)
-            if key in young or key in pending:
+            if key in young or key in pending or key in inflight:
                 continue
             hit = old.get(key)
             if hit is not None:
@@ -66,22 +77,49 @@ class ChunkCounter:
         self.seen_chunks += len(keys)
         self._records.append((ctx, keys))
         if self._pending_chars >= self._batch_chars or len(self._records) >= self._batch_records:
-            self.flush()
+            self._dispatch()
 
-    def flush(self) -> None:
-        if self._pending:
-            texts = list(self._pending.values())
-            counts = self._encoder.count_batch(texts)
-            self._young.update(zip(self._pending.keys(), counts, strict=False))
-            self.encoded_chunks += len(texts)
-            self._pending = {}
-            self._pending_chars = 0
+    def _dispatch(self) -> None:
+        """Hand the pending batch to the encoder (in the background when possible)."""
+        self._resolve()  # the previous batch first: callbacks stay in order, one batch in flight
+        keys, texts = list(self._pending), list(self._pending.values())
+        records = self._records
+        self._pending, self._pending_chars, self._records = {}, 0, []
+        self.encoded_chunks += len(texts)
+        if self._pool is None:
+            self._finish(keys, self._encoder.count_batch(texts) if texts else [], records)
+            return
+        future: Future[list[int]] = self._pool.submit(self._encoder.count_batch, texts)
+        self._inflight = (future, keys, records)
+        self._inflight_keys = set(keys)
+
+    def _resolve(self) -> None:
+        if self._inflight is not None:
+            future, keys, records = self._inflight
+            self._inflight = None
+            counts = future.result() if keys else []
+            self._inflight_keys = set()
+            self._finish(keys, counts, records)
+
+    def _finish(self, keys: list[bytes], counts: list[int], records: list[tuple[Any, list[bytes]]]) -> None:
         young, old = self._young, self._old
-        for ctx, keys in self._records:
-            self._done(ctx, [young[k] if k in young else old[k] for k in keys])
-        self._records = []
+        young.update(zip(keys, counts, strict=True))
+        for ctx, rkeys in records:
+            self._done(ctx, [young[k] if k in young else old[k] for k in rkeys])
         if len(young) > self._cache_entries:
             self._old, self._young = young, {}
+
+    def flush(self) -> None:
+        """Encode what is queued and fire every outstanding callback."""
+        if self._pending or self._records:
+            self._dispatch()
+        self._resolve()
+
+    def close(self) -> None:
+        self.flush()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 def constant_counts(fmt: ChatFormat, encoder: Encoder) -> tuple[int, int, dict[str, int]]:

@@ -128,19 +128,33 @@ class DuplicateIndex:
 # ---------------------------------------------------------------------------------------------------------
 _ASCII_UPPER = bytes(range(65, 91))
 _ASCII_LOWER = bytes(range(97, 123))
+_ASCII = bytes(range(128))
 
 
-def _changed_lanes(a: bytes, b: bytes, n: int) -> int:
-    """How many of the ``n`` UTF-32 code units differ between ``a`` and ``b`` (big-integer lane trick).
+_LANE_CONSTANTS: dict[int, tuple[int, int]] = {}
 
-    XOR the two as integers; each 32-bit lane holds a value < 2**21, so adding 0x7FFFFFFF to every lane
-    sets its bit 31 exactly when the lane is non-zero, without carrying into the next lane.
+
+def _lane_constants(n: int) -> tuple[int, int]:
+    """(0x7FFFFFFF in every lane, 1 in every lane) for at least ``n`` lanes (power-of-two size classes)."""
+    size = 1 << max(6, (n - 1).bit_length())
+    consts = _LANE_CONSTANTS.get(size)
+    if consts is None:
+        consts = _LANE_CONSTANTS[size] = (
+            int.from_bytes(b"\xff\xff\xff\x7f" * size, "little"),
+            int.from_bytes(b"\x01\x00\x00\x00" * size, "little"),
+        )
+    return consts
+
+
+def _changed_lanes(x: int, n: int) -> int:
+    """How many of the ``n`` 32-bit lanes of ``x`` (an XOR of two UTF-32 strings) are non-zero.
+
+    Each lane holds a value < 2**21, so adding 0x7FFFFFFF to every lane sets its bit 31 exactly when the
+    lane is non-zero, without carrying into the next lane; lanes past ``n`` are zero and stay clear.
     """
-    x = int.from_bytes(a, "little") ^ int.from_bytes(b, "little")
     if not x:
         return 0
-    ones = int.from_bytes(b"\xff\xff\xff\x7f" * n, "little")
-    bit0 = int.from_bytes(b"\x01\x00\x00\x00" * n, "little")
+    ones, bit0 = _lane_constants(n)
     return (((x + ones) >> 31) & bit0).bit_count()
 
 
@@ -148,24 +162,30 @@ def case_counts(text: str) -> tuple[int, int]:
     """``(upper, lower)``: characters that ``str.lower()`` / ``str.upper()`` change (Unicode).
 
     For ASCII this is A-Z / a-z; for other scripts it matches ``str.isupper`` / ``str.islower`` on cased
-    letters (Latin, Greek, Cyrillic, ...; uncased scripts such as CJK count for neither).
+    letters (Latin, Greek, Cyrillic, ...; uncased scripts such as CJK count for neither). ASCII letters are
+    counted on the UTF-8 bytes; only the non-ASCII characters go through Unicode case mapping.
     """
+    raw = text.encode("utf-8", "surrogatepass")
+    n = len(raw)
+    up = n - len(raw.translate(None, _ASCII_UPPER))
+    low = n - len(raw.translate(None, _ASCII_LOWER))
     if text.isascii():
-        raw = text.encode()
-        n = len(raw)
-        return n - len(raw.translate(None, _ASCII_UPPER)), n - len(raw.translate(None, _ASCII_LOWER))
-    lower, upper = text.lower(), text.upper()
-    n = len(text)
+        return up, low
+    rest = raw.translate(None, _ASCII).decode("utf-8", "surrogatepass")  # the non-ASCII characters only
+    lower, upper = rest.lower(), rest.upper()
+    n = len(rest)
     if len(lower) != n or len(upper) != n:  # ß, ligatures, İ change length: count per character
         return (
-            sum(1 for c in text if c.lower() != c),
-            sum(1 for c in text if c.upper() != c),
+            up + sum(1 for c in rest if c.lower() != c),
+            low + sum(1 for c in rest if c.upper() != c),
         )
-    utf32 = text.encode("utf-32-le")
-    return (
-        _changed_lanes(utf32, lower.encode("utf-32-le"), n),
-        _changed_lanes(utf32, upper.encode("utf-32-le"), n),
-    )
+    if lower != rest:
+        x = int.from_bytes(rest.encode("utf-32-le", "surrogatepass"), "little")
+        up += _changed_lanes(x ^ int.from_bytes(lower.encode("utf-32-le", "surrogatepass"), "little"), n)
+    if upper != rest:
+        x = int.from_bytes(rest.encode("utf-32-le", "surrogatepass"), "little")
+        low += _changed_lanes(x ^ int.from_bytes(upper.encode("utf-32-le", "surrogatepass"), "little"), n)
+    return up, low
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -186,8 +206,10 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
 SECRETS = re.compile("|".join(f"(?P<s{i}>{p})" for i, (_, p) in enumerate(SECRET_PATTERNS)))
 EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 PHONE = re.compile(r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){2,4}\b")
-CARD = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
-IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")
+# CARD and IBAN start with a character class so the regex engine can skip ahead; the look-behind that
+# stands for "(?<!\d)" / "\b" at the start is checked right after the first character instead.
+CARD = re.compile(r"\d(?<!\d\d)(?:[ -]?\d){12,18}(?!\d)")
+IBAN = re.compile(r"[A-Z](?<!\w[A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")
 _NON_DIGIT = re.compile(r"\D")
 
 _GH_B = re.compile(rb"gh(?:[pousr]_|ithub_pat_)")
@@ -224,18 +246,48 @@ G_IBAN = 64  # two capitals followed by two digits
 G_ALL = 127
 
 
+#: JSON escapes that matter to the pre-filters: \b \f (control characters), \/ and \u0000-\u007f (an
+#: escaped ASCII character the literal tests below would not see). One scan from backslash to backslash.
+_ESCAPES = re.compile(rb"\\(?:[bf/]|u00[0-7])")
+
+
+def _secret_equals(body: bytes) -> bool:
+    """Is some '=' the end of ``Key=``, ``Signature=`` or ``sig=``? (Visits each '=' once.)"""
+    i = body.find(b"=")
+    while i >= 0:
+        if body[i - 3 : i] in (b"Key", b"ure", b"sig"):
+            return True
+        i = body.find(b"=", i + 1)
+    return False
+
+
+def _secret_dashes(body: bytes) -> bool:
+    """Is some '-' part of ``-----BEGIN``, ``xox?-`` or ``sk-``? (Visits each '-' once.)"""
+    i = body.find(b"-")
+    while i >= 0:
+        if body[i - 2 : i] == b"sk" or body[i - 4 : i - 1] == b"xox" or body.startswith(b"-----BEGIN", i):
+            return True
+        i = body.find(b"-", i + 1)
+    return False
+
+
 def line_gates(body: bytes) -> int:
     """Which content checks can possibly find something on this raw JSON line (a bit set of G_*).
 
     Every test is a necessary condition of the precise check on the decoded content, provided no JSON
-    escape hides an ASCII character: lines with ``\\u00`` or ``\\/`` get every bit.
+    escape hides an ASCII character: lines with an escaped ASCII character (backslash-u00XX, backslash-slash)
+    get every bit.
     """
-    if b"\\u00" in body or b"\\/" in body:
-        return G_ALL
     gates = 0
+    esc = _ESCAPES.search(body)
+    if esc is not None:
+        for m in _ESCAPES.finditer(body, esc.start()):
+            if m.group(0)[1:2] in (b"u", b"/"):
+                return G_ALL
+        gates |= G_CONTROL  # only backslash-b / backslash-f
     if b"<" in body:
         gates |= G_SPECIAL
-    if b"\\b" in body or b"\\f" in body or b"\x7f" in body:
+    if b"\x7f" in body:
         gates |= G_CONTROL
     at = b"@" in body
     if at:
@@ -248,8 +300,8 @@ def line_gates(body: bytes) -> int:
     if b"UUDD" in classes:
         gates |= G_IBAN
     if (
-        (b"=" in body and (b"Key=" in body or b"Signature=" in body or b"sig=" in body))
-        or (b"-" in body and (b"-----BEGIN" in body or b"xox" in body or b"sk-" in body))
+        _secret_equals(body)
+        or _secret_dashes(body)
         or (b"_" in body and _GH_B.search(body) is not None)
         or (b"UUUU" in classes and (b"AKIA" in body or b"ASIA" in body))
         or b"earer" in body

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from array import array
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -216,8 +217,8 @@ class _Validator:
         self.profile = profile
         self.allow_truncation = allow_truncation
         self.allow_secrets = allow_secrets
-        #: two-character starts of the special-token texts: a cheap test before the full list
-        self._special_starts = tuple(sorted({t[:2] for t in fmt.special_texts}))
+        #: any special-token text (all start with '<', so the regex skips to each '<')
+        self._special = re.compile("|".join(re.escape(t) for t in fmt.special_texts))
         self.fmt = fmt
         self.encoder = encoder
         self.strict = strict
@@ -541,7 +542,7 @@ class _Validator:
                     add("Q05", ln, f"messages[{i}].content", "assistant content ends with whitespace.")
                 if train:
                     self._answer(content)
-            if special and "<" in content and any(p in content for p in self._special_starts):
+            if special and "<" in content and self._special.search(content) is not None:
                 found = [t for t in fmt.special_texts if t in content]
                 if found:
                     add(
@@ -803,7 +804,7 @@ class _Validator:
     # ---- end of run ---------------------------------------------------------------------------------
     def finish_dataset(self, train: _FileState | None, epochs: int, has_validation: bool) -> None:
         if self.counter is not None:
-            self.counter.flush()
+            self.counter.close()
         if self._index is not None:
             self._index.close()
         if train is None or train.aborted:
