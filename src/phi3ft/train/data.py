@@ -291,17 +291,17 @@ def plan_batches(
         # Conversations longer than row_length sit alone in their row; rows of similar fill share a
         # batch, so padding to the batch's longest row stays small.
         ranked = sorted(range(len(rows)), key=lambda r: (-used[r], r))
-        current: list[int] = []
+        group: list[int] = []
         for r in ranked:
-            if current:
-                width = used[current[0]]  # rows are in decreasing fill: the first is the widest
-                full = (len(current) + 1) * width > max_tokens if max_tokens else len(current) >= batch_size
+            if group:
+                width = used[group[0]]  # rows are in decreasing fill: the first is the widest
+                full = (len(group) + 1) * width > max_tokens if max_tokens else len(group) >= batch_size
                 if full:
-                    batches.append(MicroBatch([rows[k] for k in current]))
-                    current = []
-            current.append(r)
-        if current:
-            batches.append(MicroBatch([rows[k] for k in current]))
+                    batches.append(MicroBatch([rows[k] for k in group]))
+                    group = []
+            group.append(r)
+        if group:
+            batches.append(MicroBatch([rows[k] for k in group]))
         return batches
     if mode == "padded":
         order = list(range(len(lengths)))
