@@ -81,3 +81,21 @@ def test_no_tokenizer_says_estimates(run_cli, tmp_path: Path) -> None:  # type: 
         "validate", GOOD, *MODEL, env={"HF_HOME": str(tmp_path), "PHI3FT_TOKENIZER_DIR": ""}
     )
     assert code == 0 and "ESTIMATES" in out and "T01" in out
+
+
+def test_allow_secrets_flag(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "s.jsonl"
+    secret = json.dumps(
+        {
+            "messages": [
+                {"role": "user", "content": "k"},
+                {"role": "assistant", "content": "AKIAABCDEFGHIJKLMNOP"},
+            ]
+        }
+    )
+    p.write_text("".join(x + "\n" for x in [*base(), secret]), encoding="utf-8")
+    assert run_cli("validate", str(p), *MODEL, "--no-tokens")[0] == 3
+    code, out, _ = run_cli("validate", str(p), *MODEL, "--no-tokens", "--allow-secrets", "--format", "json")
+    assert code == 0 and json.loads(out)["summary"]["by_rule"]["Q08"] == 1
+    code, out, _ = run_cli("validate", "--help")
+    assert "--allow-truncation" in out and "--allow-secrets" in out

@@ -292,3 +292,28 @@ def test_every_registered_rule_is_covered() -> None:
     }
     covered |= {"T01", "T03", "T04", "T05", "T06", "T07", "T08", "T09"}
     assert set(RULES) == covered
+
+
+def test_allow_truncation_and_allow_secrets(tmp_path: Path) -> None:
+    long_answer = msgs((U, "tell me"), (A, "word " * 5000))  # first assistant turn itself too long
+    long_tail = msgs((U, "q"), (A, "short answer"), (U, "word " * 5000), (A, "ok"))  # first turn fits
+    lines = [*base(), long_answer, long_tail]
+    r = run(tmp_path, lines, tokenizer=PHI3_TOKENIZER_DIR)
+    assert [(i.line, i.severity) for i in r.issues if i.rule == "T03"] == [(121, "error"), (122, "error")]
+    r = run(tmp_path, lines, tokenizer=PHI3_TOKENIZER_DIR, allow_truncation=True)
+    assert [(i.line, i.severity) for i in r.issues if i.rule == "T03"] == [(121, "error"), (122, "warning")]
+    assert "survives truncation" in next(i for i in r.issues if i.line == 122).message
+    r = run(tmp_path, [*base(), long_tail], tokenizer=PHI3_TOKENIZER_DIR, allow_truncation=True)
+    assert r.valid and r.counts["T03"] == 1
+    secret = [*base(), msgs((U, "key?"), (A, "use AKIAABCDEFGHIJKLMNOP here"))]
+    assert not run(tmp_path, secret, count_tokens=False).valid
+    r = run(tmp_path, secret, count_tokens=False, allow_secrets=True)
+    assert r.valid and next(i for i in r.issues if i.rule == "Q08").severity == "warning"
+    assert not run(tmp_path, secret, count_tokens=False, allow_secrets=True, strict=True).valid
+
+
+def test_q03_counts_unicode_letters(tmp_path: Path) -> None:
+    shouting = [msgs((U, f"q{i}"), (A, f"ВСЁ ОЧЕНЬ ГРОМКО {i}")) for i in range(20)]
+    assert "Q03" in run(tmp_path, shouting, count_tokens=False).counts
+    calm = [msgs((U, f"q{i}"), (A, f"Всё очень тихо, Анна {i}")) for i in range(20)]
+    assert "Q03" not in run(tmp_path, calm, count_tokens=False).counts

@@ -161,3 +161,24 @@ def test_hub_cache_resolution(tmp_path: Path) -> None:
     assert loaded.origin == "hub-cache"
     loaded = load_tokenizer(MINI, None, {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"})
     assert loaded.origin == "hub-cache"
+
+
+PHI3_SMALL_RANKS = TOKENIZERS / "phi3" / "phi-3-small" / "cl100k_base.tiktoken"
+
+
+def test_phi3_small_counts() -> None:
+    """phi-models.md §6.7-6.8: cl100k ranks + Phi-3-small specials; 31 tokens for the worked example."""
+    profile = get_profile("phi-3-small-8k-instruct")
+    enc = load_tokenizer(profile, PHI3_SMALL_RANKS, {}).encoder
+    assert enc.encode_batch(["This is a test."])[0] == [2028, 374, 264, 1296, 13]
+    conv = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Hello world"},
+        {"role": "assistant", "content": "Hi! How can I help you today?"},
+    ]
+    fmt = chat_format(profile.template)
+    c = count_conversation(conv, fmt, enc)
+    assert c.total == 31
+    ids = encode_conversation(conv, fmt, enc).ids
+    assert ids[0] == 100257 and ids[-1] == 100257 and 100263 in ids and ids.count(100266) == 3
+    assert enc.encode_batch([fmt.render(conv)])[0] == ids  # chunk sum == whole rendering

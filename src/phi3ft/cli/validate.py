@@ -141,6 +141,22 @@ def validate_cmd(
         bool, typer.Option("--no-tokens", help="Skip the tokenizer (token rules are skipped).")
     ] = False,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs for the billed-token estimate.")] = 1,
+    allow_truncation: Annotated[
+        bool,
+        typer.Option(
+            "--allow-truncation",
+            help="T03 (example longer than the context) is a warning, not an error, when the first "
+            "assistant turn still fits; T04 stays an error.",
+        ),
+    ] = False,
+    allow_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--allow-secrets",
+            help="Q08 (credentials in content) is a warning, not an error: for data whose keys are "
+            "deliberate fakes. --strict makes it an error again.",
+        ),
+    ] = False,
 ) -> None:
     """Check chat-completion JSONL before you pay for a fine-tune.
 
@@ -178,6 +194,8 @@ def validate_cmd(
                 count_tokens=not no_tokens,
                 max_errors=None,
                 progress=progress_cb,
+                allow_truncation=allow_truncation,
+                allow_secrets=allow_secrets,
             )
         finally:
             finish()

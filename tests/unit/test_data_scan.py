@@ -1,0 +1,122 @@
+"""The fast path's building blocks: pre-filters never hide a finding, casing and duplicate semantics."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from tests.unit.test_data_golden import SENSITIVE
+from tests.unit.test_data_rules import msgs
+
+from phi3ft.data.scan import (
+    CONTROL,
+    G_ALL,
+    G_CONTROL,
+    G_SPECIAL,
+    DuplicateIndex,
+    case_counts,
+    dup_key,
+    line_gates,
+    normalised_form,
+    sensitive,
+)
+
+PIECES = [
+    *SENSITIVE,
+    "plain words",
+    "x + y = z",
+    "4111 1111",
+    " 1111 1111",
+    "DE89",
+    " 3704 0044",
+    "AKIA",
+    "IOSFODNN7EXAMPLE",
+    "Bearer",
+    " abcdefghijklmnopqrstuvwxyz",
+    "sk-",
+    "abcdefghijklmnopqrstuvwx",
+    "user:pw@",
+    "http://",
+    "<|end|>",
+    "<",
+    "\x7f",
+    "\x01",
+    "\x0c",
+    "\b",
+    "é",
+    "Д",
+    "中",
+    "/",
+    "\n",
+    "\t",
+    '"',
+    "\\",
+]
+
+
+def _lines(rng: random.Random) -> list[bytes]:
+    out = []
+    for _ in range(3000):
+        content = "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 6)))
+        line = msgs(("user", "q"), ("assistant", content))
+        choice = rng.random()
+        if choice < 0.3:
+            line = json.dumps(json.loads(line), ensure_ascii=True)
+        elif choice < 0.4:
+            line = line.replace("/", "\\/")
+        elif choice < 0.5:
+            line = line.replace("<", "\\u003c").replace("@", "\\u0040")
+        out.append(line.encode())
+    return out
+
+
+def test_line_gates_are_necessary_conditions() -> None:
+    """With the pre-filters on, exactly the findings of the unfiltered precise checks."""
+    for raw in _lines(random.Random(5)):
+        gates = line_gates(raw)
+        for m in json.loads(raw)["messages"]:
+            content = m["content"]
+            assert sensitive(content, gates) == sensitive(content, G_ALL), (raw, gates)
+            if CONTROL.search(content):
+                assert gates & G_CONTROL, raw
+            if "<|end|>" in content:
+                assert gates & G_SPECIAL, raw
+
+
+def test_case_counts_match_str_methods() -> None:
+    rng = random.Random(2)
+    alphabet = "aZ éÉßẞİıΣσςЁёДд中文ǅǆΩΩ\n1"
+
+    def ref(t: str) -> tuple[int, int]:
+        return sum(1 for c in t if c.lower() != c), sum(1 for c in t if c.upper() != c)
+
+    for _ in range(2000):
+        t = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 200)))
+        assert case_counts(t) == ref(t), t
+    assert case_counts("ВСЁ ХОРОШО") == (9, 0) and case_counts("Straße") == (1, 5)
+    assert case_counts("中文 ABC") == (3, 0)
+
+
+def test_whitespace_normalised_duplicates_collapse_runs(tmp_path: Path) -> None:
+    forms = [
+        b'{"messages": [{"role": "user", "content": "a  b\\n\\nc"}]}',
+        b'{"messages":[{"role":"user","content":" a b c "}]}',
+        b'{"messages": [{"role": "user", "content": "a\\tb c"}]}',
+        b'{"messages": [{"role": "\\u0075ser", "content": "a b\\u0020c"}]}',
+    ]
+    different = [b'{"messages": [{"role": "user", "content": "ab c"}]}']
+    assert len({normalised_form(f) for f in forms}) == 1
+    assert normalised_form(different[0]) != normalised_form(forms[0])
+    keys = {dup_key(f, json.loads(f)) for f in forms}
+    assert len(keys) == 1  # the index key is equal for every duplicate
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"\n".join(forms + different + [forms[0]]) + b"\n")
+    index = DuplicateIndex(str(path))
+    offset = 0
+    hits = []
+    for ln, f in enumerate([*forms, *different, forms[0]], 1):
+        hits.append(index.add(dup_key(f, json.loads(f)), f, ln, offset))
+        offset += len(f) + 1
+    index.close()
+    assert hits == [None, (1, False), (1, False), (1, False), None, (1, True)]
