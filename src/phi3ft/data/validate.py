@@ -217,6 +217,7 @@ class _Validator:
         self.profile = profile
         self.allow_truncation = allow_truncation
         self.allow_secrets = allow_secrets
+        self._rendered_roles = frozenset(r for r in ROLES if fmt.chunk(r, "") is not None)
         #: any special-token text (all start with '<', so the regex skips to each '<')
         self._special = re.compile("|".join(re.escape(t) for t in fmt.special_texts))
         self.fmt = fmt
@@ -763,8 +764,8 @@ class _Validator:
             st.tokens.append(total)
             st.assistant.append(trainable)
             per_role = st.per_role
-            rendered_roles = [r for r in roles if self.fmt.chunk(r, "") is not None]
-            for r, n in zip(rendered_roles, counts, strict=False):
+            rendered = self._rendered_roles
+            for r, n in zip([r for r in roles if r in rendered], counts, strict=False):
                 per_role[r] = per_role.get(r, 0) + n
         if total > ctx_len:
             fits = first_train is not None and first_train_end <= ctx_len
