@@ -700,12 +700,13 @@ def evaluate(
 # ======================================================================================================
 
 #: The seed's order: endpoints, then the model, then data assets, then the project, then the hub.
-DELETE_ORDER = ("job", "endpoint", "model", "data", "project", "hub")
+#: A compute cluster (backend azureml-compute) lives in the project, so it goes just before it.
+DELETE_ORDER = ("job", "endpoint", "model", "data", "compute", "project", "hub")
 
 
 @dataclass
 class DeleteStep:
-    kind: str  # job (cancel) | endpoint | model | data | project | hub
+    kind: str  # job (cancel) | endpoint | model | data | compute | project | hub
     name: str
     version: str | None = None
     skip_reason: str | None = None
@@ -872,6 +873,11 @@ def plan_delete(store: StateStore, backend: Any, sel: DeleteSelection) -> Delete
                 name, version = _data_of_record(rec, key)
                 add("data", name, version, key)
 
+    # compute clusters phi3ft created (backend azureml-compute): with --all or --project
+    if sel.all or sel.project:
+        for key, rec in ledger_items(store, "compute"):
+            add("compute", str(rec.get("name") or key), key=key)
+
     # workspaces: project before hub
     for kind, wanted, configured in (
         ("project", sel.project, sel.project_name),
@@ -998,7 +1004,7 @@ def execute_delete(
         report(DeleteOutcome(step, result, detail))
     if deleted_projects:
         # jobs, models, data and endpoints live inside the project: they went with it
-        for kind in ("job", "model", "data", "endpoint"):
+        for kind in ("job", "model", "data", "endpoint", "compute"):
             for key, rec in ledger_items(store, kind):
                 if _owned(rec) and (rec.get("project") in deleted_projects or not rec.get("project")):
                     store.remove(kind, key)
@@ -1033,6 +1039,9 @@ def _delete_one(backend: Any, step: DeleteStep) -> tuple[str, str]:
             if existed
             else ("absent", "already gone")
         )
+    if step.kind == "compute":
+        existed = backend.delete_compute(step.name)
+        return ("deleted", "compute cluster deleted") if existed else ("absent", "already gone")
     if step.kind in ("project", "hub"):
         is_hub = step.kind == "hub"
         existed = backend.delete_workspace(

@@ -29,7 +29,7 @@ STATE_VERSION = 1
 STATE_FILE = "state.json"
 
 #: Resource kinds, in the order teardown must delete them (endpoints first, hub last).
-KINDS = ("job", "endpoint", "model", "data", "project", "hub")
+KINDS = ("job", "endpoint", "model", "data", "compute", "project", "hub")
 
 
 def utc_now() -> str:

@@ -149,6 +149,7 @@ class FakeEndpointBackend:
     jobs: dict[str, JobInfo] = field(default_factory=dict)
     data: set[tuple[str, str]] = field(default_factory=set)
     workspaces: dict[str, str] = field(default_factory=dict)  # name -> kind
+    computes: set[str] = field(default_factory=set)
     creating_polls: int = 2
     final_state: str = "Succeeded"
     chat: FakeChatClient = field(default_factory=FakeChatClient)
@@ -240,6 +241,13 @@ class FakeEndpointBackend:
         if (name, version) not in self.data:
             return False
         self.data.discard((name, version))
+        return True
+
+    def delete_compute(self, name: str) -> bool:
+        self.calls.append(("delete_compute", name))
+        if name not in self.computes:
+            return False
+        self.computes.discard(name)
         return True
 
     def delete_workspace(

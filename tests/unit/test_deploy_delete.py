@@ -69,6 +69,27 @@ def test_all_deletes_in_the_seed_order_and_leaves_nothing(world) -> None:  # typ
         assert store.list(kind) == [], kind
 
 
+def test_cluster_phi3ft_created_goes_before_the_project(world) -> None:  # type: ignore[no-untyped-def]
+    store, backend = world
+    store.record("compute", "gpu-a100", created_by_phi3ft=True, project="proj")
+    store.record("compute", "shared-gpu", created_by_phi3ft=False, project="proj")
+    backend.computes |= {"gpu-a100", "shared-gpu"}
+    done = _run(store, backend, all=True)
+    kinds = [k for k, _, _ in done]
+    assert kinds.index("compute") < kinds.index("project")
+    assert ("compute", "gpu-a100", "deleted") in done
+    assert ("compute", "shared-gpu", "skipped") in done  # reused, not created: left alone
+    assert backend.computes == {"shared-gpu"}
+    assert [r["name"] for r in store.list("compute")] == ["shared-gpu"]  # only what phi3ft made is forgotten
+    # already gone is success on a forced re-run
+    store.record("compute", "gpu-a100", created_by_phi3ft=True, project="proj")
+    assert _run(store, backend, project=True, force=True, project_name="proj")[0] == (
+        "compute",
+        "gpu-a100",
+        "absent",
+    )
+
+
 def test_delete_all_twice_is_idempotent(world) -> None:  # type: ignore[no-untyped-def]
     store, backend = world
     _run(store, backend, all=True)
