@@ -357,6 +357,7 @@ class State:
         self.datastore_secret_type = "Sas"  # or "AccountKey"
         self.caller_can_assign_roles = True
         self.inference_reply: str | None = None
+        self.inference_logprobs = False  # per-token logprobs when a chat request asks for them
         self.taken_endpoint_names: set[str] = set()  # names "taken in the region" by someone else
 
     def reset(self) -> None:

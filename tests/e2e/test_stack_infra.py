@@ -185,3 +185,19 @@ def test_clean_teardown_leaves_no_process_or_port() -> None:
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", int(port))) != 0, port
     assert not workdir.exists()
+
+
+def test_missing_azurite_fails_loudly_unless_allowed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    from tests.azure_stack import azurite, pytest_plugin
+
+    monkeypatch.delenv("PHI3FT_AZURITE_BIN", raising=False)
+    monkeypatch.setattr(azurite, "AZURITE_BIN", azurite.Path("/nonexistent/azurite-blob"))
+    monkeypatch.setattr(azurite.shutil, "which", lambda name: None)
+    monkeypatch.delenv("PHI3FT_ALLOW_NO_AZURITE", raising=False)
+    with pytest.raises(pytest.fail.Exception, match=r"install-azurite\.sh"):
+        pytest_plugin._azurite_or_skip()
+    monkeypatch.setenv("PHI3FT_ALLOW_NO_AZURITE", "1")
+    with pytest.raises(pytest.skip.Exception, match="PHI3FT_ALLOW_NO_AZURITE"):
+        pytest_plugin._azurite_or_skip()

@@ -103,6 +103,16 @@ def test_finetuning_job_lifecycle_model_metrics_logs(
                         headers={"Authorization": f"Bearer {stack.credential.get_token('https://management.azure.com/.default').token}"},
                         timeout=10).json()  # fmt: skip
     assert len(hist["metrics"]) == 10 and hist["metrics"][0]["value"] > hist["metrics"][-1]["value"]
+    auth = {
+        "Authorization": "Bearer " + stack.credential.get_token("https://management.azure.com/.default").token
+    }
+    evals = requests.get(f"{base}/api/2.0/mlflow/metrics/get-history", params={"run_id": "ft-job-1", "metric_key": "eval_loss"},
+                         headers=auth, timeout=10).json()["metrics"]  # fmt: skip
+    assert len(evals) == 2  # validation loss exists because the job had validation data
+    search = requests.post(f"{base}/api/2.0/mlflow/runs/search", json={"filter": "tags.mlflow.rootRunId='ft-job-1'"},
+                           headers=auth, timeout=10).json()["runs"]  # fmt: skip
+    assert [r["info"]["run_id"] for r in search] == ["ft-job-1_train"]
+    assert {m["key"] for m in search[0]["data"]["metrics"]} == {"train_loss", "eval_loss"}
     stack.assert_all_routed()
 
 
