@@ -7,6 +7,7 @@ import re
 import uuid
 from typing import Any
 
+from .credential import decode_jwt
 from .state import (
     Operation,
     State,
@@ -300,7 +301,7 @@ def register(t: RouteTable, state: State) -> None:
         scope = r.params["scope"].rstrip("/")
         guid = str(props.get("roleDefinitionId", "")).rstrip("/").split("/")[-1].lower()
         if not state.caller_can_assign_roles:
-            raise HttpError(403, "AuthorizationFailed", f"The client '{r.headers.get('x-fake-oid', state.user_oid)}' "
+            raise HttpError(403, "AuthorizationFailed", f"The client '{decode_jwt(r.bearer or '').get('oid', state.user_oid)}' "
                             "does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/"
                             f"write' over scope '{scope}' or the scope is invalid.")  # fmt: skip
         if guid not in state.role_definitions:
