@@ -143,3 +143,14 @@ def test_packed_long_conversations_get_their_own_row_and_budget_holds() -> None:
     for batch in batches:
         widths = [sum(lengths[i] for i in row.members) for row in batch.rows]
         assert len(widths) * max(widths) <= 600 or len(widths) == 1
+
+
+def test_weight_zero_assistant_turn_is_not_trained() -> None:
+    messages = [
+        *CONVERSATION[:3],
+        {"role": "user", "content": "again"},
+        {"role": "assistant", "content": "x"},
+    ]
+    messages[2] = {**messages[2], "weight": 0}
+    rendered = render_conversation(messages, "phi3")
+    assert [rendered.text[a:b] for a, b in rendered.trainable_spans] == ["x<|end|>"]

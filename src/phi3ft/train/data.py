@@ -110,7 +110,7 @@ def render_conversation(messages: Sequence[dict[str, Any]], template: str) -> Re
         chunk = content + spec["end"]
         parts.append(chunk)
         pos += len(chunk)
-        if role == "assistant":
+        if role == "assistant" and message.get("weight", 1) != 0:  # weight: 0 = context only (OpenAI format)
             spans.append((start, pos))
         parts.append(spec["after"])
         pos += len(spec["after"])
