@@ -145,3 +145,18 @@ def test_unreadable_file(tmp_path: Path) -> None:
 def test_fixtures_are_valid() -> None:
     r = check(FIXTURES / "valid_100.jsonl")
     assert r.valid and r.stats["examples"] == 120
+
+
+def test_duplicates_are_confirmed_from_the_right_bytes(tmp_path: Path) -> None:
+    """The duplicate index re-reads earlier records by offset: BOM and CRLF must not shift it."""
+    p = tmp_path / "dup.jsonl"
+    lines = [x.encode() for x in base(120)]
+    data = b"\xef\xbb\xbf" + lines[0] + b"\r\n" + b"\r\n".join(lines[1:]) + b"\r\n" + lines[0] + b"\r\n"
+    p.write_bytes(data + lines[7].replace(b'"Question', b'"  Question') + b"\n")
+    r = check(p)
+    q01 = sorted(i.message for i in r.issues if i.rule == "Q01")
+    assert q01 == [
+        "2 copies (whitespace-normalised) on lines 1, 121.",
+        "2 copies (whitespace-normalised) on lines 8, 122.",
+    ]
+    assert r.stats["duplicates"] == {"examples": 2, "exact": 1, "groups": 2}
