@@ -13,13 +13,15 @@ does. "a b" and "a  b" are duplicates, "a b" and "ab" are not. The index keeps o
 record (a hash of the line with all whitespace and escape letters removed: equal for any two duplicates,
 rarely equal otherwise) and the record's byte position; a key collision is confirmed by re-reading the
 earlier record and comparing exactly, so there are no false positives and memory stays a few integers per
-example.
+example. The key is CRC-32 and Adler-32 of those bytes (not Python's ``hash``, which is seeded per
+process): the same in every process, so worker processes can compute keys for the parent's index.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import zlib
 from hashlib import blake2b
 from typing import Any
 
@@ -65,7 +67,12 @@ def dup_key(body: bytes, obj: Any) -> int:
     """
     if b"\\u" in body:
         body = orjson.dumps(_collapse(obj)).replace(b"\\u000b", b"")
-    return hash(body.translate(None, _KEY_DELETE))
+    data = body.translate(None, _KEY_DELETE)
+    return _crc32(data) << 32 | _adler32(data)
+
+
+_crc32 = zlib.crc32
+_adler32 = zlib.adler32
 
 
 class DuplicateIndex:
@@ -116,6 +123,20 @@ class DuplicateIndex:
             return None
         hit = self._match(slot, body)
         return None if hit is None else hit[0]
+
+    def add_at(self, key: int, line: int, offset: int, length: int) -> tuple[int, bool] | None:
+        """:meth:`add` for a record of this file known by position: read only on a key hit."""
+        slot = self._first.get(key)
+        if slot is None:
+            self._first[key] = (line << 72) | (offset << 32) | length
+            return None
+        return self.add(key, self._read((offset << 32) | length), line, offset)
+
+    def find_at(self, key: int, fd: int, offset: int, length: int) -> int | None:
+        """:meth:`find` for a record of another open file (``fd``): read only on a key hit."""
+        if key not in self._first:
+            return None
+        return self.find(key, os.pread(fd, length, offset))
 
     def close(self) -> None:
         if self._fd is not None:

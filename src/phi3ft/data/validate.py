@@ -20,10 +20,12 @@ message chunk is encoded once (phi3ft.data.counting). Services never print: prog
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 import re
 from array import array
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from typing import Any
 import orjson
 
 from phi3ft import catalog
+from phi3ft.data import parallel
 from phi3ft.data.counting import ChunkCounter, constant_counts
 from phi3ft.data.rules import RULES, SEVERITY_ORDER, TOKEN_RULES
 from phi3ft.data.scan import (
@@ -200,6 +203,117 @@ class _Stats:
     prefix: str | None = None
     suffix: str | None = None
 
+    def merge(self, other: _Stats) -> None:
+        """Add the statistics of the records that come after this one's (a later byte range)."""
+        self.messages.extend(other.messages)
+        self.tokens.extend(other.tokens)
+        self.assistant.extend(other.assistant)
+        self.chars.extend(other.chars)
+        for role, n in other.per_role.items():
+            self.per_role[role] = self.per_role.get(role, 0) + n
+        self.no_system = (self.no_system + other.no_system)[:DUPLICATE_LINES_SHOWN]
+        self.no_system_count += other.no_system_count
+        self.examples += other.examples
+        self.upper += other.upper
+        self.lower += other.lower
+        if other.answers:
+            if not self.answers:
+                self.first_answer, self.all_answers_same = other.first_answer, other.all_answers_same
+                self.prefix, self.suffix = other.prefix, other.suffix
+            else:
+                if self.all_answers_same and (
+                    not other.all_answers_same or other.first_answer != self.first_answer
+                ):
+                    self.all_answers_same, self.first_answer = False, None
+                if self.prefix and other.prefix is not None:
+                    self.prefix = _common_prefix(self.prefix, other.prefix)
+                if self.suffix and other.suffix is not None:
+                    self.suffix = _common_prefix(self.suffix[::-1], other.suffix[::-1])[::-1]
+            self.answers += other.answers
+
+
+class _Keys:
+    """Duplicate keys and positions of the records a worker saw, as compact arrays for the parent."""
+
+    __slots__ = ("keys", "lengths", "lines", "offsets")
+
+    def __init__(self) -> None:
+        self.keys = array("Q")
+        self.lines = array("Q")
+        self.offsets = array("Q")
+        self.lengths = array("Q")
+
+    def add(self, key: int, line: int, offset: int, length: int) -> None:
+        self.keys.append(key)
+        self.lines.append(line)
+        self.offsets.append(offset)
+        self.lengths.append(length)
+
+
+@dataclass
+class _RangeResult:
+    """What a worker found in one byte range of a file (merged by the parent in range order)."""
+
+    issues: list[Issue]
+    counts: dict[str, int]
+    severity_counts: dict[str, int]
+    truncated: bool
+    lines: int
+    records: int
+    blank: int
+    crlf: int
+    bom: bool
+    stats: _Stats
+    keys: _Keys
+
+
+@dataclass(frozen=True)
+class _WorkerConfig:
+    model: str
+    strict: bool
+    max_errors: int | None
+    allow_truncation: bool
+    allow_secrets: bool
+
+
+def _scan_range(
+    cfg: _WorkerConfig, path: str, role: str, start: int, end: int, first_line: int
+) -> _RangeResult:
+    """Worker process: every line rule on the lines in ``[start, end)`` of ``path`` (no tokenizer)."""
+    profile = resolve_profile(cfg.model)
+    v = _Validator(
+        profile=profile,
+        fmt=chat_format(profile.template),
+        encoder=None,
+        strict=cfg.strict,
+        max_errors=cfg.max_errors,
+        progress=None,
+        allow_truncation=cfg.allow_truncation,
+        allow_secrets=cfg.allow_secrets,
+    )
+    v._keys = _Keys()
+    v._file, v._role = path, role
+    state = _FileState(Path(path), role)
+    with open(path, "rb") as f:
+        f.seek(start)
+        v._scan_lines(f, state, first_line=first_line, start=start, end=end, detect_document=False)
+    return _RangeResult(
+        issues=v.issues,
+        counts=v.counts,
+        severity_counts=v.severity_counts,
+        truncated=v.truncated,
+        lines=state.lines,
+        records=state.records,
+        blank=state.blank,
+        crlf=state.crlf,
+        bom=state.bom,
+        stats=v.stats,
+        keys=v._keys,
+    )
+
+
+_DONE: Future[_RangeResult] = Future()
+
 
 class _Validator:
     def __init__(
@@ -243,6 +357,8 @@ class _Validator:
         self._bytes_done = 0
         self._bytes_total = 0
         self.counter: ChunkCounter | None = None
+        #: in a worker process: duplicate keys are collected for the parent instead of indexed here
+        self._keys: _Keys | None = None
         if encoder is not None:
             self.prefix_n, self.suffix_n, self.header_n = constant_counts(fmt, encoder)
             self.counter = ChunkCounter(encoder, self._on_counted)
@@ -276,6 +392,30 @@ class _Validator:
                 Issue(rule_id, severity, file or self._file, line, path, message, hint or r.hint)
             )
         else:
+            self.truncated = True
+
+    def absorb(self, part: _RangeResult) -> None:
+        """Take a worker's findings as if ``add`` had been called for each, in order (same caps).
+
+        A worker applies the same caps to its own range, so what it dropped would be dropped here too.
+        """
+        for rule_id, n in part.counts.items():
+            self.counts[rule_id] = self.counts.get(rule_id, 0) + n
+        for severity, n in part.severity_counts.items():
+            self.severity_counts[severity] += n
+        stored_per_rule = self._stored_per_rule
+        for issue in part.issues:
+            stored = stored_per_rule.get(issue.rule, 0)
+            if self.max_errors is not None:
+                keep = len(self.issues) < self.max_errors
+            else:
+                keep = stored < DEFAULT_STORED_PER_RULE
+            if keep:
+                stored_per_rule[issue.rule] = stored + 1
+                self.issues.append(issue)
+            else:
+                self.truncated = True
+        if part.truncated:
             self.truncated = True
 
     # ---- files --------------------------------------------------------------------------------------
@@ -313,17 +453,33 @@ class _Validator:
             return
         with f:
             self._scan_lines(f, state)
+        self._bytes_done += state.size
 
-    def _scan_lines(self, f: Any, state: _FileState) -> None:
+    def _scan_lines(
+        self,
+        f: Any,
+        state: _FileState,
+        *,
+        first_line: int = 1,
+        start: int = 0,
+        end: int | None = None,
+        detect_document: bool = True,
+    ) -> None:
+        """Check the lines of ``f`` from byte ``start`` (a line start, ``f`` positioned there) to ``end``.
+
+        ``first_line`` is the 1-based number of the line at ``start``; ``detect_document`` runs the
+        whole-JSON-document check on the first non-blank line (only meaningful from the file's start).
+        """
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
         readline = f.readline
-        ln = 0
-        offset = 0
-        first_content_line = True
-        last_progress = 0
+        ln = first_line - 1
+        offset = start
+        first_content_line = detect_document
+        last_progress = start
         progress = self.progress
-        while True:
+        stop = end if end is not None else 1 << 62
+        while offset < stop:
             raw = readline(MAX_LINE_BYTES)
             if not raw:
                 break
@@ -332,7 +488,7 @@ class _Validator:
             offset += len(raw)
             if progress is not None and offset - last_progress > 4_000_000:
                 last_progress = offset
-                progress(self._bytes_done + offset, self._bytes_total)
+                progress(self._bytes_done + offset - start, self._bytes_total)
             if raw[-1:] != b"\n":
                 if len(raw) == MAX_LINE_BYTES:
                     while True:  # skip the rest of the overlong line without holding it
@@ -381,7 +537,46 @@ class _Validator:
                 self.add("F14", ln, None, "The last line has no newline at the end.")
             self._check_record(obj, ln, body, start)
         state.lines = ln
-        self._bytes_done += offset
+
+    def scan_parallel(self, state: _FileState, pool: Any, cfg: _WorkerConfig, workers: int) -> bool:
+        """:meth:`scan` split into byte ranges checked by worker processes; the same report.
+
+        Returns False (nothing done) when the file must be scanned in one piece: unreadable, or its
+        first content line is the start of a whole JSON document (F07 stops the scan there).
+        """
+        path = state.path
+        try:
+            if parallel.starts_like_document(path, MAX_LINE_BYTES) is not False:
+                return False
+        except OSError:
+            return False
+        self._file, self._role = str(path), state.role
+        bounds = parallel.split_ranges(path, state.size, parallel.range_count(state.size, workers))
+        ranges = list(itertools.pairwise(bounds))
+        before = ranges[:-1]  # the lines before each range start: newlines counted per range, in parallel
+        newlines = pool.map(parallel.count_newlines, [str(path)] * len(before), bounds[1:-1], bounds[:-2])
+        first_lines = [1]
+        for n in newlines:
+            first_lines.append(first_lines[-1] + n)
+        futures = [
+            pool.submit(_scan_range, cfg, str(path), state.role, a, b, first)
+            for (a, b), first in zip(ranges, first_lines, strict=True)
+        ]
+        for i in range(len(futures)):
+            part: _RangeResult = futures[i].result()
+            futures[i] = _DONE  # let the result go once merged
+            self.absorb(part)
+            self.stats.merge(part.stats)
+            self.replay_keys(part.keys, state.role, path)
+            state.lines = part.lines
+            state.records += part.records
+            state.blank += part.blank
+            state.crlf += part.crlf
+            state.bom = state.bom or part.bom
+            if self.progress is not None:
+                self.progress(self._bytes_done + ranges[i][1], self._bytes_total)
+        self._bytes_done += state.size
+        return True
 
     def _whole_document(self, body: bytes, ln: int, head: bytes) -> bool:
         if head == b"{":
@@ -568,7 +763,7 @@ class _Validator:
         if train:
             self._dataset_record(obj, roles, ln, body, n_chars, offset)
         else:
-            self._validation_record(obj, ln, body)
+            self._validation_record(obj, ln, body, offset)
         if usable and self.counter is not None:
             texts: list[str] = []
             kinds: list[int] = []  # 0 untrained, 1 trained assistant
@@ -707,17 +902,15 @@ class _Validator:
             st.no_system_count += 1
             if len(st.no_system) < DUPLICATE_LINES_SHOWN:
                 st.no_system.append(ln)
-        if self._index is None:
-            self._index = DuplicateIndex(self._file)
-        hit = self._index.add(dup_key(body, obj), body, ln, offset)
-        if hit is not None:
-            first, exact = hit
-            group = self._dups.get(first)
-            if group is None:
-                group = self._dups[first] = [first]
-            group.append(ln)
-            if exact:
-                self._exact_dups += 1
+        keys = self._keys
+        if keys is not None:  # a worker: the parent builds the index from the keys (replay_keys)
+            keys.add(dup_key(body, obj), ln, offset, len(body))
+        else:
+            if self._index is None:
+                self._index = DuplicateIndex(self._file)
+            hit = self._index.add(dup_key(body, obj), body, ln, offset)
+            if hit is not None:
+                self._duplicate(ln, hit)
         if self.counter is None and n_chars > T09_CHARS:
             self.add(
                 "T09",
@@ -727,14 +920,54 @@ class _Validator:
                 f"{CHARS_PER_TOKEN:g} characters per token; no tokenizer loaded).",
             )
 
-    def _validation_record(self, obj: Any, ln: int, body: bytes) -> None:
+    def _duplicate(self, ln: int, hit: tuple[int, bool]) -> None:
+        first, exact = hit
+        group = self._dups.get(first)
+        if group is None:
+            group = self._dups[first] = [first]
+        group.append(ln)
+        if exact:
+            self._exact_dups += 1
+
+    def _validation_record(self, obj: Any, ln: int, body: bytes, offset: int) -> None:
+        if self._keys is not None:
+            self._keys.add(dup_key(body, obj), ln, offset, len(body))
+            return
         if self._index is None:
             return
-        first = self._index.find(dup_key(body, obj), body)
+        self._overlapping(ln, self._index.find(dup_key(body, obj), body))
+
+    def _overlapping(self, ln: int, first: int | None) -> None:
         if first is not None:
             self._overlap_count += 1
             if len(self._overlap) < DUPLICATE_LINES_SHOWN:
                 self._overlap.append((first, ln))
+
+    def replay_keys(self, keys: _Keys, role: str, path: Path) -> None:
+        """The duplicate index (train) or overlap lookups (validation) for a worker's records, in order.
+
+        Exactly what the single-process scan does per record; only a key hit re-reads the line (pread).
+        """
+        if not keys.keys:
+            return
+        if role == "train":
+            if self._index is None:
+                self._index = DuplicateIndex(str(path))
+            add_at = self._index.add_at
+            for key, ln, off, length in zip(keys.keys, keys.lines, keys.offsets, keys.lengths, strict=True):
+                hit = add_at(key, ln, off, length)
+                if hit is not None:
+                    self._duplicate(ln, hit)
+            return
+        if self._index is None:
+            return
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            find_at = self._index.find_at
+            for key, ln, off, length in zip(keys.keys, keys.lines, keys.offsets, keys.lengths, strict=True):
+                self._overlapping(ln, find_at(key, fd, off, length))
+        finally:
+            os.close(fd)
 
     # ---- tokens -------------------------------------------------------------------------------------
     def _on_counted(self, ctx: Any, counts: list[int]) -> None:
@@ -922,6 +1155,7 @@ def validate_dataset(
     progress: Callable[[int, int], None] | None = None,
     allow_truncation: bool = False,
     allow_secrets: bool = False,
+    workers: int | None = None,
 ) -> ValidationReport:
     """Validate a training file (and optionally a validation file) for fine-tuning ``model``.
 
@@ -933,7 +1167,14 @@ def validate_dataset(
     ``tokenizer`` path that cannot be used; every problem *in the data* is a finding, never an exception.
     ``allow_truncation`` makes T03 a warning for examples whose first assistant turn still fits in the
     context; ``allow_secrets`` makes Q08 (credentials) a warning.
+
+    Without a tokenizer (``count_tokens=False``, or none found), a file is split into byte ranges checked
+    by ``workers`` processes (default: min(CPUs, 4) for files over 32 MB, else 1; pass 2+ to force it on
+    any file); the report is identical to a single-process scan. Exact-token runs stay in one process
+    (the tokenizer already uses every core, on a worker thread).
     """
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}.", "Pass --workers 1 or more.")
     if epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {epochs}.", "Pass --epochs 1 or more.")
     profile = resolve_profile(model)
@@ -1001,21 +1242,43 @@ def validate_dataset(
     train_state = v.check_path(train, "train")
     val_state = v.check_path(validation, "validation") if validation is not None else None
     v._bytes_total = sum(s.size for s in (train_state, val_state) if s is not None)
-    if train_state is not None:
-        v.scan(train_state)
-        states.append(train_state)
-        if train_state.crlf:
-            v._file = str(train)
-            v.add("F13", None, None, f"{train_state.crlf} lines end in CRLF (accepted).")
-    if val_state is not None:
-        v.scan(val_state)
-        states.append(val_state)
-        if val_state.records == 0 and not val_state.aborted:
-            v.add("F03", None, None, f"{val_state.path.name} is empty.", file=str(val_state.path))
-        if val_state.crlf:
-            v.add(
-                "F13", None, None, f"{val_state.crlf} lines end in CRLF (accepted).", file=str(val_state.path)
-            )
+    cfg = _WorkerConfig(profile.name, strict, max_errors, allow_truncation, allow_secrets)
+    pools: list[Any] = []
+
+    def scan(state: _FileState) -> None:
+        n = parallel.workers_for(state.size, workers) if v.counter is None else 1
+        if n > 1 and not pools:
+            try:
+                pools.append(parallel.make_pool(n))
+            except (OSError, ImportError):  # no process support here (e.g. no sem_open): one process
+                n = 1
+        if n > 1 and v.scan_parallel(state, pools[0], cfg, n):
+            return
+        v.scan(state)
+
+    try:
+        if train_state is not None:
+            scan(train_state)
+            states.append(train_state)
+            if train_state.crlf:
+                v._file = str(train)
+                v.add("F13", None, None, f"{train_state.crlf} lines end in CRLF (accepted).")
+        if val_state is not None:
+            scan(val_state)
+            states.append(val_state)
+            if val_state.records == 0 and not val_state.aborted:
+                v.add("F03", None, None, f"{val_state.path.name} is empty.", file=str(val_state.path))
+            if val_state.crlf:
+                v.add(
+                    "F13",
+                    None,
+                    None,
+                    f"{val_state.crlf} lines end in CRLF (accepted).",
+                    file=str(val_state.path),
+                )
+    finally:
+        for pool in pools:
+            pool.shutdown()
     v.finish_dataset(train_state, epochs, validation is not None)
     if progress is not None:
         progress(v._bytes_total, v._bytes_total)
