@@ -99,3 +99,26 @@ def test_allow_secrets_flag(run_cli, tmp_path: Path) -> None:  # type: ignore[no
     assert code == 0 and json.loads(out)["summary"]["by_rule"]["Q08"] == 1
     code, out, _ = run_cli("validate", "--help")
     assert "--allow-truncation" in out and "--allow-secrets" in out
+
+
+def test_json_flag_is_format_json(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "j.jsonl"
+    p.write_text("".join(x + "\n" for x in [*base(), "[1]"]), encoding="utf-8")
+    code, out, _ = run_cli("validate", str(p), *MODEL, "--no-tokens", "--json")
+    code2, out2, _ = run_cli("validate", str(p), *MODEL, "--no-tokens", "--format", "json")
+    assert code == code2 == 3 and json.loads(out) == json.loads(out2)
+    assert json.loads(out)["summary"]["by_rule"]["L02"] == 1
+    code, _, err = run_cli("validate", str(p), *MODEL, "--json", "--format", "github")
+    assert code == 2 and "--json and --format github" in err
+
+
+def test_workers_option_same_report(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "w.jsonl"
+    p.write_text("".join(x + "\n" for x in [*base(), "[1]", good(3), "", "{bad"]), encoding="utf-8")
+    docs = []
+    for n in ("1", "2"):
+        code, out, _ = run_cli("validate", str(p), *MODEL, "--no-tokens", "--json", "--workers", n)
+        assert code == 3
+        docs.append(json.loads(out))
+    assert docs[0] == docs[1]
+    assert run_cli("validate", str(p), *MODEL, "--no-tokens", "--workers", "0")[0] == 2

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from phi3ft.cli.context import AppContext
-from phi3ft.errors import ExitCode
+from phi3ft.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from phi3ft.data.validate import ValidationReport
@@ -129,6 +129,7 @@ def validate_cmd(
         ReportFormat,
         typer.Option("--format", "-f", help="text (tables), json (schema in README), github (annotations)."),
     ] = ReportFormat.text,
+    json_out: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     max_errors: Annotated[
         int, typer.Option("--max-errors", min=0, help="Print at most N findings (all are still counted).")
     ] = 50,
@@ -157,6 +158,15 @@ def validate_cmd(
             "deliberate fakes. --strict makes it an error again.",
         ),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes for the checks without a tokenizer (--no-tokens or none found); default "
+            "min(CPUs, 4) for files over 32 MB, else 1. Same report for any value.",
+        ),
+    ] = None,
 ) -> None:
     """Check chat-completion JSONL before you pay for a fine-tune.
 
@@ -172,6 +182,10 @@ def validate_cmd(
 
     app_ctx: AppContext = ctx.obj
     out = app_ctx.output
+    if json_out:
+        if fmt is ReportFormat.github:
+            raise UsageError("--json and --format github conflict.", "Pass one of them.")
+        fmt = ReportFormat.json
     out.json_mode = fmt is ReportFormat.json
     reports = []
     for path in files:
@@ -196,6 +210,7 @@ def validate_cmd(
                 progress=progress_cb,
                 allow_truncation=allow_truncation,
                 allow_secrets=allow_secrets,
+                workers=workers,
             )
         finally:
             finish()
