@@ -14,6 +14,7 @@ from phi3ft.data.scan import (
     G_ALL,
     G_CONTROL,
     G_SPECIAL,
+    CaseCounter,
     DuplicateIndex,
     case_counts,
     dup_key,
@@ -26,8 +27,14 @@ PIECES = [
     *SENSITIVE,
     "plain words",
     "x + y = z",
+    "+",
+    "+٣",
+    "١٢",
     "4111 1111",
     " 1111 1111",
+    "-1111-",
+    "  1111",
+    "11 ",
     "DE89",
     " 3704 0044",
     "AKIA",
@@ -96,6 +103,19 @@ def test_case_counts_match_str_methods() -> None:
         assert case_counts(t) == ref(t), t
     assert case_counts("ВСЁ ХОРОШО") == (9, 0) and case_counts("Straße") == (1, 5)
     assert case_counts("中文 ABC") == (3, 0)
+    mixed = "ﬁ İ ᾈ ß Straße ẞ " * 50 + "ÉTÉ ŉ"  # length-changing characters among ordinary ones
+    assert case_counts(mixed) == ref(mixed)
+
+
+def test_case_counter_sums_batches_exactly() -> None:
+    rng = random.Random(3)
+    words = ["Straße", "ÉTÉ", "ВСЁ", "ok", "ﬁne", "İstanbul", "中文", "ǅemal", "ALL CAPS", "x" * 5000]
+    texts = [" ".join(rng.choices(words, k=rng.randint(0, 40))) for _ in range(3000)]
+    counter = CaseCounter()
+    for t in texts:
+        counter.add(t)
+    counter.flush()
+    assert (counter.upper, counter.lower) == tuple(map(sum, zip(*map(case_counts, texts), strict=True)))
 
 
 def test_whitespace_normalised_duplicates_collapse_runs(tmp_path: Path) -> None:

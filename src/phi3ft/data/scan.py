@@ -179,6 +179,47 @@ def _changed_lanes(x: int, n: int) -> int:
     return (((x + ones) >> 31) & bit0).bit_count()
 
 
+_LENGTH_CHANGING: list[re.Pattern[str]] = []
+
+
+def _length_changing() -> re.Pattern[str]:
+    """Characters whose ``lower()`` or ``upper()`` is not one character (about 100, all in the BMP)."""
+    if not _LENGTH_CHANGING:
+        odd = [
+            c
+            for c in map(chr, range(0x80, 0x10000))
+            if not 0xD800 <= ord(c) <= 0xDFFF and (len(c.lower()) != 1 or len(c.upper()) != 1)
+        ]
+        _LENGTH_CHANGING.append(re.compile("[" + re.escape("".join(odd)) + "]"))
+    return _LENGTH_CHANGING[0]
+
+
+class CaseCounter:
+    """Sums :func:`case_counts` over many strings, a few hundred kB at a time (fewer, longer calls)."""
+
+    __slots__ = ("_chars", "_pending", "lower", "upper")
+
+    def __init__(self) -> None:
+        self.upper = 0
+        self.lower = 0
+        self._pending: list[str] = []
+        self._chars = 0
+
+    def add(self, text: str) -> None:
+        self._pending.append(text)
+        self._chars += len(text)
+        if self._chars > 262_144:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            up, low = case_counts("\n".join(self._pending))
+            self.upper += up
+            self.lower += low
+            self._pending = []
+            self._chars = 0
+
+
 def case_counts(text: str) -> tuple[int, int]:
     """``(upper, lower)``: characters that ``str.lower()`` / ``str.upper()`` change (Unicode).
 
@@ -195,11 +236,20 @@ def case_counts(text: str) -> tuple[int, int]:
     rest = raw.translate(None, _ASCII).decode("utf-8", "surrogatepass")  # the non-ASCII characters only
     lower, upper = rest.lower(), rest.upper()
     n = len(rest)
-    if len(lower) != n or len(upper) != n:  # ß, ligatures, İ change length: count per character
-        return (
-            up + sum(1 for c in rest if c.lower() != c),
-            low + sum(1 for c in rest if c.upper() != c),
-        )
+    if len(lower) != n or len(upper) != n:
+        # ß, İ, ligatures, Greek with ypogegrammeni change length: count those few characters one by
+        # one, then the rest (now length-preserving) at once
+        odd = _length_changing().findall(rest)
+        up += sum(1 for c in odd if c.lower() != c)
+        low += sum(1 for c in odd if c.upper() != c)
+        rest = _length_changing().sub("", rest)
+        lower, upper = rest.lower(), rest.upper()
+        n = len(rest)
+        if len(lower) != n or len(upper) != n:  # a character this Python's tables added: one by one
+            return (
+                up + sum(1 for c in rest if c.lower() != c),
+                low + sum(1 for c in rest if c.upper() != c),
+            )
     if lower != rest:
         x = int.from_bytes(rest.encode("utf-32-le", "surrogatepass"), "little")
         up += _changed_lanes(x ^ int.from_bytes(lower.encode("utf-32-le", "surrogatepass"), "little"), n)
@@ -229,7 +279,8 @@ EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Z
 PHONE = re.compile(r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){2,4}\b")
 # CARD and IBAN start with a character class so the regex engine can skip ahead; the look-behind that
 # stands for "(?<!\d)" / "\b" at the start is checked right after the first character instead.
-CARD = re.compile(r"\d(?<!\d\d)(?:[ -]?\d){12,18}(?!\d)")
+# CARD is ASCII digits only (the Luhn check is defined on them): 13-19 digits, single spaces or dashes between.
+CARD = re.compile(r"[0-9](?<![0-9][0-9])(?:[ -]?[0-9]){12,18}(?![0-9])")
 IBAN = re.compile(r"[A-Z](?<!\w[A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")
 _NON_DIGIT = re.compile(r"\D")
 
@@ -250,19 +301,32 @@ def _secret_possible(c: str) -> bool:
     )
 
 
-#: byte -> class letter for the cheap line map: digit D, A-Z U, a-z l, anything else space.
+#: byte -> class letter for the cheap line map: digit D, A-Z U, a-z l, space or dash s, anything else '.'.
 _CLASS_MAP = bytes(
-    ord("D") if 48 <= b <= 57 else ord("U") if 65 <= b <= 90 else ord("l") if 97 <= b <= 122 else 32
+    ord("D")
+    if 48 <= b <= 57
+    else ord("U")
+    if 65 <= b <= 90
+    else ord("l")
+    if 97 <= b <= 122
+    else ord("s")
+    if b in (32, 45)
+    else ord(".")
     for b in range(256)
 )
+#: on the class map: 13 digits with at most one space or dash between them (a necessary condition of CARD)
+_CARD_RUN = re.compile(rb"D(?:s?D){12}")
+#: '+' then a digit: ASCII, the lead byte of a non-ASCII one (PHONE's \d is any Unicode digit) or a
+#: backslash (a \uXXXX-escaped one)
+_PLUS_DIGIT = re.compile(rb"\+[0-9\\\x80-\xff]")
 
 # Bits of the line gate.
 G_SPECIAL = 1  # '<' (special-token text)
 G_CONTROL = 2  # control characters
 G_SECRET = 4
 G_EMAIL = 8
-G_PHONE = 16
-G_CARD = 32  # 13+ digits on the line
+G_PHONE = 16  # '+' and a digit
+G_CARD = 32  # 13+ digits in a row (single spaces or dashes between) on the line
 G_IBAN = 64  # two capitals followed by two digits
 G_ALL = 127
 
@@ -313,10 +377,10 @@ def line_gates(body: bytes) -> int:
     at = b"@" in body
     if at:
         gates |= G_EMAIL
-    if b"+" in body:
+    if b"+" in body and _PLUS_DIGIT.search(body) is not None:
         gates |= G_PHONE
     classes = body.translate(_CLASS_MAP)
-    if classes.count(b"D") >= 13:
+    if classes.count(b"D") >= 13 and _CARD_RUN.search(classes) is not None:
         gates |= G_CARD
     if b"UUDD" in classes:
         gates |= G_IBAN

@@ -40,8 +40,8 @@ from phi3ft.data.scan import (
     CONTROL,
     G_CONTROL,
     G_SPECIAL,
+    CaseCounter,
     DuplicateIndex,
-    case_counts,
     dup_key,
     line_gates,
     sensitive,
@@ -297,6 +297,7 @@ def _scan_range(
     with open(path, "rb") as f:
         f.seek(start)
         v._scan_lines(f, state, first_line=first_line, start=start, end=end, detect_document=False)
+    v.flush_cases()
     return _RangeResult(
         issues=v.issues,
         counts=v.counts,
@@ -359,6 +360,7 @@ class _Validator:
         self.counter: ChunkCounter | None = None
         #: in a worker process: duplicate keys are collected for the parent instead of indexed here
         self._keys: _Keys | None = None
+        self._cases = CaseCounter()  # Q03 letter counts of training answers, summed in batches
         if encoder is not None:
             self.prefix_n, self.suffix_n, self.header_n = constant_counts(fmt, encoder)
             self.counter = ChunkCounter(encoder, self._on_counted)
@@ -553,15 +555,14 @@ class _Validator:
         self._file, self._role = str(path), state.role
         bounds = parallel.split_ranges(path, state.size, parallel.range_count(state.size, workers))
         ranges = list(itertools.pairwise(bounds))
-        before = ranges[:-1]  # the lines before each range start: newlines counted per range, in parallel
-        newlines = pool.map(parallel.count_newlines, [str(path)] * len(before), bounds[1:-1], bounds[:-2])
-        first_lines = [1]
-        for n in newlines:
-            first_lines.append(first_lines[-1] + n)
-        futures = [
-            pool.submit(_scan_range, cfg, str(path), state.role, a, b, first)
-            for (a, b), first in zip(ranges, first_lines, strict=True)
-        ]
+        # Range 0 starts at line 1 and is checked at once; the other ranges wait for the newline counts
+        # of the ranges before them, counted by the other workers meanwhile.
+        futures = [pool.submit(_scan_range, cfg, str(path), state.role, *ranges[0], 1)]
+        counts = [pool.submit(parallel.count_newlines, str(path), b, a) for a, b in ranges[:-1]]
+        first_line = 1
+        for k in range(1, len(ranges)):
+            first_line += counts[k - 1].result()
+            futures.append(pool.submit(_scan_range, cfg, str(path), state.role, *ranges[k], first_line))
         for i in range(len(futures)):
             part: _RangeResult = futures[i].result()
             futures[i] = _DONE  # let the result go once merged
@@ -796,9 +797,7 @@ class _Validator:
     def _answer(self, content: str) -> None:
         st = self.stats
         st.answers += 1
-        up, low = case_counts(content)
-        st.upper += up
-        st.lower += low
+        self._cases.add(content)
         if st.all_answers_same:
             if st.first_answer is None:
                 st.first_answer = content
@@ -1036,7 +1035,14 @@ class _Validator:
             self.add("T06", ln, None, "an assistant answer has fewer than 2 tokens.", file=file)
 
     # ---- end of run ---------------------------------------------------------------------------------
+    def flush_cases(self) -> None:
+        self._cases.flush()
+        self.stats.upper += self._cases.upper
+        self.stats.lower += self._cases.lower
+        self._cases = CaseCounter()
+
     def finish_dataset(self, train: _FileState | None, epochs: int, has_validation: bool) -> None:
+        self.flush_cases()
         if self.counter is not None:
             self.counter.close()
         if self._index is not None:
