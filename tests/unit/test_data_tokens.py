@@ -182,3 +182,24 @@ def test_phi3_small_counts() -> None:
     ids = encode_conversation(conv, fmt, enc).ids
     assert ids[0] == 100257 and ids[-1] == 100257 and 100263 in ids and ids.count(100266) == 3
     assert enc.encode_batch([fmt.render(conv)])[0] == ids  # chunk sum == whole rendering
+
+
+def test_download_fails_fast_with_the_real_reason(tmp_path: Path) -> None:
+    """No network (a closed loopback port as the hub): one quick try, and the reason says so."""
+    import socket
+    import time
+
+    from phi3ft.data.tokens import TokenizerUnavailable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: connections are refused
+    env = {"HF_HOME": str(tmp_path), "HF_ENDPOINT": f"https://127.0.0.1:{port}"}
+    t0 = time.perf_counter()
+    with pytest.raises(TokenizerUnavailable) as err:
+        load_tokenizer(MINI, None, env)
+    assert time.perf_counter() - t0 < 5
+    text = str(err.value)
+    assert "download failed: " in text and "HF_HUB_OFFLINE set" not in text, text
+    with pytest.raises(TokenizerUnavailable, match="download skipped: HF_HUB_OFFLINE is set"):
+        load_tokenizer(MINI, None, {**env, "HF_HUB_OFFLINE": "1"})

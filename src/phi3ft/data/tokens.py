@@ -317,18 +317,42 @@ def _from_hub_cache(profile: ModelProfile, env: Mapping[str, str]) -> Encoder | 
     return None
 
 
-def _download(profile: ModelProfile, env: Mapping[str, str]) -> Encoder | None:
+#: Seconds for the hub's metadata request (connect, then each read) before a download is given up.
+DOWNLOAD_PROBE_TIMEOUT = 5.0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _download(profile: ModelProfile, env: Mapping[str, str]) -> tuple[Encoder | None, str]:
+    """``(encoder, "")`` after a hub download, else ``(None, why not)``; fails fast without a network.
+
+    huggingface_hub retries a failed metadata request with back-off (~25 s offline) before giving up,
+    so one metadata request without retries (``get_hf_file_metadata``, short timeout) goes first; only
+    when it answers is the file downloaded. ``HF_ENDPOINT`` and the cache folder come from ``env``.
+    """
     if env.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
-        return None
+        return None, "download skipped: HF_HUB_OFFLINE is set"
     try:
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
     except ImportError:
-        return None
+        return None, "download skipped: huggingface_hub is not installed"
+    endpoint = env.get("HF_ENDPOINT") or None
     try:
-        path = hf_hub_download(profile.hf_repo, "tokenizer.json")
-    except Exception:  # network, gated repo, ...: the caller reports "skipped" with the reason
-        return None
-    return HFEncoder(Path(path), profile.hf_repo)
+        url = hf_hub_url(profile.hf_repo, "tokenizer.json", endpoint=endpoint)
+        get_hf_file_metadata(url, timeout=DOWNLOAD_PROBE_TIMEOUT, endpoint=endpoint)
+        path = hf_hub_download(
+            profile.hf_repo,
+            "tokenizer.json",
+            cache_dir=hub_cache_dirs(env)[0],
+            endpoint=endpoint,
+            etag_timeout=DOWNLOAD_PROBE_TIMEOUT,
+        )
+    except Exception as exc:  # network, gated repo, disk...: the caller reports "skipped" with the reason
+        return None, f"download failed: {type(exc).__name__}: {_one_line(exc)}"
+    return HFEncoder(Path(path), profile.hf_repo), ""
 
 
 @dataclass
@@ -372,10 +396,10 @@ def load_tokenizer(
     if enc is not None:
         return LoadedTokenizer(enc, "hub-cache")
     looked.append(f"hub cache {hub_cache_dirs(env)[0]}")
-    enc = _download(profile, env)
+    enc, why = _download(profile, env)
     if enc is not None:
         return LoadedTokenizer(enc, "download")
-    looked.append("download (HF_HUB_OFFLINE set or huggingface_hub missing)")
+    looked.append(why)
     raise TokenizerUnavailable(f"no tokenizer for {profile.hf_repo}; looked in: " + "; ".join(looked))
 
 
