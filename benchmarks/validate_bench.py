@@ -10,10 +10,15 @@ process (wall time and peak RSS of that process):
   b'  tokenizer encodes each distinct message chunk once and sums the pieces (exact, see tests); a
       self-contained dict keyed by chunk text, same batch sizes as phi3ft (not phi3ft's own code)
   c   phi3ft validate with exact tokens
-  d   phi3ft validate --no-tokens
+  d   phi3ft validate --no-tokens (default workers: min(CPUs, 4) processes for files over 32 MB)
+  d1  phi3ft validate --no-tokens --workers 1 (one process)
   e   together.utils.files.check_file (Together SDK 1.x, structural checks) if installed
 
-Options: --size-mb N (default 300), --steps a,b,bp,c,d,e, --regenerate, --out results.json.
+CPU seconds include worker processes (RUSAGE_CHILDREN); peak RSS is reported for the step's process,
+its largest child, and as the peak of the *sum* over the process and its children (sampled from /proc
+every 100 ms; forked children share pages with the parent, so the sum over-counts).
+
+Options: --size-mb N (default 300), --steps a,b,bp,c,d,d1,e, --regenerate, --out results.json.
 """
 
 from __future__ import annotations
@@ -350,6 +355,10 @@ def _step_d(path: Path) -> dict[str, object]:
     return _cli(path, "--no-tokens")
 
 
+def _step_d1(path: Path) -> dict[str, object]:
+    return _cli(path, "--no-tokens", "--workers", "1")
+
+
 def _step_e(path: Path) -> dict[str, object]:
     try:
         from together.utils.files import check_file
@@ -359,24 +368,89 @@ def _step_e(path: Path) -> dict[str, object]:
     return {"is_check_passed": report.get("is_check_passed"), "num_samples": report.get("num_samples")}
 
 
-STEPS = {"a": _step_a, "b": _step_b, "bp": _step_bp, "c": _step_c, "d": _step_d, "e": _step_e}
+STEPS = {
+    "a": _step_a,
+    "b": _step_b,
+    "bp": _step_bp,
+    "c": _step_c,
+    "d": _step_d,
+    "d1": _step_d1,
+    "e": _step_e,
+}
 LABELS = {
     "a": "(a) read + orjson parse only",
     "b": "(b) tokenizer on every rendered example",
     "bp": "(b') tokenizer on distinct chunks, summed",
     "c": "(c) phi3ft validate (exact tokens)",
     "d": "(d) phi3ft validate --no-tokens",
+    "d1": "(d1) phi3ft validate --no-tokens --workers 1",
     "e": "(e) together check_file (1.x)",
 }
+
+
+class _RssSampler:
+    """Peak of (this process + its children) resident memory, sampled from /proc (Linux; else 0)."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        import threading
+
+        self.peak = 0
+        self._interval = interval
+        self._children: set[int] = set()
+        self._stop = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _RssSampler:
+        if os.path.exists("/proc/self/statm"):
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _rss(self, pid: int | str) -> int:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                return int(f.read().split()[1]) * self._page
+        except (OSError, IndexError, ValueError):
+            return 0
+
+    def _scan_children(self) -> None:
+        me = os.getpid()
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    with open(f"/proc/{name}/stat") as f:
+                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                if ppid == me:
+                    self._children.add(int(name))
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.wait(self._interval):
+            if n % 5 == 0:
+                self._scan_children()
+            n += 1
+            total = self._rss("self") + sum(self._rss(pid) for pid in self._children)
+            self.peak = max(self.peak, total)
 
 
 def _child(step: str, path: Path) -> None:
     t0 = time.perf_counter()
     r0 = resource.getrusage(resource.RUSAGE_SELF)
-    result = STEPS[step](path)
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with _RssSampler() as sampler:
+        result = STEPS[step](path)
     seconds = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)  # all threads of the process
+    child_cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)  # worker processes
     rss_mb = r1.ru_maxrss / 1024
     print(
         "BENCH "
@@ -384,10 +458,13 @@ def _child(step: str, path: Path) -> None:
             {
                 "step": step,
                 "seconds": round(seconds, 2),
-                "cpu_s": round(cpu, 2),
+                "cpu_s": round(cpu + child_cpu, 2),
                 "rss_mb": round(rss_mb),
-                **result,
+                "children_cpu_s": round(child_cpu, 2),
+                "children_max_rss_mb": round(c1.ru_maxrss / 1024),
+                "rss_sum_peak_mb": round(sampler.peak / 2**20),
             }
+            | result
         )
     )
 
@@ -417,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--size-mb", type=int, default=300)
-    parser.add_argument("--steps", default="a,b,bp,c,d,e")
+    parser.add_argument("--steps", default="a,b,bp,c,d,d1,e")
     parser.add_argument("--regenerate", action="store_true")
     parser.add_argument("--file", type=Path, help="benchmark this file instead of the generated one")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
@@ -460,7 +537,8 @@ def _ratio(results: dict[str, dict[str, object]], a: str, b: str, key: str) -> f
 def table(results: dict[str, dict[str, object]], size_mb: float) -> str:
     """The Markdown table of README "Validate" (wall and CPU seconds, MB/s, peak RSS, load, targets)."""
     lines = [
-        "| step | seconds | CPU s | MB/s | peak RSS MB | load (1 min) before/after | notes |",
+        "| step | seconds | CPU s (of which workers) | MB/s | peak RSS MB: process / largest worker / "
+        "sum | load (1 min) before/after | notes |",
         "|---|---:|---:|---:|---:|---|---|",
     ]
     for step, r in results.items():
@@ -469,17 +547,32 @@ def table(results: dict[str, dict[str, object]], size_mb: float) -> str:
         notes = {
             k: v
             for k, v in r.items()
-            if k not in ("step", "seconds", "cpu_s", "wall_s", "rss_mb", "load_before", "load_after")
+            if k
+            not in (
+                "step",
+                "seconds",
+                "cpu_s",
+                "wall_s",
+                "rss_mb",
+                "load_before",
+                "load_after",
+                "children_cpu_s",
+                "children_max_rss_mb",
+                "rss_sum_peak_mb",
+            )
         }
         lines.append(
-            f"| {LABELS[step]} | {secs} | {r.get('cpu_s')} | {mbps} | {r.get('rss_mb')} | "
+            f"| {LABELS[step]} | {secs} | {r.get('cpu_s')} ({r.get('children_cpu_s')}) | {mbps} | "
+            f"{r.get('rss_mb')} / {r.get('children_max_rss_mb')} / {r.get('rss_sum_peak_mb')} | "
             f"{r.get('load_before')}/{r.get('load_after')} | {json.dumps(notes)} |"
         )
     checks = [
         ("(c) / (b') <= 1.2", "c", "bp", 1.2, False),
         ("(c) / (b) < 1 (faster than b)", "c", "b", 1.0, False),
         ("(d) / (a) <= 2", "d", "a", 2.0, False),
+        ("(d1) / (a) <= 2 (one process)", "d1", "a", 2.0, False),
         ("(e) / (d) >= 3", "e", "d", 3.0, True),
+        ("(e) / (d1) >= 3 (one process)", "e", "d1", 3.0, True),
     ]
     lines += ["", "| target | wall ratio | CPU ratio | met (wall) |", "|---|---:|---:|---|"]
     for label, x, y, limit, at_least in checks:
