@@ -154,3 +154,36 @@ def test_weight_zero_assistant_turn_is_not_trained() -> None:
     messages[2] = {**messages[2], "weight": 0}
     rendered = render_conversation(messages, "phi3")
     assert [rendered.text[a:b] for a, b in rendered.trainable_spans] == ["x<|end|>"]
+
+
+@pytest.mark.parametrize(
+    "template", ["phi3", "phi3-original", "phi3-medium", "phi3-small", "phi4-mini", "phi4"]
+)
+def test_trainer_renders_through_the_validators_chat_format(template: str) -> None:
+    """One source of truth: the trainer's text is ChatFormat.render; spans are content + end marker."""
+    from phi3ft.data.tokens import chat_format
+
+    fmt = chat_format(template)
+    rendered = render_conversation(CONVERSATION, template)
+    assert rendered.text == fmt.render(CONVERSATION)
+    assert "".join(p.text for p in fmt.pieces(CONVERSATION)) == rendered.text
+    marker = fmt.end_marker("assistant")
+    assert marker in ("<|end|>", "<|im_end|>")
+    answers = [m["content"] for m in CONVERSATION if m["role"] == "assistant"]
+    assert [rendered.text[a:b] for a, b in rendered.trainable_spans] == [c + marker for c in answers]
+
+
+def test_unknown_template_is_a_data_error() -> None:
+    from phi3ft.errors import DataError
+
+    with pytest.raises(DataError, match="not supported"):
+        render_conversation(CONVERSATION, "llama")
+
+
+def test_medium_mask_skips_the_assistant_marker_in_the_user_footer(tokenizer: object) -> None:
+    """Phi-3-medium: <|assistant|> closes the user chunk and stays masked; content + <|end|> is trained."""
+    example = tokenize_conversation(tokenizer, CONVERSATION[1:3], "phi3-medium")
+    trained = [t for t, label in zip(example.input_ids, example.labels, strict=True) if label != IGNORE_INDEX]
+    content = tokenizer.encode(CONVERSATION[2]["content"], add_special_tokens=False).ids  # type: ignore[attr-defined]
+    assert trained == [*content, END]
+    assert example.input_ids[:1] == [USER] and ASSISTANT in example.input_ids

@@ -17,7 +17,7 @@ Three facts drive this module (../shared/docs/phi-models.md §6):
 Public API (stable; the trainer reuses it for loss masking):
 
 * :func:`load_tokenizer` -> :class:`Encoder` (raises :class:`TokenizerUnavailable` with a reason)
-* :func:`chat_format` -> :class:`ChatFormat` (``render``, ``chunks``)
+* :func:`chat_format` -> :class:`ChatFormat` (``render``, ``chunks``, ``pieces``)
 * :func:`encode_conversation` -> :class:`EncodedConversation` (``ids``, ``trainable``)
 * :func:`count_conversation` -> :class:`ConversationCount`
 """
@@ -458,6 +458,59 @@ class ChatFormat:
     @property
     def drops_system(self) -> bool:
         return "system" in self.dropped_roles
+
+    def end_marker(self, role: str) -> str:
+        """The end-of-turn token that opens ``footer[role]`` (``<|end|>``, ``<|im_end|>``): the footer up
+        to its first whitespace (Phi-3-medium's user footer also opens the assistant turn after it)."""
+        footer = self.footer.get(role, "")
+        for i, ch in enumerate(footer):
+            if ch in WHITESPACE:
+                return footer[:i]
+        return footer
+
+    def pieces(self, messages: Sequence[Mapping[str, Any]]) -> list[RenderedPiece]:
+        """``render(messages)`` cut into the prefix, one piece per rendered message and the suffix, each with
+        the character spans of the message content and its end-of-turn marker inside the piece (the trainer
+        masks its loss with them). ``"".join(p.text for p in pieces) == render(messages)``; content is kept
+        as given (``render`` does not apply ``strip_leading``; the rstrip token swallows that whitespace)."""
+        out: list[RenderedPiece] = []
+        if self.prefix:
+            out.append(RenderedPiece("", self.prefix, None))
+        for index, m in enumerate(messages):
+            role, content = str(m["role"]), str(m["content"])
+            if role in self.dropped_roles or role not in self.header:
+                continue
+            header = self.header[role]
+            start, stop = len(header), len(header) + len(content)
+            marker = self.end_marker(role)
+            out.append(
+                RenderedPiece(
+                    role,
+                    header + content + self.footer[role],
+                    index,
+                    (start, stop),
+                    (stop, stop + len(marker)),
+                )
+            )
+        if self.suffix:
+            out.append(RenderedPiece("", self.suffix, None))
+        return out
+
+
+@dataclass(frozen=True)
+class RenderedPiece:
+    """One piece of a rendered conversation (:meth:`ChatFormat.pieces`).
+
+    ``role`` and ``index`` (position in the input messages) are ``""``/``None`` for the prefix and suffix;
+    ``content`` and ``end`` are ``(start, stop)`` character offsets inside ``text`` of the message content and
+    of its end-of-turn marker (``(0, 0)`` for the prefix and suffix).
+    """
+
+    role: str
+    text: str
+    index: int | None
+    content: tuple[int, int] = (0, 0)
+    end: tuple[int, int] = (0, 0)
 
 
 _PHI3_SPECIALS: tuple[str, ...] = (

@@ -3,14 +3,13 @@
 Torch-free (tokenizers + stdlib) so masking and batching are testable and reusable without the
 ``train`` extra. The collation to tensors lives in :mod:`phi3ft.train.trainer`.
 
-Masking: the conversation is rendered once with the model family's chat template, recording the
-character span of every assistant turn's *content plus its end-of-turn token*; the string is encoded
+Masking: the conversation is rendered once with the model family's chat template
+(:func:`phi3ft.data.tokens.chat_format`, the validator's single source of truth for templates), recording
+the character span of every assistant turn's *content plus its end-of-turn token*; the string is encoded
 once (as ``apply_chat_template(tokenize=True)`` does, docs/phi-models.md §6) and a token is trainable
 when its first character lies inside such a span. Role tokens strip the whitespace after them, so
-their offsets end past the template's ``\\n`` and never fall inside a content span.
-
-NOTE: the validator's ``phi3ft.data.tokens`` module did not exist when this was written; this
-module uses ``tokenizers.Tokenizer`` directly. Reconcile once both exist.
+their offsets end past the template's ``\\n`` and never fall inside a content span. Everything else is
+masked, including a closing ``<|endoftext|>``; ``weight: 0`` assistant turns are context only.
 """
 
 from __future__ import annotations
@@ -25,39 +24,6 @@ from typing import Any
 from phi3ft.errors import DataError
 
 IGNORE_INDEX = -100
-
-#: (turn prefix for a role, end-of-turn text, text after the end token, conversation prefix, suffix)
-_TEMPLATES: dict[str, dict[str, Any]] = {
-    # Phi-3-mini-4k (current), Phi-3.5-mini: every role rendered, <|endoftext|> closes a training sample.
-    "phi3": {"turn": "<|{role}|>\n", "end": "<|end|>", "after": "\n", "bos": "", "eos": "<|endoftext|>"},
-    # Original Phi-3-mini / mini-128k (May 2024): <s>, system dropped.
-    "phi3-original": {
-        "turn": "<|{role}|>\n",
-        "end": "<|end|>",
-        "after": "\n",
-        "bos": "<s>",
-        "eos": "",
-        "drop_system": True,
-    },
-    "phi3-medium": {
-        "turn": "<|{role}|>\n",
-        "end": "<|end|>",
-        "after": "\n",
-        "bos": "",
-        "eos": "",
-        "drop_system": True,
-    },
-    "phi4-mini": {"turn": "<|{role}|>", "end": "<|end|>", "after": "", "bos": "", "eos": ""},
-    "phi4": {
-        "turn": "<|im_start|>{role}<|im_sep|>",
-        "end": "<|im_end|>",
-        "after": "",
-        "bos": "",
-        "eos": "",
-    },
-}
-
-SUPPORTED_TEMPLATES = tuple(_TEMPLATES)
 
 
 @dataclass
@@ -86,35 +52,32 @@ class Example:
 
 def render_conversation(messages: Sequence[dict[str, Any]], template: str) -> Rendered:
     """Render ``messages`` with a chat-template family (no generation prompt; the training form)."""
+    from phi3ft.data.tokens import chat_format
+
     try:
-        spec = _TEMPLATES[template]
-    except KeyError:
+        fmt = chat_format(template)
+    except ValueError:
         raise DataError(
             f"chat template '{template}' is not supported by the local trainer",
-            f"use one of: {', '.join(SUPPORTED_TEMPLATES)}",
+            "pick a catalog model (phi3ft models) whose template phi3ft knows",
         ) from None
-    parts: list[str] = [spec["bos"]]
-    pos = len(spec["bos"])
+    normalised = [
+        {
+            "role": str(m.get("role")),
+            "content": "" if m.get("content") is None else str(m.get("content")),
+        }
+        for m in messages
+    ]
+    parts: list[str] = []
     spans: list[tuple[int, int]] = []
-    for message in messages:
-        role = message.get("role")
-        if role == "system" and spec.get("drop_system"):
-            continue
-        content = message.get("content")
-        if not isinstance(content, str):
-            content = "" if content is None else str(content)
-        prefix = spec["turn"].format(role=role)
-        parts.append(prefix)
-        pos += len(prefix)
-        start = pos
-        chunk = content + spec["end"]
-        parts.append(chunk)
-        pos += len(chunk)
-        if role == "assistant" and message.get("weight", 1) != 0:  # weight: 0 = context only (OpenAI format)
-            spans.append((start, pos))
-        parts.append(spec["after"])
-        pos += len(spec["after"])
-    parts.append(spec["eos"])
+    pos = 0
+    for piece in fmt.pieces(normalised):
+        # weight: 0 = context only (OpenAI format)
+        trained = piece.role == "assistant" and messages[piece.index or 0].get("weight", 1) != 0
+        if piece.index is not None and trained:
+            spans.append((pos + piece.content[0], pos + piece.end[1]))
+        parts.append(piece.text)
+        pos += len(piece.text)
     return Rendered("".join(parts), spans)
 
 
@@ -331,7 +294,6 @@ def epoch_order(num_batches: int, epoch: int, seed: int) -> list[int]:
 
 __all__ = [
     "IGNORE_INDEX",
-    "SUPPORTED_TEMPLATES",
     "DatasetStats",
     "Example",
     "MicroBatch",
