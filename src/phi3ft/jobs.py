@@ -649,15 +649,6 @@ def _ensure_cluster_and_environment(
         + ("created" if env.get("created") else "exists, reused"),
         {"created": bool(env.get("created"))},
     )
-    world = compute.max_nodes * compute.processes_per_node
-    if world > 1:
-        yield SubmitEvent(
-            "warn",
-            "compute",
-            f"{compute.max_nodes} node(s) x {compute.processes_per_node} process(es): PyTorch distribution starts "
-            f"{world} trainer processes, and phi3ft's trainer does not shard data across them yet; "
-            "set max_nodes: 1 and processes_per_node: 1 unless you know you need more",
-        )
     return {
         "compute": cluster["name"],
         "environment": env["id"],

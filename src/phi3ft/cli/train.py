@@ -147,6 +147,8 @@ def register(app: typer.Typer) -> None:
 
         Loss is on assistant tokens only. Writes checkpoints, OUTPUT/adapter, metrics.jsonl and loss.png;
         --merge also writes a merged model. Ctrl+C saves a checkpoint: continue with --resume.
+        Under torchrun / Azure ML's PyTorch distribution (WORLD_SIZE > 1) it trains data-parallel (DDP);
+        with MLFLOW_TRACKING_URI set and mlflow installed it logs train_loss/eval_loss to MLflow.
         """
         from phi3ft.train import TrainingSettings, TrainOptions, run_training
         from phi3ft.train.job import options_from_job_config
@@ -198,6 +200,8 @@ def register(app: typer.Typer) -> None:
             close()
         if json_out:
             app_ctx.output.emit_json(result)
+            return
+        if result.rank != 0:  # data parallel: rank 0 reports the run
             return
         out = app_ctx.output
         out.success(f"Adapter saved to {result.adapter_dir} ({result.steps} steps, {result.runtime_s:.0f} s)")

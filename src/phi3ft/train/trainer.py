@@ -15,11 +15,22 @@ stock Trainer does not do together:
   ``lm_head``, so the (tokens x 32,064) logits tensor, the biggest activation of a small model, holds
   assistant tokens only.
 
+- **Data parallel** when launched by ``torchrun`` / Azure ML's PyTorch distribution (``WORLD_SIZE`` > 1):
+  one process per GPU (``cuda:LOCAL_RANK``, NCCL; gloo on CPU), the LoRA model in DDP. Step ``s`` uses
+  the same ``gradient_accumulation_steps x WORLD_SIZE`` micro-batches of the epoch order that one process
+  with ``WORLD_SIZE`` times the accumulation would use (rank ``r`` takes every ``WORLD_SIZE``-th), and the
+  trained-token count that normalises the loss is summed over ranks, so the loss and the update equal
+  the single-process ones. Only rank 0 writes checkpoints, metrics, the adapter and the chart, and
+  reports progress.
+- **MLflow** when ``MLFLOW_TRACKING_URI`` is set (Azure ML sets it inside jobs) and ``mlflow`` is
+  importable: rank 0 logs ``train_loss`` / ``eval_loss`` per step (what ``phi3ft metrics`` reads).
+
 Services never print: progress goes to the ``progress`` callback as :class:`TrainEvent` objects.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -27,7 +38,8 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +151,131 @@ def load_lora_model(options: TrainOptions, source: str, device: Any, use_bf16: b
     return peft_model.to(device)
 
 
+# ---- data parallel ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in a data-parallel run (``world_size`` 1: a plain single process)."""
+
+    world_size: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_info(env: Mapping[str, str] | None = None) -> DistInfo:
+    """Read ``WORLD_SIZE`` / ``RANK`` / ``LOCAL_RANK`` (set by torchrun and Azure ML's PyTorch distribution)."""
+    env = os.environ if env is None else env
+    try:
+        world = int(env.get("WORLD_SIZE", "1") or 1)
+        rank = int(env.get("RANK", "0") or 0)
+        local = int(env.get("LOCAL_RANK", str(rank)) or 0)
+    except ValueError:
+        raise ConfigError(
+            "WORLD_SIZE, RANK and LOCAL_RANK must be integers",
+            "launch with torchrun or Azure ML's PyTorch distribution, or unset them",
+        ) from None
+    if world <= 1:
+        return DistInfo()
+    if not 0 <= rank < world:
+        raise ConfigError(f"RANK {rank} is outside WORLD_SIZE {world}")
+    return DistInfo(world, rank, local)
+
+
+def _init_distributed(info: DistInfo, requested: str) -> Any:
+    """Join the process group (env:// rendezvous: MASTER_ADDR/MASTER_PORT); return this rank's device."""
+    import datetime
+
+    import torch
+    import torch.distributed as dist
+
+    use_cuda = requested != "cpu" and torch.cuda.is_available()
+    if requested == "cuda" and not use_cuda:
+        raise PrerequisiteError("--device cuda: no CUDA device is visible", "use --device cpu or auto")
+    if use_cuda:
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if not dist.is_initialized():
+        for name in ("MASTER_ADDR", "MASTER_PORT"):
+            if not os.environ.get(name):
+                raise ConfigError(
+                    f"WORLD_SIZE={info.world_size} but {name} is not set",
+                    "launch with torchrun or Azure ML's PyTorch distribution (they set it)",
+                )
+        dist.init_process_group(
+            backend="nccl" if use_cuda else "gloo",
+            init_method="env://",
+            world_size=info.world_size,
+            rank=info.rank,
+            timeout=datetime.timedelta(minutes=60),  # rank 0 may save/merge a large model at the end
+        )
+    return device
+
+
+def _all_sum(values: list[float], info: DistInfo, device: Any) -> list[float]:
+    """Sum ``values`` over ranks (float64; a no-op in a single process)."""
+    if not info.enabled:
+        return values
+    import torch
+    import torch.distributed as dist
+
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return [float(v) for v in tensor.tolist()]
+
+
+def rank_micro_batches(step: int, accum: int, info: DistInfo) -> list[int]:
+    """Global micro-batch indices this rank runs in optimizer step ``step`` (0-based).
+
+    A step consumes ``accum x world_size`` consecutive micro-batches of the (epoch-shuffled, endless)
+    stream, exactly the ones a single process with ``accum x world_size`` accumulation would use; rank
+    ``r`` takes every ``world_size``-th of them starting at ``r``. Every rank runs ``accum`` of them, so
+    all ranks step together; an epoch's tail simply continues into the next epoch, as in one process.
+    """
+    first = step * accum * info.world_size
+    return [first + k * info.world_size + info.rank for k in range(accum)]
+
+
+class _MlflowSink:
+    """``mlflow.log_metric`` per step when ``MLFLOW_TRACKING_URI`` is set and mlflow imports (rank 0 only).
+
+    A failing call (network, auth) stops MLflow logging for the run instead of stopping training;
+    ``failure`` says why.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.module: Any = None
+        self.failure: str | None = None
+        if not enabled or not os.environ.get("MLFLOW_TRACKING_URI"):
+            return
+        try:
+            import mlflow
+        except ImportError:
+            return
+        self.module = mlflow
+
+    def log(self, metrics: Mapping[str, float | None], step: int) -> None:
+        if self.module is None:
+            return
+        try:
+            for key, value in metrics.items():
+                if value is not None and math.isfinite(value):
+                    self.module.log_metric(key, float(value), step=step)
+        except Exception as exc:  # never let metrics logging kill a training run
+            self.failure = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+            self.module = None
+
+
 # ---- batches -> tensors -----------------------------------------------------------------------------
 
 
@@ -210,6 +347,22 @@ def loss_sum(model: Any, batch: dict[str, Any], use_bf16: bool) -> tuple[Any, in
     return loss, int(keep.sum().item())
 
 
+def _loss_module(model: Any, use_bf16: bool) -> Any:
+    """``model`` wrapped so that ``forward(**batch)`` returns :func:`loss_sum`'s loss: DDP must see the
+    forward pass to synchronise gradients, and ``loss_sum`` calls the decoder and ``lm_head`` itself."""
+    import torch
+
+    class LossHead(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, **batch: Any) -> Any:
+            return loss_sum(self.model, batch, use_bf16)[0]
+
+    return LossHead()
+
+
 # ---- the run ----------------------------------------------------------------------------------------
 
 
@@ -246,12 +399,21 @@ def run_training(options: TrainOptions, progress: ProgressCallback | None = None
     pad_id = tokenizer.token_to_id("<|endoftext|>")
     pad_id = 0 if pad_id is None else pad_id
 
+    info = dist_info()
+    main = info.is_main
+    if not main:
+        emit = lambda _event: None  # noqa: E731 - only rank 0 reports progress
     out_dir = settings.output_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     resume_dir = _find_resume_checkpoint(settings.resume, out_dir)
 
-    _seed_everything(settings.seed)
-    device, is_cuda = _pick_device(options.device)
+    _seed_everything(settings.seed)  # the same LoRA initialisation on every rank
+    if info.enabled:
+        device = _init_distributed(info, options.device)
+        is_cuda = device.type == "cuda"
+    else:
+        device, is_cuda = _pick_device(options.device)
     use_bf16 = bool(
         settings.bf16 is True or (settings.bf16 == "auto" and is_cuda and torch.cuda.is_bf16_supported())
     )
@@ -278,7 +440,8 @@ def run_training(options: TrainOptions, progress: ProgressCallback | None = None
         seed=settings.seed,
     )
     accum = settings.gradient_accumulation_steps
-    steps_per_epoch = max(1, math.ceil(len(batches) / accum))
+    per_step = accum * info.world_size  # micro-batches per optimizer step, all ranks together
+    steps_per_epoch = max(1, math.ceil(len(batches) / per_step))
     total_steps = settings.max_steps or max(1, math.ceil(settings.epochs * steps_per_epoch))
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -294,9 +457,19 @@ def run_training(options: TrainOptions, progress: ProgressCallback | None = None
     start_step = 0
     if resume_dir is not None:
         start_step = _load_checkpoint(resume_dir, model, optimizer, scheduler)
-        _truncate_metrics(metrics_path, start_step)
-    else:
+        if main:
+            _truncate_metrics(metrics_path, start_step)
+    elif main:
         metrics_path.write_text("")
+    forward = _loss_module(model, use_bf16)
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(
+            forward, device_ids=[device.index] if is_cuda else None, find_unused_parameters=False
+        )
+        torch.manual_seed(settings.seed + 7919 * info.rank + start_step)  # own dropout masks per rank
+    mlflow_sink = _MlflowSink(main)
 
     trainable, total_params = _count_params(model)
     emit(
@@ -309,6 +482,7 @@ def run_training(options: TrainOptions, progress: ProgressCallback | None = None
                 f"{train_stats.trainable_tokens} trained), {len(batches)} micro-batches "
                 f"({settings.batching}), device {device.type}{' bf16' if use_bf16 else ''}, "
                 f"LoRA {trainable:,} of {total_params:,} parameters"
+                + (f", {info.world_size} processes (DDP)" if info.enabled else "")
                 + (f", resumed from {resume_dir.name}" if resume_dir else "")
             ),
         )
@@ -324,16 +498,19 @@ def run_training(options: TrainOptions, progress: ProgressCallback | None = None
         model.eval()
         total, count = 0.0, 0
         with torch.no_grad():
-            for vb in val_batches:
+            for vb in val_batches[info.rank :: info.world_size]:  # each rank evaluates its share
                 tensors = collate(vb, val_examples, settings.batching, pad_id, device)
                 loss, n = loss_sum(model, tensors, use_bf16)
                 total += float(loss.item())
                 count += n
         model.train()
-        mean = total / max(count, 1)
+        total, all_count = _all_sum([total, float(count)], info, device)
+        mean = total / max(all_count, 1.0)
         return mean, math.exp(min(mean, 50.0))
 
     def write_metrics(record: dict[str, Any]) -> None:
+        if not main:
+            return
         with metrics_path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
 
@@ -344,20 +521,32 @@ def run_training(options: TrainOptions, progress: ProgressCallback | None = None
     step = start_step
     try:
         while step < total_steps:
-            first = step * accum
-            chosen = [micro_batch(first + k) for k in range(accum)]
-            epoch_before = chosen[0][0]
-            epoch_after = micro_batch(first + accum)[0]
+            first = step * per_step
+            chosen = [micro_batch(i) for i in rank_micro_batches(step, accum, info)]
+            epoch_before = micro_batch(first)[0]
+            epoch_after = micro_batch(first + per_step)[0]
             tensors_list = [
                 collate(mb, train_examples, settings.batching, pad_id, device) for _, mb in chosen
             ]
-            denom = sum(int((t["targets"] != IGNORE_INDEX).sum().item()) for t in tensors_list)
+            local_denom = sum(int((t["targets"] != IGNORE_INDEX).sum().item()) for t in tensors_list)
+            # The loss is a mean over the step's trained tokens on *all* ranks; DDP averages gradients
+            # over ranks, so each rank scales by world_size to get the sum the single process has.
+            (denom,) = _all_sum([float(local_denom)], info, device)
+            scale = info.world_size / max(denom, 1.0)
             step_loss = 0.0
-            for tensors in tensors_list:
-                loss, _n = loss_sum(model, tensors, use_bf16)
-                (loss / denom).backward()
+            step_tokens = 0
+            for k, tensors in enumerate(tensors_list):
+                inputs = {key: value for key, value in tensors.items() if key != "real_tokens"}
+                sync = contextlib.nullcontext()
+                if info.enabled and k < len(tensors_list) - 1:
+                    sync = forward.no_sync()  # all-reduce once, after the last micro-batch
+                with sync:
+                    loss = forward(**inputs)
+                    (loss * scale).backward()
                 step_loss += float(loss.item())
-                tokens_seen += tensors["real_tokens"]
+                step_tokens += tensors["real_tokens"]
+            step_loss, step_tokens_all = _all_sum([step_loss, float(step_tokens)], info, device)
+            tokens_seen += int(step_tokens_all)
             grad_norm = None
             if settings.max_grad_norm is not None:
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm))
@@ -365,11 +554,11 @@ def run_training(options: TrainOptions, progress: ProgressCallback | None = None
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            last_train_loss = step_loss / denom
+            last_train_loss = step_loss / max(denom, 1.0)
             elapsed = time.perf_counter() - started
             tps = tokens_seen / elapsed if elapsed > 0 else 0.0
             eta = elapsed / (step - start_step) * (total_steps - step)
-            epoch_float = (first + accum) / len(batches)
+            epoch_float = (first + per_step) / len(batches)
             lr = scheduler.get_last_lr()[0]
             if step % settings.logging_every_steps == 0 or step == total_steps:
                 write_metrics(
@@ -383,6 +572,7 @@ def run_training(options: TrainOptions, progress: ProgressCallback | None = None
                         "tokens_seen": tokens_seen,
                     }
                 )
+                mlflow_sink.log({"train_loss": last_train_loss, "learning_rate": lr}, step)
             emit(
                 TrainEvent(
                     kind="step",
@@ -408,6 +598,7 @@ def run_training(options: TrainOptions, progress: ProgressCallback | None = None
                             "eval_perplexity": evaluation[1],
                         }
                     )
+                    mlflow_sink.log({"eval_loss": evaluation[0], "eval_perplexity": evaluation[1]}, step)
                     emit(
                         TrainEvent(
                             kind="eval",
@@ -418,12 +609,17 @@ def run_training(options: TrainOptions, progress: ProgressCallback | None = None
                             perplexity=evaluation[1],
                         )
                     )
-            if (epoch_ended and step < total_steps) or (
-                settings.save_every_steps and step % settings.save_every_steps == 0
+            if main and (
+                (epoch_ended and step < total_steps)
+                or (settings.save_every_steps and step % settings.save_every_steps == 0)
             ):
                 path = _save_checkpoint(out_dir, step, model, optimizer, scheduler, settings.save_total_limit)
                 emit(TrainEvent(kind="checkpoint", step=step, total_steps=total_steps, path=str(path)))
     except KeyboardInterrupt:
+        if not main:
+            raise Interrupted(
+                f"training interrupted at step {step}/{total_steps} (rank {info.rank})"
+            ) from None
         path = _save_checkpoint(out_dir, step, model, optimizer, scheduler, settings.save_total_limit)
         raise Interrupted(
             f"training interrupted at step {step}/{total_steps}; checkpoint saved in {path}",
@@ -432,11 +628,18 @@ def run_training(options: TrainOptions, progress: ProgressCallback | None = None
 
     runtime = time.perf_counter() - started
     adapter_dir = out_dir / "adapter"
-    model.save_pretrained(adapter_dir)
-    _copy_tokenizer(tok_path, adapter_dir)
-    chart = _write_chart(metrics_path, out_dir / "loss.png")
+    if info.enabled:
+        import torch.distributed as dist
+
+        dist.barrier()  # every rank has finished its last step before anyone leaves
+        dist.destroy_process_group()
+    chart = None
     merged_dir = None
-    if settings.merge:
+    if main:
+        model.save_pretrained(adapter_dir)
+        _copy_tokenizer(tok_path, adapter_dir)
+        chart = _write_chart(metrics_path, out_dir / "loss.png")
+    if main and settings.merge:
         merged_dir = out_dir / "merged"
         merged = model.merge_and_unload()
         merged.save_pretrained(merged_dir)
@@ -460,8 +663,11 @@ def run_training(options: TrainOptions, progress: ProgressCallback | None = None
         bf16=use_bf16,
         conversations=train_stats.used,
         truncated=train_stats.truncated + (val_stats.truncated if val_stats else 0),
+        rank=info.rank,
+        world_size=info.world_size,
     )
-    emit(TrainEvent(kind="done", step=step, total_steps=total_steps, path=str(adapter_dir)))
+    done = f"MLflow logging stopped: {mlflow_sink.failure}" if mlflow_sink.failure else None
+    emit(TrainEvent(kind="done", step=step, total_steps=total_steps, path=str(adapter_dir), message=done))
     return result
 
 

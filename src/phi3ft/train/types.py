@@ -64,7 +64,9 @@ class TrainResult(BaseModel):
     train_loss: float | None
     eval_loss: float | None
     eval_perplexity: float | None
-    train_tokens: int = Field(description="Real (non-padding) tokens processed in this process.")
+    train_tokens: int = Field(
+        description="Real (non-padding) tokens processed (all ranks together under DDP)."
+    )
     tokens_per_s: float
     runtime_s: float
     peak_memory_bytes: int = Field(description="CUDA: max allocated; CPU: peak RSS of the process.")
@@ -72,3 +74,5 @@ class TrainResult(BaseModel):
     bf16: bool
     conversations: int
     truncated: int
+    rank: int = Field(0, description="This process's rank; only rank 0 writes the outputs.")
+    world_size: int = Field(1, description="Data-parallel processes (WORLD_SIZE); 1 = a single process.")

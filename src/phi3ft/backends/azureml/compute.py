@@ -9,7 +9,8 @@ What goes to Azure (one ``submit``):
   (:data:`BASE_IMAGE`, which brings CUDA, NCCL, OpenMPI and the Azure ML runtime) plus ``pip install`` of
   phi3ft's own dependencies and its ``train`` extra (:func:`training_requirements`, read from the
   installed package's metadata, so the cluster gets the ranges this phi3ft was tested with; ``azure-*``
-  is left out: training never imports it). The version is a hash of the two files: an unchanged spec
+  is left out: training never imports it; ``mlflow-skinny`` + ``azureml-mlflow`` are added so the trainer
+  logs its losses to the job's MLflow run). The version is a hash of the two files: an unchanged spec
   reuses the built image, a new phi3ft release builds once.
 - **code**: phi3ft is not installed from PyPI on the cluster. The job's code snapshot is the phi3ft
   package folder of *this* installation (so the cluster runs exactly the submitting version) plus a
@@ -22,6 +23,9 @@ What goes to Azure (one ``submit``):
 
       PHI3FT_TRAIN=${{inputs.train}} PHI3FT_VALIDATION=${{inputs.validation}} \\
         python -m phi3ft train --config phi3ft-job.yaml --output-dir ${{outputs.adapter}} --json
+
+Every process of the distribution runs that command; the trainer reads ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``,
+trains data-parallel (DDP) and only rank 0 writes the adapter (:mod:`phi3ft.train.trainer`).
 
 Contracts (shared rules in :mod:`phi3ft.backends.base`): ``ensure_*`` are get-or-create; ``delete_compute``
 of a missing cluster returns ``False``; status / cancel / logs of the command job are the ordinary job
@@ -72,9 +76,14 @@ def training_requirements() -> list[str]:
     return sorted(out, key=str.lower)
 
 
+#: Cluster-only packages: the trainer logs train_loss/eval_loss to the job's MLflow run when mlflow imports;
+#: azureml-mlflow is the plugin that resolves the ``azureml://`` MLFLOW_TRACKING_URI Azure ML sets.
+CLUSTER_REQUIREMENTS = ("mlflow-skinny>=2.10,<4", "azureml-mlflow>=1.55,<2")
+
+
 def environment_files() -> dict[str, str]:
     """The Docker build context of the training environment: ``Dockerfile`` and ``requirements.txt``."""
-    requirements = "\n".join(training_requirements()) + "\n"
+    requirements = "\n".join([*training_requirements(), *CLUSTER_REQUIREMENTS]) + "\n"
     dockerfile = (
         f"FROM {BASE_IMAGE}\n"
         "COPY requirements.txt /tmp/phi3ft-requirements.txt\n"
