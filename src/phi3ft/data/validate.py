@@ -15,6 +15,8 @@ Design: the file is streamed line by line (orjson on bytes; constant memory). Wh
 with the number of examples, as fixed-size values: a 16-byte digest per example for duplicate detection
 and a few integers per example for the percentile statistics. Token counts are exact: each distinct
 message chunk is encoded once (phi3ft.data.counting). Services never print: progress is a callback.
+Without a tokenizer, a large file is checked in byte ranges by worker processes (phi3ft.data.parallel) and
+merged in range order into the same report.
 """
 
 from __future__ import annotations
@@ -1252,7 +1254,9 @@ def validate_dataset(
     pools: list[Any] = []
 
     def scan(state: _FileState) -> None:
-        n = parallel.workers_for(state.size, workers) if v.counter is None else 1
+        # no tokenizer at all: a loaded one (failed self-test) has started its threads, and forking
+        # after that makes the tokenizers library warn in every child
+        n = parallel.workers_for(state.size, workers) if encoder is None else 1
         if n > 1 and not pools:
             try:
                 pools.append(parallel.make_pool(n))
@@ -1284,7 +1288,7 @@ def validate_dataset(
                 )
     finally:
         for pool in pools:
-            pool.shutdown()
+            pool.shutdown(wait=True, cancel_futures=True)
     v.finish_dataset(train_state, epochs, validation is not None)
     if progress is not None:
         progress(v._bytes_total, v._bytes_total)
