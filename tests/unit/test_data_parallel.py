@@ -198,3 +198,13 @@ def test_json_line_numbers_are_absolute(tmp_path: Path) -> None:
     assert time.perf_counter() - t0 < 30
     assert [i["line"] for i in d["issues"] if i["rule"] == "L01"] == [151]
     assert json.dumps(d) == json.dumps(validate(p, 1))
+
+
+def test_spawned_workers_give_the_same_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The start method used off Linux: workers import everything afresh (keys must not depend on it)."""
+    rng = random.Random(9)
+    lines = messy_lines(rng, 200)
+    p = write(tmp_path / "s.jsonl", [*lines, *lines[:40]], bom=True, crlf_every=4, last_newline=False)
+    one = validate(p, 1)
+    monkeypatch.setattr(parallel, "START_METHOD", "spawn")
+    assert validate(p, 2) == one and SPLITS and min(SPLITS) >= 2

@@ -45,10 +45,13 @@ def range_count(size: int, workers: int) -> int:
     return max(workers, min(workers * RANGES_PER_WORKER, size // MIN_RANGE_BYTES))
 
 
+#: 'fork' on Linux (cheap, nothing re-imported), 'spawn' elsewhere (fork is unsafe on macOS).
+START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
+
+
 def make_pool(workers: int) -> ProcessPoolExecutor:
-    """A process pool: 'fork' on Linux (cheap, nothing re-imported), 'spawn' elsewhere."""
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    """A process pool of ``workers`` processes started with :data:`START_METHOD`."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(START_METHOD))
 
 
 def split_ranges(path: Path, size: int, n: int) -> list[int]:
