@@ -54,3 +54,19 @@ def test_unexpected_exception_has_no_traceback(run_cli) -> None:  # type: ignore
     assert "Unexpected error: RuntimeError: kaput" in err
     assert "Traceback" not in err
     assert isinstance(app, typer.Typer)
+
+
+def test_closed_pipe_is_not_an_unexpected_error() -> None:
+    """`phi3ft models | head -1`: the reader goes away mid-write; no 'Unexpected error', no traceback."""
+    code = (
+        "import os, sys\n"
+        "r, w = os.pipe()\n"
+        "os.close(r)\n"  # nobody reads: every write to w raises BrokenPipeError
+        "os.dup2(w, 1)\n"
+        "from phi3ft.cli import main\n"
+        "sys.exit(main(['models']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert "Unexpected error" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode in (0, 1)

@@ -51,6 +51,8 @@ class Phi3ftGroup(TyperGroup):
                 "Interrupted.", "Nothing was left half-written; re-run the command to resume."
             )
             raise click.exceptions.Exit(int(ExitCode.INTERRUPTED)) from None
+        except BrokenPipeError:
+            raise  # the reader went away (`phi3ft ... | head`): main() exits quietly
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:
@@ -109,6 +111,15 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: returns the exit code instead of raising SystemExit mid-stack."""
     try:
@@ -127,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         Output().error("Interrupted.")
         return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
     except Exception:  # pragma: no cover - last resort, the group handler catches command errors
         if os.environ.get("PHI3FT_DEBUG") == "1":
             traceback.print_exc()
