@@ -40,8 +40,10 @@ from phi3ft.data.counting import ChunkCounter, constant_counts
 from phi3ft.data.rules import RULES, SEVERITY_ORDER, TOKEN_RULES
 from phi3ft.data.scan import (
     CONTROL,
+    G_ALL,
     G_CONTROL,
     G_SPECIAL,
+    G_UESCAPE,
     CaseCounter,
     DuplicateIndex,
     dup_key,
@@ -761,12 +763,12 @@ class _Validator:
                     )
                     usable = False
         self._conversation(roles, ln, assistants, weight0, trained_any)
-        if gates & ~(G_SPECIAL | G_CONTROL):
+        if gates & G_ALL & ~(G_SPECIAL | G_CONTROL):
             self._scan_sensitive(contents, ln, gates)
         if train:
-            self._dataset_record(obj, roles, ln, body, n_chars, offset)
+            self._dataset_record(obj, roles, ln, body, n_chars, offset, gates & G_UESCAPE != 0)
         else:
-            self._validation_record(obj, ln, body, offset)
+            self._validation_record(obj, ln, body, offset, gates & G_UESCAPE != 0)
         if usable and self.counter is not None:
             texts: list[str] = []
             kinds: list[int] = []  # 0 untrained, 1 trained assistant
@@ -893,7 +895,14 @@ class _Validator:
 
     # ---- dataset-level bookkeeping ------------------------------------------------------------------
     def _dataset_record(
-        self, obj: Any, roles: list[str | None], ln: int, body: bytes, n_chars: int, offset: int
+        self,
+        obj: Any,
+        roles: list[str | None],
+        ln: int,
+        body: bytes,
+        n_chars: int,
+        offset: int,
+        uesc: bool,
     ) -> None:
         st = self.stats
         st.examples += 1
@@ -905,11 +914,11 @@ class _Validator:
                 st.no_system.append(ln)
         keys = self._keys
         if keys is not None:  # a worker: the parent builds the index from the keys (replay_keys)
-            keys.add(dup_key(body, obj), ln, offset, len(body))
+            keys.add(dup_key(body, obj, uesc), ln, offset, len(body))
         else:
             if self._index is None:
                 self._index = DuplicateIndex(self._file)
-            hit = self._index.add(dup_key(body, obj), body, ln, offset)
+            hit = self._index.add(dup_key(body, obj, uesc), body, ln, offset)
             if hit is not None:
                 self._duplicate(ln, hit)
         if self.counter is None and n_chars > T09_CHARS:
@@ -930,13 +939,13 @@ class _Validator:
         if exact:
             self._exact_dups += 1
 
-    def _validation_record(self, obj: Any, ln: int, body: bytes, offset: int) -> None:
+    def _validation_record(self, obj: Any, ln: int, body: bytes, offset: int, uesc: bool) -> None:
         if self._keys is not None:
-            self._keys.add(dup_key(body, obj), ln, offset, len(body))
+            self._keys.add(dup_key(body, obj, uesc), ln, offset, len(body))
             return
         if self._index is None:
             return
-        self._overlapping(ln, self._index.find(dup_key(body, obj), body))
+        self._overlapping(ln, self._index.find(dup_key(body, obj, uesc), body))
 
     def _overlapping(self, ln: int, first: int | None) -> None:
         if first is not None:
