@@ -70,8 +70,7 @@ def register(app: typer.Typer) -> None:
         from phi3ft.prereqs import run_checks
 
         app_ctx: AppContext = ctx.obj
-        out = app_ctx.output
-        out.json_mode = json
+        out = app_ctx.for_command(json=json)
         path = config if config.is_absolute() else app_ctx.cwd / config
         # Data files are not needed to check Azure: check before the data is ready.
         cfg = load_job_config(path, env=app_ctx.env, check_files=False)

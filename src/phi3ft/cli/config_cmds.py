@@ -41,8 +41,7 @@ def models_cmd(ctx: typer.Context, json: JsonOpt = False) -> None:
     from phi3ft import catalog
 
     app_ctx: AppContext = ctx.obj
-    out = app_ctx.output
-    out.json_mode = json
+    out = app_ctx.for_command(json=json)
     today = _today(app_ctx)
     rows = [profile.to_dict(today) for profile in catalog.PROFILES]
     if json:
@@ -141,8 +140,7 @@ def plan_cmd(
     from phi3ft.plan import build_plan
 
     app_ctx: AppContext = ctx.obj
-    out = app_ctx.output
-    out.json_mode = json
+    out = app_ctx.for_command(json=json)
     path = config if config.is_absolute() else app_ctx.cwd / config
     cfg = load_job_config(path, env=app_ctx.env)
     with out.status(f"Validating data and counting tokens for {cfg.profile.registry_name}..."):

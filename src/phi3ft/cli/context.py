@@ -31,6 +31,11 @@ class AppContext:
     credential_factory: Callable[..., Any] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
+    def for_command(self, *, json: bool = False) -> Output:
+        """The command's output sink, switched to JSON mode when the command got ``--json``."""
+        self.output.json_mode = json
+        return self.output
+
     @property
     def state_dir(self) -> Path:
         """Local ledger folder: ``PHI3FT_STATE_DIR`` or ``./.phi3ft``."""

@@ -177,8 +177,7 @@ def register(app: typer.Typer) -> None:
         from phi3ft.polling import parse_duration
 
         app_ctx: AppContext = ctx.obj
-        out = app_ctx.output
-        out.json_mode = json
+        out = app_ctx.for_command(json=json)
         try:
             seconds = parse_duration(timeout)
         except ValueError as exc:
@@ -257,8 +256,7 @@ def register(app: typer.Typer) -> None:
         from phi3ft.deploy import resolve_endpoint_name
 
         app_ctx: AppContext = ctx.obj
-        out = app_ctx.output
-        out.json_mode = json
+        out = app_ctx.for_command(json=json)
         store = _store(app_ctx)
         name = resolve_endpoint_name(store, endpoint)
         backend, _, _ = _open(app_ctx, config, auth, endpoint=name)
@@ -306,8 +304,7 @@ def register(app: typer.Typer) -> None:
         from phi3ft.errors import UsageError
 
         app_ctx: AppContext = ctx.obj
-        out = app_ctx.output
-        out.json_mode = json
+        out = app_ctx.for_command(json=json)
         if len(args) > 2:
             raise UsageError(
                 "Too many arguments.", 'Quote the prompt: phi3ft invoke ENDPOINT "your question"'
@@ -437,8 +434,7 @@ def register(app: typer.Typer) -> None:
         from phi3ft.errors import Phi3ftError, UsageError
 
         app_ctx: AppContext = ctx.obj
-        out = app_ctx.output
-        out.json_mode = json
+        out = app_ctx.for_command(json=json)
         store = _store(app_ctx)
         name = svc.resolve_endpoint_name(store, endpoint)
         backend, _, cfg = _open(app_ctx, config, auth, endpoint=name)
@@ -524,8 +520,7 @@ def register(app: typer.Typer) -> None:
         from phi3ft.errors import Phi3ftError
 
         app_ctx: AppContext = ctx.obj
-        out = app_ctx.output
-        out.json_mode = json
+        out = app_ctx.for_command(json=json)
         from phi3ft.connect import open_backend
 
         store = _store(app_ctx)

@@ -213,8 +213,7 @@ def register(app: typer.Typer) -> None:
         from phi3ft.connect import open_backend
 
         app_ctx: AppContext = ctx.obj
-        out = app_ctx.output
-        out.json_mode = json
+        out = app_ctx.for_command(json=json)
         wait = _timeout(timeout)
         cfg = svc.apply_backend_override(load_job_config(config, env=app_ctx.env), backend_name)
         backend = open_backend(app_ctx, cfg, auth=auth)
@@ -309,8 +308,7 @@ def register(app: typer.Typer) -> None:
         from phi3ft import jobs as svc
 
         app_ctx: AppContext = ctx.obj
-        out = app_ctx.output
-        out.json_mode = json
+        out = app_ctx.for_command(json=json)
         store = _store(app_ctx)
         name = svc.resolve_job_name(store, job)
         backend = _backend(app_ctx, config=config, job=name, auth=auth)
@@ -340,8 +338,7 @@ def register(app: typer.Typer) -> None:
         from phi3ft import jobs as svc
 
         app_ctx: AppContext = ctx.obj
-        out = app_ctx.output
-        out.json_mode = json
+        out = app_ctx.for_command(json=json)
         store = _store(app_ctx)
         backend = _backend(app_ctx, config=config, job=None, auth=auth)
         rows = svc.list_jobs(backend, store)
@@ -378,8 +375,7 @@ def register(app: typer.Typer) -> None:
         from phi3ft import jobs as svc
 
         app_ctx: AppContext = ctx.obj
-        out = app_ctx.output
-        out.json_mode = json
+        out = app_ctx.for_command(json=json)
         store = _store(app_ctx)
         name = svc.resolve_job_name(store, job)
         backend = _backend(app_ctx, config=config, job=name, auth=auth)
@@ -411,8 +407,7 @@ def register(app: typer.Typer) -> None:
         from phi3ft import jobs as svc
 
         app_ctx: AppContext = ctx.obj
-        out = app_ctx.output
-        out.json_mode = json
+        out = app_ctx.for_command(json=json)
         store = _store(app_ctx)
         name = svc.resolve_job_name(store, job)
         backend = _backend(app_ctx, config=config, job=name, auth=auth)
@@ -454,8 +449,7 @@ def register(app: typer.Typer) -> None:
         from phi3ft import jobs as svc
 
         app_ctx: AppContext = ctx.obj
-        out = app_ctx.output
-        out.json_mode = json
+        out = app_ctx.for_command(json=json)
         store = _store(app_ctx)
         name = svc.resolve_job_name(store, job)
         if job is None and not out.confirm(f"Cancel the last job, {name}?", assume_yes=yes):

@@ -15,7 +15,6 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from phi3ft.backends.azureml._core import AzureSession, call, error_code, translate_errors
 from phi3ft.backends.base import Identity, RegistryModel, Workspace
@@ -216,19 +215,9 @@ class PrereqOps:
     # ---- hub / project -----------------------------------------------------------------------------
     def find_workspace(self, name: str) -> Workspace | None:
         """A hub or project by name in the resource group, or ``None`` when absent (404)."""
-        from azure.core.exceptions import ResourceNotFoundError
+        from phi3ft.backends.azureml.workspaces import read_workspace
 
-        try:
-            with translate_errors_passthrough():
-                ws = self.session.rg_ml.workspaces.get(name)
-        except ResourceNotFoundError:
-            return None
-        except Exception as exc:
-            with translate_errors(f"read workspace {name}"):
-                raise exc from None
-        if ws is None:
-            return None
-        return workspace_from_entity(ws)
+        return read_workspace(self.session, name)
 
     # ---- registry model ----------------------------------------------------------------------------
     def resolve_registry_model(self, name: str, version: str | None = None) -> RegistryModel | None:
@@ -289,19 +278,6 @@ class PrereqOps:
             return call(what, _resolve)
         except NotFoundError:
             return None
-
-
-def workspace_from_entity(ws: Any) -> Workspace:
-    """azure-ai-ml Workspace/Hub/Project entity -> backend-neutral :class:`Workspace`."""
-    kind = str(getattr(ws, "_kind", None) or getattr(ws, "kind", None) or "default").lower()
-    return Workspace(
-        name=str(ws.name),
-        kind=kind,
-        location=str(ws.location or "").lower().replace(" ", ""),
-        id=str(ws.id or ""),
-        hub_id=getattr(ws, "hub_id", None),
-        workspace_id=getattr(ws, "_workspace_id", None),
-    )
 
 
 @contextlib.contextmanager

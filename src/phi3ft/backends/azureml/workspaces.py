@@ -21,12 +21,13 @@ from phi3ft.backends.base import DataAsset, Workspace
 from phi3ft.errors import NotFoundError, PrerequisiteError
 
 
-def _workspace_from_entity(entity: Any, *, created: bool = False) -> Workspace:
-    kind = str(getattr(entity, "_kind", "") or "").lower() or (
+def workspace_from_entity(entity: Any, *, created: bool = False) -> Workspace:
+    """azure-ai-ml Workspace/Hub/Project entity -> backend-neutral :class:`Workspace`."""
+    kind = str(getattr(entity, "_kind", "") or getattr(entity, "kind", "") or "").lower() or (
         "project" if getattr(entity, "hub_id", None) else "default"
     )
     return Workspace(
-        name=entity.name,
+        name=str(entity.name),
         kind=kind,
         location=str(entity.location or "").replace(" ", "").lower(),
         id=str(entity.id or ""),
@@ -34,6 +35,15 @@ def _workspace_from_entity(entity: Any, *, created: bool = False) -> Workspace:
         workspace_id=getattr(entity, "_workspace_id", None),
         created=created,
     )
+
+
+def read_workspace(session: AzureSession, name: str) -> Workspace | None:
+    """The hub or project called ``name`` in the resource group, or ``None`` (one GET)."""
+    try:
+        entity = call(f"read workspace {name!r}", lambda: session.rg_ml.workspaces.get(name))
+    except NotFoundError:
+        return None
+    return workspace_from_entity(entity) if entity is not None else None
 
 
 def _data_from_entity(entity: Any, *, uploaded_bytes: int = 0) -> DataAsset:
@@ -58,11 +68,7 @@ class WorkspaceOps:
     # ---- workspaces -----------------------------------------------------------------------------------
     def get_workspace(self, name: str) -> Workspace | None:
         """The hub or project called ``name`` in the resource group, or ``None`` (one GET)."""
-        try:
-            entity = call(f"read workspace {name!r}", lambda: self.session.rg_ml.workspaces.get(name))
-        except NotFoundError:
-            return None
-        return _workspace_from_entity(entity) if entity is not None else None
+        return read_workspace(self.session, name)
 
     def ensure_hub(
         self,
@@ -98,7 +104,7 @@ class WorkspaceOps:
             f"create hub {name!r}",
             lambda: self.session.rg_ml.workspaces.begin_create(hub).result(),
         )
-        return _workspace_from_entity(entity, created=True)
+        return workspace_from_entity(entity, created=True)
 
     def ensure_project(
         self,
@@ -142,7 +148,7 @@ class WorkspaceOps:
             f"create project {name!r}",
             lambda: self.session.rg_ml.workspaces.begin_create(project).result(),
         )
-        return _workspace_from_entity(entity, created=True)
+        return workspace_from_entity(entity, created=True)
 
     def delete_workspace(
         self, name: str, *, delete_dependent_resources: bool, permanently_delete: bool = False
