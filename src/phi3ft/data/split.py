@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from phi3ft.data.scan import normalised_digest
+from phi3ft.data.scan import READ_BUFFER, normalised_digest
 from phi3ft.errors import DataError, UsageError
 
 
@@ -42,7 +42,7 @@ class SplitResult:
 def _records(path: Path) -> list[tuple[int, bytes]]:
     """(line number, normalised digest) per record; raises DataError on a line that is not an object."""
     out: list[tuple[int, bytes]] = []
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=READ_BUFFER) as f:
         for ln, raw in enumerate(f, 1):
             body = raw.rstrip(b"\r\n")
             if ln == 1 and body.startswith(b"\xef\xbb\xbf"):
@@ -131,7 +131,7 @@ def _write(
     tmp_val = tempfile.NamedTemporaryFile(dir=out_dir, prefix=".validation.", suffix=".tmp", delete=False)  # noqa: SIM115
     n_train = n_val = 0
     try:
-        with open(source, "rb") as f, tmp_train, tmp_val:
+        with open(source, "rb", buffering=READ_BUFFER) as f, tmp_train, tmp_val:
             for ln, raw in enumerate(f, 1):
                 body = raw.rstrip(b"\r\n")
                 if ln == 1 and body.startswith(b"\xef\xbb\xbf"):

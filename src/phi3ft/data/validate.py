@@ -44,6 +44,7 @@ from phi3ft.data.scan import (
     G_CONTROL,
     G_SPECIAL,
     G_UESCAPE,
+    READ_BUFFER,
     CaseCounter,
     DuplicateIndex,
     dup_key,
@@ -64,9 +65,6 @@ from phi3ft.errors import UsageError
 SCHEMA_VERSION = 1
 #: A line longer than this cannot be one sensible example (131k tokens are ~0.5 MB of text).
 MAX_LINE_BYTES = 64 * 1024 * 1024
-#: read buffer of the line scan: lines of a few kB are longer than the default 8 kB buffer often enough
-#: that ``readline`` with it costs about 8x more (it joins several raw reads)
-READ_BUFFER = 1 << 20
 MIN_EXAMPLES = 10
 RECOMMENDED_EXAMPLES = 100
 LARGE_FILE_BYTES = 512 * 1024 * 1024
