@@ -369,14 +369,13 @@ def submit(
         display_name=hub_cfg.display_name,
         tags={"phi3ft": __version__},
     )
-    previous = store.get("hub", hub.name) or {}
-    hub_record = store.record(
+    hub_record = store.record_resource(
         "hub",
         hub.name,
+        created=hub.created,
         id=hub.id,
         location=hub.location,
         **where,
-        created_by_phi3ft=bool(hub.created or previous.get("created_by_phi3ft", False)),
     )
     if hub.location and hub.location.replace(" ", "").lower() != location.replace(" ", "").lower():
         yield SubmitEvent("warn", "hub", f"Hub {hub.name} is in {hub.location}, not {location}; reusing it")
@@ -396,16 +395,15 @@ def submit(
         display_name=project_cfg.display_name,
         tags={"phi3ft": __version__},
     )
-    previous = store.get("project", project.name) or {}
-    project_record = store.record(
+    project_record = store.record_resource(
         "project",
         project.name,
+        created=project.created,
         id=project.id,
         hub=hub.name,
         location=project.location,
         workspace_id=project.workspace_id,
         **where,
-        created_by_phi3ft=bool(project.created or previous.get("created_by_phi3ft", False)),
     )
     yield SubmitEvent(
         "done",
@@ -620,15 +618,14 @@ def _ensure_cluster_and_environment(
         idle_seconds_before_scaledown=compute.idle_seconds_before_scaledown,
         tags={"phi3ft": __version__},
     )
-    previous = store.get("compute", cluster["name"]) or {}
-    store.record(
+    store.record_resource(
         "compute",
         cluster["name"],
+        created=bool(cluster.get("created")),
         id=cluster.get("id"),
         vm_size=cluster.get("vm_size"),
         project=project,
         **where,
-        created_by_phi3ft=bool(cluster.get("created") or previous.get("created_by_phi3ft", False)),
     )
     if cluster.get("vm_size") and str(cluster["vm_size"]).lower() != compute.vm_size.lower():
         yield SubmitEvent(

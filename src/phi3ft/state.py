@@ -133,6 +133,15 @@ class StateStore:
                 data["last_job"] = key
             return dict(merged)
 
+    def record_resource(self, kind: str, key: str, *, created: bool, **fields: Any) -> dict[str, Any]:
+        """Record a resource that was either created now or found and reused.
+
+        ``created_by_phi3ft`` is sticky: once phi3ft created something, a later run that reuses it does
+        not turn it into "existed before" (so ``delete`` still cleans it up).
+        """
+        was_ours = bool((self.get(kind, key) or {}).get("created_by_phi3ft", False))
+        return self.record(kind, key, **fields, created_by_phi3ft=bool(created or was_ours))
+
     def remove(self, kind: str, key: str) -> None:
         with self._locked() as data:
             data["resources"].get(kind, {}).pop(key, None)

@@ -52,3 +52,11 @@ def test_no_temp_files_left(tmp_path: Path) -> None:
     for i in range(5):
         store.record("data", f"d{i}", version=str(i))
     assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "state.json"]
+
+
+def test_created_by_phi3ft_is_sticky(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    assert store.record_resource("hub", "h", created=False, id="x")["created_by_phi3ft"] is False
+    assert store.record_resource("hub", "h", created=True)["created_by_phi3ft"] is True
+    rec = store.record_resource("hub", "h", created=False, location="eastus2")  # a later run reuses it
+    assert rec["created_by_phi3ft"] is True and rec["id"] == "x" and rec["location"] == "eastus2"
