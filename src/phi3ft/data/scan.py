@@ -15,6 +15,11 @@ rarely equal otherwise) and the record's byte position; a key collision is confi
 earlier record and comparing exactly, so there are no false positives and memory stays a few integers per
 example. The key is the CRC-32 and the length of those bytes (not Python's ``hash``, which is seeded per
 process): the same in every process, so worker processes can compute keys for the parent's index.
+
+C versions: :func:`line_scan` (pre-filters and duplicate key of a line in two passes over its bytes) and
+:func:`case_counts` come from the optional extension ``phi3ft.data._speedups`` when it was built at install
+time; they return exactly what the Python functions here return (``tests/unit/test_data_speedups.py``).
+``PHI3FT_PURE_PYTHON=1`` uses the Python versions; :data:`ACCELERATED` says which are in use.
 """
 
 from __future__ import annotations
@@ -22,10 +27,26 @@ from __future__ import annotations
 import os
 import re
 import zlib
+from collections.abc import Callable
 from hashlib import blake2b
 from typing import Any
 
 import orjson
+
+
+def _load_speedups() -> Any:
+    if os.environ.get("PHI3FT_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from phi3ft.data import _speedups
+    except ImportError:  # not built (no C compiler at install time): the Python versions below
+        return None
+    return _speedups
+
+
+_C = _load_speedups()
+#: Whether the C versions of :func:`line_scan` and :func:`case_counts` are in use.
+ACCELERATED = _C is not None
 
 #: Read buffer for line scans (validate, split): lines of a few kB are longer than the default 8 kB buffer
 #: often enough that ``readline`` with it costs about 8x more (it joins several raw reads).
@@ -79,6 +100,16 @@ def dup_key(body: bytes, obj: Any, unicode_escapes: bool | None = None) -> int:
 
 
 _crc32 = zlib.crc32
+
+
+def line_scan_py(body: bytes) -> tuple[int, int]:
+    """``(line_gates(body), key)``: the key of :func:`dup_key`, or -1 when the line has a backslash-u
+    escape (then :func:`dup_key` must re-serialise the parsed record)."""
+    gates = line_gates(body)
+    if gates & G_UESCAPE:
+        return gates, -1
+    data = body.translate(None, _KEY_DELETE)
+    return gates, len(data) << 32 | _crc32(data)
 
 
 class DuplicateIndex:
@@ -189,19 +220,65 @@ def _changed_lanes(x: int, n: int) -> int:
     return (((x + ones) >> 31) & bit0).bit_count()
 
 
+_ODD: list[str] = []
 _LENGTH_CHANGING: list[re.Pattern[str]] = []
 
 
-def _length_changing() -> re.Pattern[str]:
+def _odd_chars() -> str:
     """Characters whose ``lower()`` or ``upper()`` is not one character (about 100, all in the BMP)."""
+    if not _ODD:
+        chars = [chr(c) for c in range(0x80, 0x10000) if not 0xD800 <= c <= 0xDFFF]
+        # one lower() / upper() over all of them, NUL-separated (no case mapping yields NUL): 3x faster
+        # than a call per character
+        joined = "\x00".join(chars)
+        lowered, uppered = joined.lower().split("\x00"), joined.upper().split("\x00")
+        _ODD.append(
+            "".join(
+                c for c, lo, up in zip(chars, lowered, uppered, strict=True) if len(lo) != 1 or len(up) != 1
+            )
+        )
+    return _ODD[0]
+
+
+def _length_changing() -> re.Pattern[str]:
     if not _LENGTH_CHANGING:
-        odd = [
-            c
-            for c in map(chr, range(0x80, 0x10000))
-            if not 0xD800 <= ord(c) <= 0xDFFF and (len(c.lower()) != 1 or len(c.upper()) != 1)
-        ]
-        _LENGTH_CHANGING.append(re.compile("[" + re.escape("".join(odd)) + "]"))
+        _LENGTH_CHANGING.append(re.compile("[" + re.escape(_odd_chars()) + "]"))
     return _LENGTH_CHANGING[0]
+
+
+_ODD_SET: list[bool] = []
+
+
+def ensure_odd_case() -> None:
+    """Hand the C side the length-changing characters (once a process, on the first non-ASCII answer)."""
+    if _C is not None and not _ODD_SET:
+        odd = _odd_chars()
+        _C.set_odd_case(
+            odd.encode("utf-32-le"),
+            bytes(c.lower() != c for c in odd),
+            bytes(c.upper() != c for c in odd),
+        )
+        _ODD_SET.append(True)
+
+
+def _c_case_counts(text: str) -> tuple[int, int]:
+    counts = _C.case_counts(text)
+    if counts is None:
+        ensure_odd_case()
+        counts = _C.case_counts(text)
+    return counts
+
+
+def new_walker(
+    special_texts: tuple[str, ...],
+    drops_system: bool,
+    common_prefix: Callable[[str, str], str],
+    common_suffix: Callable[[str, str], str],
+) -> Any:
+    """The C record walk of the validator (``_speedups.Walker``), or None without the C extension."""
+    if _C is None:
+        return None
+    return _C.Walker(tuple(special_texts), drops_system, common_prefix, common_suffix)
 
 
 class CaseCounter:
@@ -216,6 +293,11 @@ class CaseCounter:
         self._chars = 0
 
     def add(self, text: str) -> None:
+        if _C is not None:  # C: no batching needed
+            up, low = _c_case_counts(text)
+            self.upper += up
+            self.lower += low
+            return
         self._pending.append(text)
         self._chars += len(text)
         if self._chars > 262_144:
@@ -234,9 +316,16 @@ def case_counts(text: str) -> tuple[int, int]:
     """``(upper, lower)``: characters that ``str.lower()`` / ``str.upper()`` change (Unicode).
 
     For ASCII this is A-Z / a-z; for other scripts it matches ``str.isupper`` / ``str.islower`` on cased
-    letters (Latin, Greek, Cyrillic, ...; uncased scripts such as CJK count for neither). ASCII letters are
-    counted on the UTF-8 bytes; only the non-ASCII characters go through Unicode case mapping.
+    letters (Latin, Greek, Cyrillic, ...; uncased scripts such as CJK count for neither).
     """
+    if _C is not None:
+        return _c_case_counts(text)
+    return case_counts_py(text)
+
+
+def case_counts_py(text: str) -> tuple[int, int]:
+    """:func:`case_counts` in Python: ASCII letters are counted on the UTF-8 bytes; only the non-ASCII
+    characters go through Unicode case mapping."""
     raw = text.encode("utf-8", "surrogatepass")
     classes = raw.translate(_CASE_MAP)
     up = classes.count(b"U")
@@ -294,8 +383,8 @@ CARD = re.compile(r"[0-9](?<![0-9][0-9])(?:[ -]?[0-9]){12,18}(?![0-9])")
 IBAN = re.compile(r"[A-Z](?<!\w[A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")
 _NON_DIGIT = re.compile(r"\D")
 
-_GH_B = re.compile(rb"gh(?:[pousr]_|ithub_pat_)")
-_GH_S = re.compile(r"gh(?:[pousr]_|ithub_pat_)")
+_GH_B = re.compile(rb"g(?:h[pousr]_|ithub_pat_)")
+_GH_S = re.compile(r"g(?:h[pousr]_|ithub_pat_)")
 #: AKIA / ASIA (one regex search beats two substring searches here: the capital A is rare)
 _AWS_B = re.compile(rb"A[KS]IA")
 
@@ -468,3 +557,8 @@ def sensitive(content: str, gates: int = G_ALL) -> list[tuple[int, str, str]]:
                 found.append((h.start(), "Q09", f"IBAN at character {h.start()}."))
     found.sort()
     return found
+
+
+#: ``(gates, key)`` of one raw JSONL line: :func:`line_gates` and the :func:`dup_key` key (-1 when the line
+#: has a backslash-u escape); the C version when built.
+line_scan = _C.line_scan if _C is not None else line_scan_py

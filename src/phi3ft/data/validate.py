@@ -43,12 +43,13 @@ from phi3ft.data.scan import (
     G_ALL,
     G_CONTROL,
     G_SPECIAL,
-    G_UESCAPE,
     READ_BUFFER,
     CaseCounter,
     DuplicateIndex,
     dup_key,
-    line_gates,
+    ensure_odd_case,
+    line_scan,
+    new_walker,
     sensitive,
 )
 from phi3ft.data.tokens import (
@@ -88,6 +89,15 @@ def _common_prefix(a: str, b: str) -> str:
     while i < n and a[i] == b[i]:
         i += 1
     return a[:i]
+
+
+def _common_suffix(a: str, b: str) -> str:
+    return _common_prefix(a[::-1], b[::-1])[::-1]
+
+
+#: line gates that send a record to the Python checks even when the C walk is there: control characters
+#: and possible secrets / personal data (rare; their precise scans are in Python)
+_PYTHON_GATES = G_ALL & ~G_SPECIAL
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -233,7 +243,7 @@ class _Stats:
                 if self.prefix and other.prefix is not None:
                     self.prefix = _common_prefix(self.prefix, other.prefix)
                 if self.suffix and other.suffix is not None:
-                    self.suffix = _common_prefix(self.suffix[::-1], other.suffix[::-1])[::-1]
+                    self.suffix = _common_suffix(self.suffix, other.suffix)
             self.answers += other.answers
 
 
@@ -366,6 +376,8 @@ class _Validator:
         #: in a worker process: duplicate keys are collected for the parent instead of indexed here
         self._keys: _Keys | None = None
         self._cases = CaseCounter()  # Q03 letter counts of training answers, summed in batches
+        #: the C record walk and answer statistics (None: pure Python)
+        self._walker = new_walker(fmt.special_texts, fmt.drops_system, _common_prefix, _common_suffix)
         if encoder is not None:
             self.prefix_n, self.suffix_n, self.header_n = constant_counts(fmt, encoder)
             self.counter = ChunkCounter(encoder, self._on_counted)
@@ -641,6 +653,14 @@ class _Validator:
 
     # ---- records ------------------------------------------------------------------------------------
     def _check_record(self, obj: Any, ln: int, body: bytes, offset: int) -> None:
+        gates, key = line_scan(body)
+        walker = self._walker
+        if walker is not None and not gates & _PYTHON_GATES:
+            # the C walk: the usual valid record in one call; None when any rule below could fire
+            fast = walker.walk(obj, gates & G_SPECIAL, self._role == "train")
+            if fast is not None:
+                self._record_done(obj, ln, body, offset, key, fast[0], fast[1], fast[2], True)
+                return
         add = self.add
         if type(obj) is not dict:
             add("L02", ln, None, f"line {ln} is a JSON {type(obj).__name__}, not an object.")
@@ -657,15 +677,15 @@ class _Validator:
                 add("L04", ln, None, f"line {ln} has no `messages` key (keys: {', '.join(sorted(obj)[:5])}).")
             return
         if len(obj) > 1:
-            for key in obj:
-                if key == "messages":
+            for name in obj:
+                if name == "messages":
                     continue
-                if key in TOOL_KEYS:
-                    add("L09", ln, key, f"`{key}` is present; the Phi chat template does not render tools.")
-                elif key in OTHER_FORMAT_KEYS - {"prompt"}:
-                    add("L07", ln, key, f"`{key}` next to `messages` mixes two dataset formats.")
+                if name in TOOL_KEYS:
+                    add("L09", ln, name, f"`{name}` is present; the Phi chat template does not render tools.")
+                elif name in OTHER_FORMAT_KEYS - {"prompt"}:
+                    add("L07", ln, name, f"`{name}` next to `messages` mixes two dataset formats.")
                 else:
-                    add("L08", ln, key, f"extra top-level key `{key}` is ignored.")
+                    add("L08", ln, name, f"extra top-level key `{name}` is ignored.")
         if type(msgs) is not list:
             add("L05", ln, "messages", f"`messages` is a {type(msgs).__name__}, not a list.")
             return
@@ -679,7 +699,6 @@ class _Validator:
         weight0 = 0
         assistants = 0
         n_chars = 0
-        gates = line_gates(body)
         special = gates & G_SPECIAL
         control = gates & G_CONTROL
         train = self._role == "train"
@@ -766,20 +785,40 @@ class _Validator:
         self._conversation(roles, ln, assistants, weight0, trained_any)
         if gates & G_ALL & ~(G_SPECIAL | G_CONTROL):
             self._scan_sensitive(contents, ln, gates)
-        if train:
-            self._dataset_record(obj, roles, ln, body, n_chars, offset, gates & G_UESCAPE != 0)
+        self._record_done(obj, ln, body, offset, key, len(roles), n_chars, "system" in roles, usable)
+
+    def _record_done(
+        self,
+        obj: dict[str, Any],
+        ln: int,
+        body: bytes,
+        offset: int,
+        key: int,
+        n_messages: int,
+        n_chars: int,
+        has_system: bool,
+        usable: bool,
+    ) -> None:
+        """Dataset bookkeeping (duplicates, overlap, statistics) and token counting for one record."""
+        if key < 0:  # a backslash-u escape: the key of the re-serialised record
+            key = dup_key(body, obj, True)
+        if self._role == "train":
+            self._dataset_record(n_messages, has_system, ln, body, n_chars, offset, key)
         else:
-            self._validation_record(obj, ln, body, offset, gates & G_UESCAPE != 0)
+            self._validation_record(ln, body, offset, key)
         if usable and self.counter is not None:
+            fmt = self.fmt
             texts: list[str] = []
             kinds: list[int] = []  # 0 untrained, 1 trained assistant
-            for m in msgs:
+            for m in obj["messages"]:
                 text = fmt.chunk(m["role"], m["content"])
                 if text is None:
                     continue
                 texts.append(text)
                 kinds.append(1 if m["role"] == "assistant" and m.get("weight", 1) != 0 else 0)
-            self.counter.submit((self._role, self._file, ln, kinds, [m["role"] for m in msgs]), texts)
+            self.counter.submit(
+                (self._role, self._file, ln, kinds, [m["role"] for m in obj["messages"]]), texts
+            )
 
     def _message_keys(self, m: dict[str, Any], ln: int, i: int) -> None:
         add = self.add
@@ -800,6 +839,12 @@ class _Validator:
                 add("M09", ln, f"messages[{i}].{key}", f"unknown message key `{key}`{extra}.")
 
     def _answer(self, content: str) -> None:
+        walker = self._walker
+        if walker is not None:  # the C walk keeps the answer statistics (flush_cases hands them over)
+            if not walker.answer(content):
+                ensure_odd_case()
+                walker.answer(content)
+            return
         st = self.stats
         st.answers += 1
         self._cases.add(content)
@@ -816,7 +861,7 @@ class _Validator:
         if st.prefix and not content.startswith(st.prefix):
             st.prefix = _common_prefix(st.prefix, content)
         if st.suffix and not content.endswith(st.suffix):
-            st.suffix = _common_prefix(st.suffix[::-1], content[::-1])[::-1]
+            st.suffix = _common_suffix(st.suffix, content)
 
     def _conversation(
         self, roles: list[str | None], ln: int, assistants: int, weight0: int, trained_any: bool
@@ -897,29 +942,29 @@ class _Validator:
     # ---- dataset-level bookkeeping ------------------------------------------------------------------
     def _dataset_record(
         self,
-        obj: Any,
-        roles: list[str | None],
+        n_messages: int,
+        has_system: bool,
         ln: int,
         body: bytes,
         n_chars: int,
         offset: int,
-        uesc: bool,
+        key: int,
     ) -> None:
         st = self.stats
         st.examples += 1
-        st.messages.append(min(len(roles), 2**32 - 1))
+        st.messages.append(min(n_messages, 2**32 - 1))
         st.chars.append(n_chars)
-        if "system" not in roles:
+        if not has_system:
             st.no_system_count += 1
             if len(st.no_system) < DUPLICATE_LINES_SHOWN:
                 st.no_system.append(ln)
         keys = self._keys
         if keys is not None:  # a worker: the parent builds the index from the keys (replay_keys)
-            keys.add(dup_key(body, obj, uesc), ln, offset, len(body))
+            keys.add(key, ln, offset, len(body))
         else:
             if self._index is None:
                 self._index = DuplicateIndex(self._file)
-            hit = self._index.add(dup_key(body, obj, uesc), body, ln, offset)
+            hit = self._index.add(key, body, ln, offset)
             if hit is not None:
                 self._duplicate(ln, hit)
         if self.counter is None and n_chars > T09_CHARS:
@@ -940,13 +985,13 @@ class _Validator:
         if exact:
             self._exact_dups += 1
 
-    def _validation_record(self, obj: Any, ln: int, body: bytes, offset: int, uesc: bool) -> None:
+    def _validation_record(self, ln: int, body: bytes, offset: int, key: int) -> None:
         if self._keys is not None:
-            self._keys.add(dup_key(body, obj, uesc), ln, offset, len(body))
+            self._keys.add(key, ln, offset, len(body))
             return
         if self._index is None:
             return
-        self._overlapping(ln, self._index.find(dup_key(body, obj, uesc), body))
+        self._overlapping(ln, self._index.find(key, body))
 
     def _overlapping(self, ln: int, first: int | None) -> None:
         if first is not None:
@@ -1048,6 +1093,20 @@ class _Validator:
 
     # ---- end of run ---------------------------------------------------------------------------------
     def flush_cases(self) -> None:
+        if self._walker is not None:
+            answers, upper, lower, same, first, prefix, suffix = self._walker.take()
+            self.stats.merge(
+                _Stats(
+                    upper=upper,
+                    lower=lower,
+                    answers=answers,
+                    all_answers_same=same,
+                    first_answer=first,
+                    prefix=prefix,
+                    suffix=suffix,
+                )
+            )
+            return
         self._cases.flush()
         self.stats.upper += self._cases.upper
         self.stats.lower += self._cases.lower
@@ -1268,6 +1327,7 @@ def validate_dataset(
         # after that makes the tokenizers library warn in every child
         n = parallel.workers_for(state.size, workers) if encoder is None else 1
         if n > 1 and not pools:
+            ensure_odd_case()  # once here, not in every forked worker
             try:
                 pools.append(parallel.make_pool(n))
             except (OSError, ImportError):  # no process support here (e.g. no sem_open): one process
