@@ -13,6 +13,7 @@ from phi3ft.data.scan import (
     CONTROL,
     G_ALL,
     G_CONTROL,
+    G_SECRET,
     G_SPECIAL,
     CaseCounter,
     DuplicateIndex,
@@ -39,6 +40,8 @@ PIECES = [
     " 3704 0044",
     "AKIA",
     "IOSFODNN7EXAMPLE",
+    "github_pat_11ABCDEFG0123456789abcdefghijklmnop",
+    "ghp_0123456789abcdefghijklmnopqrstuvwxyz",
     "Bearer",
     " abcdefghijklmnopqrstuvwxyz",
     "sk-",
@@ -140,3 +143,13 @@ def test_whitespace_normalised_duplicates_collapse_runs(tmp_path: Path) -> None:
         offset += len(f) + 1
     index.close()
     assert hits == [None, (1, False), (1, False), (1, False), None, (1, True)]
+
+
+def test_github_tokens_pass_the_pre_filter() -> None:
+    """Regression: the pre-filter looked for "ghithub_pat_", so fine-grained GitHub tokens were never
+    reported."""
+    token = "github_pat_11ABCDEFG0123456789abcdefghijklmnop"
+    line = msgs(("user", f"my token is {token}"), ("assistant", "ok")).encode()
+    gates = line_gates(line)
+    assert gates & G_SECRET
+    assert [rule for _, rule, _ in sensitive(f"my token is {token}", gates)] == ["Q08"]

@@ -1,0 +1,286 @@
+"""The optional C extension ``phi3ft.data._speedups`` against the Python code it stands in for.
+
+Each C function must return exactly what its Python counterpart returns (``scan.line_scan_py``,
+``scan.case_counts_py``), and a whole validation must give the same report with and without it
+(``PHI3FT_PURE_PYTHON=1``). ``scripts/test.sh`` sets ``PHI3FT_REQUIRE_SPEEDUPS=1`` so that a build that
+silently fell back to Python fails here instead of skipping.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from tests.unit.test_data_scan import _lines
+
+from phi3ft.data import scan
+from phi3ft.data.validate import _common_prefix, _common_suffix
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _speedups() -> ModuleType:
+    if os.environ.get("PHI3FT_REQUIRE_SPEEDUPS") == "1":
+        return importlib.import_module("phi3ft.data._speedups")
+    return pytest.importorskip("phi3ft.data._speedups")
+
+
+def test_extension_is_used_unless_pure_python_is_asked_for() -> None:
+    _speedups()
+    assert scan.ACCELERATED is (os.environ.get("PHI3FT_PURE_PYTHON", "") in ("", "0"))
+
+
+# Pieces around every branch of line_gates: escapes, literal secret prefixes, card / IBAN shapes, buffer
+# boundaries of the hashed bytes (lines over 4 kB).
+RAW_PIECES = [
+    b"\\u0041",
+    b"\\u00e9",
+    b"\\u0",
+    b"\\/",
+    b"\\b",
+    b"\\f",
+    b"\\n",
+    b"\\t",
+    b"\\\\",
+    b"\\",
+    b"Key=",
+    b"ure=",
+    b"sig=",
+    b"=",
+    b"sk-",
+    b"xox",
+    b"xoxb-",
+    b"-----BEGIN",
+    b"----BEGIN",
+    b"-",
+    b"gh",
+    b"p_",
+    b"ghp_",
+    b"ghx_",
+    b"github_pat_",
+    b"github_pat",
+    b"_",
+    b"AKIA",
+    b"ASIA",
+    b"AKI",
+    b"A",
+    b"earer",
+    b"Bearer ",
+    b"://",
+    b"@",
+    b"+",
+    b"+1",
+    b"+\\",
+    b"+\xc3\xa9",
+    b"AB12",
+    b"AB",
+    b"12",
+    b"1",
+    b" ",
+    b"-1",
+    b"1 2 3 4-5 6 7 8 9 0 1 2 3",
+    b"1234567890123",
+    b"<",
+    b"\x7f",
+    b"\xe4\xb8\xad",
+    b'"',
+    b"\t",
+    b"x" * 5000,
+]
+
+
+def _raw_lines(rng: random.Random, count: int) -> list[bytes]:
+    return [b"".join(rng.choice(RAW_PIECES) for _ in range(rng.randint(0, 40))) for _ in range(count)]
+
+
+def test_line_scan_matches_python() -> None:
+    c = _speedups()
+    rng = random.Random(7)
+    lines = _lines(rng) + _raw_lines(rng, 5000)
+    lines += [b"", b"\\", b"=", b"-", b"_", b"A", b"+", b"github_pat_" + b"a" * 40]
+    for path in sorted((ROOT / "examples").rglob("*.jsonl")):
+        lines += path.read_bytes().splitlines()
+    for line in lines:
+        assert c.line_scan(line) == scan.line_scan_py(line), line[:200]
+
+
+def test_line_scan_key_ignores_whitespace_like_dup_key() -> None:
+    c = _speedups()
+    a = b'{"messages": [{"role": "user", "content": "a  b\\n c"}]}'
+    b = b'{"messages":[{"role":"user","content":"a b c"}]}'
+    assert c.line_scan(a)[1] == c.line_scan(b)[1] == scan.dup_key(b, None, False)
+    assert c.line_scan(b'{"a": "\\u0041"}') == (scan.G_ALL | scan.G_UESCAPE, -1)
+
+
+def test_case_counts_match_python_for_every_code_point() -> None:
+    c = _speedups()
+    odd = scan._odd_chars()
+    c.set_odd_case(
+        odd.encode("utf-32-le"), bytes(x.lower() != x for x in odd), bytes(x.upper() != x for x in odd)
+    )
+    wrong = []
+    for cp in range(0x110000):
+        ch = chr(cp)
+        if c.case_counts(ch) != (int(ch.lower() != ch), int(ch.upper() != ch)):
+            wrong.append(hex(cp))
+    assert not wrong, wrong[:20]
+    rng = random.Random(3)
+    alphabet = "aZß İﬁΣσςДжǅ中\u0345\U00010400\U0001e900x1 " + odd[:20]
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        for variant in (text, text.encode("latin-1", "ignore").decode("latin-1"), "ascii " + text):
+            assert c.case_counts(variant) == scan.case_counts_py(variant), variant
+
+
+def test_walker_special_texts_without_a_leading_angle_bracket() -> None:
+    c = _speedups()
+    w = c.Walker(("[INST]",), False, _common_prefix, _common_suffix)
+    rec = {"messages": [{"role": "user", "content": "q [INST]"}, {"role": "assistant", "content": "a"}]}
+    assert w.walk(rec, True, True) is None  # M13 is Python's to report
+    assert w.walk(rec, False, True) == (2, 9, False)
+    assert w.take()[:4] == (1, 0, 1, True)
+
+
+# ---- the whole validator, with and without the extension --------------------------------------------
+ROLES = ["system", "user", "assistant", "assistant", "user", "tool", None, 3]
+CONTENTS = [
+    "How do I reset my controller?",
+    "Hold the pairing button for 5 seconds.",
+    " leading space",
+    "trailing space ",
+    "",
+    "   ",
+    "<|end|> in the text",
+    "a < b and b > c",
+    "Straße und Maß",
+    "ǅ title case, ΣΑΣ and σς",
+    "日本語のテキスト",
+    "İstanbul ﬁ ligature",
+    "x" * 10_500,
+    "ok\u00a0",
+    "\u2028separator",
+    "card 4111 1111 1111 1111 and mail a@b.co",
+    "control \x01 char",
+    "All Caps ANSWER HERE",
+    "Hold the pairing button for 5 seconds.",
+    None,
+    ["part"],
+    7,
+]
+
+
+def _record(rng: random.Random) -> str:
+    kind = rng.random()
+    if kind < 0.55:  # a valid-looking conversation, sometimes with one thing wrong
+        msgs: list[dict[str, object]] = []
+        if rng.random() < 0.5:
+            msgs.append({"role": "system", "content": "You are a helpful support agent."})
+        for _ in range(rng.randint(1, 3)):
+            msgs.append({"role": "user", "content": rng.choice(CONTENTS[:4] + CONTENTS[6:12])})
+            msgs.append(
+                {"role": "assistant", "content": rng.choice(CONTENTS[1:2] + CONTENTS[7:14] + CONTENTS[17:19])}
+            )
+        if rng.random() < 0.3:
+            m = rng.choice(msgs)
+            what = rng.randrange(5)
+            if what == 0:
+                m["weight"] = rng.choice([0, 1, 2])
+            elif what == 1:
+                m["name"] = "bob"
+            elif what == 2:
+                m["content"] = rng.choice(CONTENTS)
+            elif what == 3:
+                m["role"] = rng.choice(ROLES)
+            else:
+                msgs.reverse()
+        record: object = {"messages": msgs}
+        if rng.random() < 0.05:
+            record = {"messages": msgs, rng.choice(["tools", "prompt", "extra"]): 1}
+    elif kind < 0.9:  # random roles and contents
+        record = {
+            "messages": [
+                {"role": rng.choice(ROLES), "content": rng.choice(CONTENTS)} for _ in range(rng.randint(0, 5))
+            ]
+        }
+    else:
+        record = rng.choice(
+            [[1, 2], {"prompt": "p", "completion": "c"}, {"messages": None}, {"messages": {}}]
+        )
+    text = json.dumps(record, ensure_ascii=rng.random() < 0.3)
+    if rng.random() < 0.1:
+        text = text.replace(" ", "  ").replace("/", "\\/")
+    return text
+
+
+def _report(path: Path, *args: str, pure: bool) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if k != "PHI3FT_PURE_PYTHON"}
+    if pure:
+        env["PHI3FT_PURE_PYTHON"] = "1"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "phi3ft",
+            "validate",
+            str(path),
+            "--format",
+            "json",
+            "--max-errors",
+            "100000",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode in (0, 3), proc.stderr
+    report: dict[str, object] = json.loads(proc.stdout)
+    return report
+
+
+@pytest.mark.slow
+def test_reports_are_the_same_with_and_without_the_extension(tmp_path: Path) -> None:
+    _speedups()
+    rng = random.Random(11)
+    lines = [_record(rng) for _ in range(1500)]
+    lines += rng.sample(lines, 100)  # exact duplicates
+    train = tmp_path / "train.jsonl"
+    train.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    valid = tmp_path / "valid.jsonl"
+    valid.write_text(
+        "\n".join(rng.sample(lines, 40) + [_record(rng) for _ in range(40)]) + "\n", encoding="utf-8"
+    )
+    same = tmp_path / "same.jsonl"  # every answer the same: Q02, and a common prefix / suffix
+    same.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "user", "content": f"q{i}"},
+                        {"role": "assistant", "content": "Maß OK"},
+                    ]
+                }
+            )
+            for i in range(60)
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    cases = [
+        (train, "--no-tokens", "--validation", str(valid)),
+        (train, "--no-tokens", "--model", "phi-3-medium-4k-instruct", "--workers", "2"),
+        (same, "--no-tokens"),
+    ]
+    for path, *args in cases:
+        fast = _report(path, *args, pure=False)
+        assert fast == _report(path, *args, pure=True), args
+        assert fast["issues"], "the corpus must trip rules"
