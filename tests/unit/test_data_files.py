@@ -109,6 +109,64 @@ def test_extremely_long_line_is_skipped(tmp_path: Path, monkeypatch: pytest.Monk
     assert [i.line for i in r.issues if i.rule == "F16"] == [61] and r.stats["examples"] == 120
 
 
+def _mixed_file(path: Path) -> None:
+    """Every kind of line the block reader must cut right: a BOM, CRLF, blank, long (several read blocks),
+    overlong (skipped) in the middle, a parse error, an overlong last line without a newline."""
+    long = json.dumps(
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "y" * 2500}]}
+    ).encode()
+    over = json.dumps({"messages": [{"role": "user", "content": "x" * 5000}]}).encode()
+    rows = base(40)
+    path.write_bytes(
+        b"\xef\xbb\xbf"
+        + "".join(x + "\n" for x in rows[:10]).encode()
+        + "".join(x + "\r\n" for x in rows[10:15]).encode()
+        + b"\n   \n"
+        + long
+        + b"\n"
+        + over
+        + b"\n"
+        + "".join(x + "\n" for x in rows[15:30]).encode()
+        + b'{"messages": [\n'
+        + (long + b"\n") * 3
+        + "".join(x + "\n" for x in rows[30:]).encode()
+        + over
+    )
+
+
+@pytest.mark.parametrize("accelerated", [True, False])
+def test_block_reads_cut_lines_like_one_big_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, accelerated: bool
+) -> None:
+    """The report does not depend on where the read blocks end (tiny blocks: every line crosses one)."""
+    import phi3ft.data.validate as v
+
+    if not accelerated:
+        monkeypatch.setattr(v, "new_walker", lambda *a: None)
+    monkeypatch.setattr(v, "MAX_LINE_BYTES", 4096)
+    p = tmp_path / "mixed.jsonl"
+    _mixed_file(p)
+    size = p.stat().st_size
+    seen: list[tuple[int, int]] = []
+    whole = check(p, progress=lambda done, total: seen.append((done, total))).to_dict()
+    assert [(i["rule"], i["line"]) for i in whole["issues"] if i["rule"] in ("F06", "F16", "L01", "L03")] == [
+        ("F06", 1),
+        ("L03", 16),
+        ("L03", 17),
+        ("F16", 19),
+        ("L01", 35),
+        ("F16", 49),
+    ]
+    assert whole["files"][0]["lines"] == 49 and whole["files"][0]["crlf_lines"] == 5
+    assert whole["stats"]["examples"] == 40 + 1 + 3
+    assert seen[-1] == (size, size) and seen == sorted(seen)
+    for block in (1, 7, 100, 2600):
+        monkeypatch.setattr(v, "READ_BUFFER", block)
+        assert check(p).to_dict() == whole, block
+    for workers in (2, 3):  # ranges start at line starts; the same report
+        assert check(p, workers=workers).to_dict() == whole, workers
+
+
 def test_pathological_nesting_is_an_error_not_a_crash(tmp_path: Path) -> None:
     p = tmp_path / "n.jsonl"
     p.write_bytes(body() + b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n")

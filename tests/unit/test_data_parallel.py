@@ -172,6 +172,21 @@ def test_split_ranges_start_at_lines(tmp_path: Path) -> None:
         assert sum(counts) == 500
 
 
+@pytest.mark.parametrize("accelerated", [True, False])
+def test_count_newlines_any_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, accelerated: bool) -> None:
+    if not accelerated:
+        monkeypatch.setattr(parallel, "_count_c", None)
+    elif parallel._count_c is None:
+        pytest.skip("the C extension is not built")
+    monkeypatch.setattr(parallel, "_READ", 1000)  # the Python loop crosses its buffer too
+    rng = random.Random(4)
+    data = bytes(rng.choice(b"ab\n") for _ in range(20_000))
+    p = tmp_path / "n.bin"
+    p.write_bytes(data)
+    for start, end in [(0, len(data)), (0, 0), (1, 63), (5, 64), (31, 5000), (999, 1001), (19_990, 30_000)]:
+        assert parallel.count_newlines(str(p), end, start) == data[start:end].count(b"\n"), (start, end)
+
+
 def test_default_workers() -> None:
     assert parallel.workers_for(1000, None) == 1
     assert parallel.workers_for(parallel.PARALLEL_MIN_BYTES + 1, None) == min(parallel.cpu_count(), 4)

@@ -100,15 +100,34 @@ def _raw_lines(rng: random.Random, count: int) -> list[bytes]:
     return [b"".join(rng.choice(RAW_PIECES) for _ in range(rng.randint(0, 40))) for _ in range(count)]
 
 
-def test_line_scan_matches_python() -> None:
+def _placed_lines() -> list[bytes]:
+    """Each trigger piece at every offset of lines of several lengths: across the 32-byte steps of the
+    AVX2 scan, its last full step and the byte-at-a-time tail."""
+    out = []
+    for piece in [*RAW_PIECES[:-1], b"\\u00", b"-\\u0041", b"sk-", b"xoxb-", b"ghp_x", b"\\"]:
+        for length in (40, 47, 64, 71, 100):
+            for at in range(0, length - len(piece) + 1):
+                out.append(b"a" * at + piece + b"b" * (length - at - len(piece)))
+    return out
+
+
+@pytest.mark.parametrize("simd", [True, False], ids=["avx2", "portable"])
+def test_line_scan_matches_python(simd: bool) -> None:
     c = _speedups()
-    rng = random.Random(7)
-    lines = _lines(rng) + _raw_lines(rng, 5000)
-    lines += [b"", b"\\", b"=", b"-", b"_", b"A", b"+", b"github_pat_" + b"a" * 40]
-    for path in sorted((ROOT / "examples").rglob("*.jsonl")):
-        lines += path.read_bytes().splitlines()
-    for line in lines:
-        assert c.line_scan(line) == scan.line_scan_py(line), line[:200]
+    before = c.simd(simd)
+    try:
+        if simd and not c.simd():
+            pytest.skip("no AVX2 on this CPU (or not x86-64)")
+        rng = random.Random(7)
+        lines = _lines(rng) + _raw_lines(rng, 20000) + _placed_lines()
+        lines += [b"", b"\\", b"=", b"-", b"_", b"A", b"+", b"github_pat_" + b"a" * 40]
+        lines += [b"-+\\xox\t", b"----BEGINxox", b"Key" * 20 + b"="]  # no wrap-around at the line start
+        for path in sorted((ROOT / "examples").rglob("*.jsonl")):
+            lines += path.read_bytes().splitlines()
+        for line in lines:
+            assert c.line_scan(line) == scan.line_scan_py(line), line[:200]
+    finally:
+        c.simd(before)
 
 
 def test_line_scan_key_ignores_whitespace_like_dup_key() -> None:
@@ -137,6 +156,19 @@ def test_case_counts_match_python_for_every_code_point() -> None:
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
         for variant in (text, text.encode("latin-1", "ignore").decode("latin-1"), "ascii " + text):
             assert c.case_counts(variant) == scan.case_counts_py(variant), variant
+    # long ASCII runs (the AVX2 steps) broken by Latin-1 letters at every offset, with and without AVX2
+    before = c.simd()
+    try:
+        for simd in (True, False):
+            c.simd(simd)
+            for length in (31, 32, 33, 64, 95, 200):
+                for at in range(length):
+                    base_text = "".join(rng.choice("aBcZz09 @[`{") for _ in range(length))
+                    for odd_char in ("", "é", "É", "ß", "\xff", "\xb5"):
+                        text = base_text[:at] + odd_char + base_text[at:]
+                        assert c.case_counts(text) == scan.case_counts_py(text), (simd, text)
+    finally:
+        c.simd(before)
 
 
 def test_walker_special_texts_without_a_leading_angle_bracket() -> None:

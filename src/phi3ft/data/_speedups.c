@@ -1,25 +1,35 @@
 /*
- * phi3ft.data._speedups: the validator's per-byte scans in C (optional; scan.py has the same functions in
- * Python and uses them when this module is missing or PHI3FT_PURE_PYTHON=1).
+ * phi3ft.data._speedups: the validator's per-byte work in C (optional; scan.py and validate.py have the
+ * same logic in Python and use it when this module is missing or PHI3FT_PURE_PYTHON=1).
  *
  *   line_scan(body: bytes) -> (gates, key)
  *       gates: exactly scan.line_gates_py(body); key: exactly scan.dup_key_py(body, ..., False), or -1 when
  *       the line has a backslash-u escape (G_UESCAPE: the Python side re-serialises such lines first).
+ *       With AVX2 (checked at import; simd(False) turns it off for tests) one 32-byte-a-step pass, and
+ *       CRC-32 by carry-less multiplication; else a portable byte-table pass and memchr loops.
  *   case_counts(text: str) -> (upper, lower)
  *       exactly scan.case_counts_py(text): characters that str.lower() / str.upper() change.
  *   set_odd_case(codepoints: bytes, lower_changes: bytes, upper_changes: bytes) -> None
  *       the BMP characters whose lower() or upper() is not one character (UCS-4 little-endian), with
  *       whether lower() / upper() changes each (one byte per character); before then such characters
- *       make case_counts return None.
+ *       make case_counts return None. Also builds the case table of every BMP character.
+ *   count_newlines(fd, start, end) -> int (POSIX builds)
+ *   Walker: the record walk of valid records (walk), the answer statistics (answer, take), the records'
+ *       bookkeeping (record, take_records) and the line loop over a block of the file (configure, scan).
  *
- * tests/unit/test_data_speedups.py checks both functions against the Python ones (fuzzed lines, every
- * code point).
+ * tests/unit/test_data_speedups.py checks each against the Python code (fuzzed lines with and without
+ * AVX2, every code point, whole reports with and without the extension).
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <errno.h>
+#ifndef _WIN32
+#include <unistd.h>
+#define HAVE_PREAD 1
+#endif
 
 /* must match scan.py */
 #define G_SPECIAL 1
@@ -228,16 +238,296 @@ static int secret_possible(const unsigned char *p, Py_ssize_t n, unsigned seen)
     return 0;
 }
 
-static PyObject *line_scan(PyObject *self, PyObject *arg)
-{
-    (void)self;
-    if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "line_scan() takes bytes");
-        return NULL;
-    }
-    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(arg);
-    Py_ssize_t n = PyBytes_GET_SIZE(arg);
+/* ---- the same scan with AVX2 (x86-64; chosen at import when the CPU has it) -------------------------
+ * 32 bytes a step: the hashed bytes are compacted with a shuffle table (8 bytes at a time), digits and
+ * trigger bytes are counted from compare masks, and the literal tests run at each trigger byte found (the
+ * same tests as the memchr loops of the portable scan, keyed on the same byte), all in one pass. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_AVX2_PATH 1
+#include <immintrin.h>
 
+/* zlib.crc32 with carry-less multiplication (folding 4 x 128 bits, then Barrett reduction): the method
+ * and constants of Intel's "Fast CRC Computation for Generic Polynomials Using PCLMULQDQ" for the
+ * bit-reflected CRC-32 polynomial, as zlib builds use it; n >= 64, a multiple of 16; crc pre-inverted. */
+__attribute__((target("pclmul,sse4.1"))) static uint32_t crc32_clmul(const unsigned char *buf, size_t len,
+                                                                      uint32_t crc)
+{
+    const __m128i k1k2 = _mm_set_epi64x(0x01c6e41596LL, 0x0154442bd4LL);
+    const __m128i k3k4 = _mm_set_epi64x(0x00ccaa009eLL, 0x01751997d0LL);
+    const __m128i k5k0 = _mm_set_epi64x(0, 0x0163cd6124LL);
+    const __m128i poly = _mm_set_epi64x(0x01f7011641LL, 0x01db710641LL);
+    const __m128i mask32 = _mm_setr_epi32(~0, 0, ~0, 0);
+    __m128i x0, x1, x2, x3, x4, x5, x6, x7, x8;
+    x1 = _mm_loadu_si128((const __m128i *)(buf + 0x00));
+    x2 = _mm_loadu_si128((const __m128i *)(buf + 0x10));
+    x3 = _mm_loadu_si128((const __m128i *)(buf + 0x20));
+    x4 = _mm_loadu_si128((const __m128i *)(buf + 0x30));
+    x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)crc));
+    buf += 64;
+    len -= 64;
+    while (len >= 64) {
+        x5 = _mm_clmulepi64_si128(x1, k1k2, 0x00);
+        x6 = _mm_clmulepi64_si128(x2, k1k2, 0x00);
+        x7 = _mm_clmulepi64_si128(x3, k1k2, 0x00);
+        x8 = _mm_clmulepi64_si128(x4, k1k2, 0x00);
+        x1 = _mm_clmulepi64_si128(x1, k1k2, 0x11);
+        x2 = _mm_clmulepi64_si128(x2, k1k2, 0x11);
+        x3 = _mm_clmulepi64_si128(x3, k1k2, 0x11);
+        x4 = _mm_clmulepi64_si128(x4, k1k2, 0x11);
+        x1 = _mm_xor_si128(_mm_xor_si128(x1, x5), _mm_loadu_si128((const __m128i *)(buf + 0x00)));
+        x2 = _mm_xor_si128(_mm_xor_si128(x2, x6), _mm_loadu_si128((const __m128i *)(buf + 0x10)));
+        x3 = _mm_xor_si128(_mm_xor_si128(x3, x7), _mm_loadu_si128((const __m128i *)(buf + 0x20)));
+        x4 = _mm_xor_si128(_mm_xor_si128(x4, x8), _mm_loadu_si128((const __m128i *)(buf + 0x30)));
+        buf += 64;
+        len -= 64;
+    }
+    /* fold the four into one */
+    x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, k3k4, 0x11);
+    x1 = _mm_xor_si128(_mm_xor_si128(x1, x2), x5);
+    x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, k3k4, 0x11);
+    x1 = _mm_xor_si128(_mm_xor_si128(x1, x3), x5);
+    x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, k3k4, 0x11);
+    x1 = _mm_xor_si128(_mm_xor_si128(x1, x4), x5);
+    while (len >= 16) {
+        x2 = _mm_loadu_si128((const __m128i *)buf);
+        x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+        x1 = _mm_clmulepi64_si128(x1, k3k4, 0x11);
+        x1 = _mm_xor_si128(_mm_xor_si128(x1, x2), x5);
+        buf += 16;
+        len -= 16;
+    }
+    /* 128 bits to 64 */
+    x2 = _mm_clmulepi64_si128(x1, k3k4, 0x10);
+    x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x2);
+    x2 = _mm_srli_si128(x1, 4);
+    x1 = _mm_and_si128(x1, mask32);
+    x1 = _mm_clmulepi64_si128(x1, k5k0, 0x00);
+    x1 = _mm_xor_si128(x1, x2);
+    /* Barrett reduction to 32 bits */
+    x2 = _mm_and_si128(x1, mask32);
+    x2 = _mm_clmulepi64_si128(x2, poly, 0x10);
+    x2 = _mm_and_si128(x2, mask32);
+    x2 = _mm_clmulepi64_si128(x2, poly, 0x00);
+    x1 = _mm_xor_si128(x1, x2);
+    (void)x0;
+    return (uint32_t)_mm_extract_epi32(x1, 1);
+}
+
+static int use_clmul;
+
+static uint32_t crc32_any(uint32_t crc, const unsigned char *p, size_t n)
+{
+    if (use_clmul && n >= 64) {
+        size_t m = n & ~(size_t)15;
+        crc = ~crc32_clmul(p, m, ~crc);
+        p += m;
+        n -= m;
+    }
+    return crc32_update(crc, p, n);
+}
+
+static uint64_t shuf_tab[256]; /* byte indices of the set bits of the index, then 0x80 (zero) */
+static int use_simd;
+
+static void init_simd(void)
+{
+    for (int m = 0; m < 256; m++) {
+        uint64_t v = 0;
+        int k = 0;
+        for (int b = 0; b < 8; b++)
+            if (m >> b & 1)
+                v |= (uint64_t)b << (8 * k++);
+        for (; k < 8; k++)
+            v |= (uint64_t)0x80 << (8 * k);
+        shuf_tab[m] = v;
+    }
+    __builtin_cpu_init();
+    use_simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+    use_clmul = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+}
+
+typedef struct {
+    int uescape, esc_ascii, esc_ctrl, phone, secret;
+} Hits;
+
+static inline void hit_backslash(const unsigned char *p, Py_ssize_t n, Py_ssize_t i, Hits *h)
+{
+    if (i + 1 >= n)
+        return;
+    unsigned char e = p[i + 1];
+    if (e == 'u') {
+        h->uescape = 1;
+        if (n - i >= 5 && p[i + 2] == '0' && p[i + 3] == '0' && p[i + 4] >= '0' && p[i + 4] <= '7')
+            h->esc_ascii = 1;
+    } else if (e == '/') {
+        h->esc_ascii = 1;
+    } else if (e == 'b' || e == 'f') {
+        h->esc_ctrl = 1;
+    }
+}
+
+static inline int hit_plus(const unsigned char *p, Py_ssize_t n, Py_ssize_t i)
+{
+    if (i + 1 >= n)
+        return 0;
+    unsigned char e = p[i + 1];
+    return (e >= '0' && e <= '9') || e == '\\' || e >= 0x80;
+}
+
+/* the literal secret tests of secret_possible at one trigger byte p[i] */
+static inline int secret_at(const unsigned char *p, Py_ssize_t n, Py_ssize_t i)
+{
+    switch (p[i]) {
+    case '=':
+        return i >= 3 && (memcmp(p + i - 3, "Key", 3) == 0 || memcmp(p + i - 3, "ure", 3) == 0 ||
+                          memcmp(p + i - 3, "sig", 3) == 0);
+    case '-':
+        return (i >= 2 && p[i - 2] == 's' && p[i - 1] == 'k') ||
+               (i >= 4 && p[i - 4] == 'x' && p[i - 3] == 'o' && p[i - 2] == 'x') ||
+               (n - i >= 10 && memcmp(p + i, "-----BEGIN", 10) == 0);
+    case '_':
+        return (i >= 3 && p[i - 3] == 'g' && p[i - 2] == 'h' && p[i - 1] && strchr("pousr", p[i - 1])) ||
+               (i >= 10 && memcmp(p + i - 10, "github_pat", 10) == 0);
+    case 'A':
+        return n - i >= 4 && (p[i + 1] == 'K' || p[i + 1] == 'S') && p[i + 2] == 'I' && p[i + 3] == 'A';
+    case 'e':
+        return n - i >= 5 && memcmp(p + i, "earer", 5) == 0;
+    default:
+        return 0;
+    }
+}
+
+__attribute__((target("avx2,popcnt"))) static inline void compact16(__m128i x, uint32_t m16, unsigned char *out,
+                                                                    size_t *k)
+{
+    uint32_t m0 = m16 & 0xFF, m1 = m16 >> 8;
+    __m128i sh = _mm_set_epi64x((long long)(shuf_tab[m1] | 0x0808080808080808ULL), (long long)shuf_tab[m0]);
+    __m128i c = _mm_shuffle_epi8(x, sh);
+    _mm_storel_epi64((__m128i *)(out + *k), c);
+    *k += (size_t)__builtin_popcount(m0);
+    _mm_storeh_pd((double *)(out + *k), _mm_castsi128_pd(c));
+    *k += (size_t)__builtin_popcount(m1);
+}
+
+#define EQ(v, c) _mm256_cmpeq_epi8((v), _mm256_set1_epi8((char)(c)))
+#define MASK(x) ((uint32_t)_mm256_movemask_epi8(x))
+
+__attribute__((target("avx2,popcnt"))) static int line_scan_avx2(const unsigned char *p, Py_ssize_t n,
+                                                                long long *key_out)
+{
+    unsigned char buf[4096 + 64];
+    size_t k = 0;
+    uint64_t kept = 0;
+    uint32_t crc = 0;
+    Py_ssize_t digits = 0, i = 0;
+    uint32_t lt = 0, del = 0, at = 0;
+    Hits h = {0, 0, 0, 0, 0};
+    const __m256i nine = _mm256_set1_epi8(9);
+    for (; i + 40 <= n; i += 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(p + i));
+        __m256i bs = EQ(v, '\\');
+        __m256i gone = _mm256_or_si256(
+            _mm256_or_si256(_mm256_or_si256(EQ(v, ' '), EQ(v, '\t')), _mm256_or_si256(EQ(v, '\n'), EQ(v, '\r'))),
+            _mm256_or_si256(_mm256_or_si256(bs, EQ(v, 'n')),
+                            _mm256_or_si256(_mm256_or_si256(EQ(v, 't'), EQ(v, 'r')), EQ(v, 'f'))));
+        __m256i t = _mm256_sub_epi8(v, _mm256_set1_epi8('0'));
+        digits += __builtin_popcount(MASK(_mm256_cmpeq_epi8(_mm256_min_epu8(t, nine), t)));
+        lt |= MASK(EQ(v, '<'));
+        del |= MASK(EQ(v, 0x7f));
+        at |= MASK(EQ(v, '@'));
+        uint32_t m = MASK(bs);
+        while (m) {
+            hit_backslash(p, n, i + __builtin_ctz(m), &h);
+            m &= m - 1;
+        }
+        if (!h.phone) {
+            m = MASK(EQ(v, '+'));
+            while (m) {
+                if (hit_plus(p, n, i + __builtin_ctz(m))) {
+                    h.phone = 1;
+                    break;
+                }
+                m &= m - 1;
+            }
+        }
+        if (!h.secret) {
+            __m256i r4 = EQ(_mm256_loadu_si256((const __m256i *)(p + i + 4)), 'r');
+            m = MASK(_mm256_or_si256(_mm256_or_si256(EQ(v, '='), EQ(v, '-')),
+                                     _mm256_or_si256(_mm256_or_si256(EQ(v, '_'), EQ(v, 'A')),
+                                                     _mm256_and_si256(EQ(v, 'e'), r4))));
+            while (m) {
+                if (secret_at(p, n, i + __builtin_ctz(m))) {
+                    h.secret = 1;
+                    break;
+                }
+                m &= m - 1;
+            }
+        }
+        uint32_t keep = ~MASK(gone);
+        compact16(_mm256_castsi256_si128(v), keep & 0xFFFF, buf, &k);
+        compact16(_mm256_extracti128_si256(v, 1), keep >> 16, buf, &k);
+        if (k >= 4096) {
+            crc = crc32_any(crc, buf, k);
+            kept += k;
+            k = 0;
+        }
+    }
+    for (; i < n; i++) {
+        unsigned char c = p[i];
+        uint32_t tb = byte_tab[c];
+        buf[k] = c;
+        k += tb & 1u;
+        digits += (tb >> 1) & 1u;
+        lt |= c == '<';
+        del |= c == 0x7f;
+        at |= c == '@';
+        if (c == '\\')
+            hit_backslash(p, n, i, &h);
+        else if (c == '+' && !h.phone)
+            h.phone = hit_plus(p, n, i);
+        else if (!h.secret && (c == '=' || c == '-' || c == '_' || c == 'A' || c == 'e'))
+            h.secret = secret_at(p, n, i);
+    }
+    crc = crc32_any(crc, buf, k);
+    kept += k;
+    *key_out = h.uescape ? -1LL : (long long)(kept << 32 | crc);
+    int gates = h.uescape ? G_UESCAPE : 0;
+    if (h.esc_ascii)
+        return G_ALL | gates;
+    if (h.esc_ctrl || del)
+        gates |= G_CONTROL;
+    if (lt)
+        gates |= G_SPECIAL;
+    if (at)
+        gates |= G_EMAIL;
+    if (h.phone)
+        gates |= G_PHONE;
+    if (digits >= 2) {
+        int card = 0, iban = 0;
+        digit_runs(p, n, digits >= 13, &card, &iban);
+        if (card)
+            gates |= G_CARD;
+        if (iban)
+            gates |= G_IBAN;
+    }
+    if (h.secret || (at && has_substring(p, n, "://", 3)))
+        gates |= G_SECRET;
+    return gates;
+}
+#undef EQ
+#undef MASK
+#endif
+
+/* (gates, key) of one line body: scan.line_scan_py; *key_out is -1 with a backslash-u escape */
+static int line_scan_core(const unsigned char *p, Py_ssize_t n, long long *key_out)
+{
+#ifdef HAVE_AVX2_PATH
+    if (use_simd && n >= 40)
+        return line_scan_avx2(p, n, key_out);
+#endif
     /* pass 1: the hashed bytes (CRC-32 + length), trigger bytes and digits: one table load a byte */
     unsigned char buf[4096 + 8] = {0};
     size_t k = 0;
@@ -294,8 +584,9 @@ static PyObject *line_scan(PyObject *self, PyObject *arg)
     }
     if (uescape)
         gates = G_UESCAPE;
+    *key_out = uescape ? -1LL : (long long)(kept << 32 | crc);
     if (esc_ascii)
-        return Py_BuildValue("(iL)", G_ALL | gates, uescape ? -1LL : (long long)(kept << 32 | crc));
+        return G_ALL | gates;
     if (esc_ctrl)
         gates |= G_CONTROL;
     if (seen & S_LT)
@@ -322,13 +613,49 @@ static PyObject *line_scan(PyObject *self, PyObject *arg)
         gates |= G_IBAN;
     if (secret_possible(p, n, seen))
         gates |= G_SECRET;
-    return Py_BuildValue("(iL)", gates, uescape ? -1LL : (long long)(kept << 32 | crc));
+    return gates;
+}
+
+static PyObject *line_scan(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "line_scan() takes bytes");
+        return NULL;
+    }
+    long long key;
+    int gates = line_scan_core((const unsigned char *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg), &key);
+    return Py_BuildValue("(iL)", gates, key);
 }
 
 /* ---- Q03 casing ------------------------------------------------------------------------------------ */
 static unsigned char *odd_bits; /* 65536 bits: BMP characters whose lower() or upper() is not 1 char */
 static unsigned char *odd_lower; /* 65536 bits: lower() changes it (for odd characters) */
 static unsigned char *odd_upper;
+/* every BMP character once the odd table is set: bit 0 lower() changes it, bit 1 upper() changes it */
+static unsigned char *case_tab;
+
+#if defined(HAVE_AVX2_PATH)
+/* ASCII letters of s[0:*done] (32 bytes a step, stopping before the first step with a non-ASCII byte) */
+__attribute__((target("avx2,popcnt"))) static void ascii_case_avx2(const unsigned char *s, Py_ssize_t n,
+                                                                    Py_ssize_t *done, Py_ssize_t *up,
+                                                                    Py_ssize_t *low)
+{
+    Py_ssize_t i = 0, u = 0, l = 0;
+    const __m256i a = _mm256_set1_epi8('A'), za = _mm256_set1_epi8('a'), top = _mm256_set1_epi8(25);
+    for (; i + 32 <= n; i += 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(s + i));
+        if (_mm256_movemask_epi8(v))
+            break;
+        __m256i tu = _mm256_sub_epi8(v, a), tl = _mm256_sub_epi8(v, za);
+        u += __builtin_popcount((uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(tu, top), tu)));
+        l += __builtin_popcount((uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(tl, top), tl)));
+    }
+    *done = i;
+    *up += u;
+    *low += l;
+}
+#endif
 
 static PyObject *set_odd_case(PyObject *self, PyObject *args)
 {
@@ -357,10 +684,24 @@ static PyObject *set_odd_case(PyObject *self, PyObject *args)
         if (ups[j])
             bits[16384 + (cp >> 3)] |= (unsigned char)(1u << (cp & 7));
     }
+    unsigned char *tab = PyMem_Malloc(65536);
+    if (tab == NULL) {
+        PyMem_Free(bits);
+        return PyErr_NoMemory();
+    }
+    for (uint32_t c = 0; c < 65536; c++) {
+        if (bits[c >> 3] >> (c & 7) & 1)
+            tab[c] = (unsigned char)((bits[8192 + (c >> 3)] >> (c & 7) & 1) |
+                                     (bits[16384 + (c >> 3)] >> (c & 7) & 1) << 1);
+        else
+            tab[c] = (unsigned char)((Py_UNICODE_TOLOWER(c) != c) | (Py_UNICODE_TOUPPER(c) != c) << 1);
+    }
     PyMem_Free(odd_bits);
+    PyMem_Free(case_tab);
     odd_bits = bits;
     odd_lower = bits + 8192;
     odd_upper = bits + 16384;
+    case_tab = tab;
     Py_RETURN_NONE;
 }
 
@@ -375,6 +716,37 @@ static int count_case(PyObject *text, Py_ssize_t *up_out, Py_ssize_t *low_out)
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t up = 0, low = 0, start = 0;
+    if (case_tab != NULL && kind != PyUnicode_4BYTE_KIND) { /* table lookups (and AVX2 over ASCII runs) */
+        if (kind == PyUnicode_1BYTE_KIND) {
+            const unsigned char *s = data;
+            Py_ssize_t i = 0;
+            while (i < n) {
+#if defined(HAVE_AVX2_PATH)
+                if (use_simd) {
+                    Py_ssize_t done;
+                    ascii_case_avx2(s + i, n - i, &done, &up, &low);
+                    i += done;
+                }
+#endif
+                Py_ssize_t end = i + 32 < n ? i + 32 : n;
+                for (; i < end; i++) {
+                    unsigned t = case_tab[s[i]];
+                    up += t & 1;
+                    low += t >> 1;
+                }
+            }
+        } else {
+            const Py_UCS2 *s = data;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                unsigned t = case_tab[s[i]];
+                up += t & 1;
+                low += t >> 1;
+            }
+        }
+        *up_out = up;
+        *low_out = low;
+        return 0;
+    }
     if (kind == PyUnicode_1BYTE_KIND) {
         const unsigned char *s = data;
         Py_ssize_t i = 0;
@@ -447,6 +819,13 @@ static PyObject *case_counts(PyObject *self, PyObject *arg)
  * answer(content) adds one answer (the Python path's answers); take() returns and resets
  * (answers, upper, lower, all_same, first, prefix, suffix) as validate._Stats has them.
  */
+#define MAX_LINES_SHOWN 64
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} Buf;
+
 typedef struct {
     PyObject_HEAD
     PyObject *specials;      /* tuple of str */
@@ -457,6 +836,15 @@ typedef struct {
     Py_ssize_t answers, upper, lower;
     int all_same;
     PyObject *first, *prefix, *suffix; /* NULL: None */
+    /* configure() */
+    PyObject *loads;
+    Py_ssize_t t09_chars, max_line;
+    int lines_shown;
+    /* records not yet taken (take_records) */
+    Buf keys, lines, offsets, lengths, messages, chars;
+    Py_ssize_t examples, no_system_count;
+    int n_no_system;
+    uint64_t no_system[MAX_LINES_SHOWN];
 } Walker;
 
 static PyObject *k_messages, *k_role, *k_content;
@@ -469,6 +857,13 @@ static void Walker_dealloc(Walker *w)
     Py_XDECREF(w->first);
     Py_XDECREF(w->prefix);
     Py_XDECREF(w->suffix);
+    Py_XDECREF(w->loads);
+    PyMem_Free(w->keys.p);
+    PyMem_Free(w->lines.p);
+    PyMem_Free(w->offsets.p);
+    PyMem_Free(w->lengths.p);
+    PyMem_Free(w->messages.p);
+    PyMem_Free(w->chars.p);
     Py_TYPE(w)->tp_free((PyObject *)w);
 }
 
@@ -622,102 +1017,332 @@ static int add_answer(Walker *w, PyObject *content)
 
 #define MAX_FAST_MESSAGES 64
 
-static PyObject *Walker_walk(Walker *w, PyObject *const *args, Py_ssize_t nargs)
+/* 0: a record with no finding, (*n_out, *chars_out, *system_out) set and its answers added (train);
+ * 1: some rule could fire (nothing changed); -1: error */
+static int walk_core(Walker *w, PyObject *obj, int check_special, int train, Py_ssize_t *n_out,
+                     Py_ssize_t *chars_out, int *system_out)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "walk(obj, check_special, train)");
-        return NULL;
-    }
-    PyObject *obj = args[0];
-    int check_special = PyObject_IsTrue(args[1]);
-    int train = PyObject_IsTrue(args[2]);
-    if (check_special < 0 || train < 0)
-        return NULL;
     if (!PyDict_CheckExact(obj) || PyDict_GET_SIZE(obj) != 1)
-        Py_RETURN_NONE;
+        return 1;
     PyObject *msgs = PyDict_GetItemWithError(obj, k_messages);
-    if (msgs == NULL) {
-        if (PyErr_Occurred())
-            return NULL;
-        Py_RETURN_NONE;
-    }
+    if (msgs == NULL)
+        return PyErr_Occurred() ? -1 : 1;
     if (!PyList_CheckExact(msgs))
-        Py_RETURN_NONE;
+        return 1;
     Py_ssize_t n = PyList_GET_SIZE(msgs);
     if (n < 2 || n > MAX_FAST_MESSAGES)
-        Py_RETURN_NONE;
+        return 1;
     PyObject *answers[MAX_FAST_MESSAGES];
     Py_ssize_t n_answers = 0, chars = 0;
     int systems = 0, prev = 0, first_turn = 0, need_odd = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *m = PyList_GET_ITEM(msgs, i);
         if (!PyDict_CheckExact(m) || PyDict_GET_SIZE(m) != 2)
-            Py_RETURN_NONE;
+            return 1;
         PyObject *r = PyDict_GetItemWithError(m, k_role);
-        if (r == NULL) {
-            if (PyErr_Occurred())
-                return NULL;
-            Py_RETURN_NONE;
-        }
+        if (r == NULL)
+            return PyErr_Occurred() ? -1 : 1;
         PyObject *c = PyDict_GetItemWithError(m, k_content);
-        if (c == NULL) {
-            if (PyErr_Occurred())
-                return NULL;
-            Py_RETURN_NONE;
-        }
+        if (c == NULL)
+            return PyErr_Occurred() ? -1 : 1;
         int role = role_of(r);
         if (!role || !PyUnicode_CheckExact(c))
-            Py_RETURN_NONE;
+            return 1;
         Py_ssize_t len = PyUnicode_GET_LENGTH(c);
         if (len == 0)
-            Py_RETURN_NONE; /* M07 / M08 */
+            return 1; /* M07 / M08 */
         Py_UCS4 c0 = PyUnicode_READ_CHAR(c, 0);
         if (is_ws(c0) || Py_UNICODE_ISSPACE(c0))
-            Py_RETURN_NONE; /* M14, or maybe M07 / M08 */
+            return 1; /* M14, or maybe M07 / M08 */
         chars += len;
         if (role == R_SYSTEM) {
             /* C02 (not first), C03 (two), C10 (the template drops it) */
             if (i != 0 || w->drops_system)
-                Py_RETURN_NONE;
+                return 1;
             systems++;
         } else {
             if (!first_turn) {
                 if (role != R_USER)
-                    Py_RETURN_NONE; /* C04 */
+                    return 1; /* C04 */
                 first_turn = 1;
             }
             if (role == prev)
-                Py_RETURN_NONE; /* C05 */
+                return 1; /* C05 */
         }
         if (role == R_ASSISTANT) {
             if (is_ws(PyUnicode_READ_CHAR(c, len - 1)))
-                Py_RETURN_NONE; /* Q05 */
+                return 1; /* Q05 */
             answers[n_answers++] = c;
             if (train && odd_bits == NULL && !PyUnicode_IS_ASCII(c))
                 need_odd = 1;
         }
         if (check_special) {
             int sp = has_special(w, c);
-            if (sp < 0)
-                return NULL;
-            if (sp)
-                Py_RETURN_NONE; /* M13 */
+            if (sp != 0)
+                return sp < 0 ? -1 : 1; /* M13 */
         }
         prev = role;
     }
     if (prev != R_ASSISTANT || need_odd)
-        Py_RETURN_NONE; /* C06 / C01; or the Python path sets the odd-case table up first */
+        return 1; /* C06 / C01; or the Python path sets the odd-case table up first */
     if (train) {
         for (Py_ssize_t j = 0; j < n_answers; j++) {
             int rc = add_answer(w, answers[j]);
             if (rc != 0) {
                 if (rc > 0)
                     PyErr_SetString(PyExc_RuntimeError, "odd-case table missing");
-                return NULL;
+                return -1;
             }
         }
     }
-    return Py_BuildValue("(nnO)", n, chars, systems ? Py_True : Py_False);
+    *n_out = n;
+    *chars_out = chars;
+    *system_out = systems > 0;
+    return 0;
+}
+
+static PyObject *Walker_walk(Walker *w, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "walk(obj, check_special, train)");
+        return NULL;
+    }
+    int check_special = PyObject_IsTrue(args[1]);
+    int train = PyObject_IsTrue(args[2]);
+    if (check_special < 0 || train < 0)
+        return NULL;
+    Py_ssize_t n, chars;
+    int has_system;
+    int rc = walk_core(w, args[0], check_special, train, &n, &chars, &has_system);
+    if (rc < 0)
+        return NULL;
+    if (rc > 0)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(nnO)", n, chars, has_system ? Py_True : Py_False);
+}
+
+/* ---- the dataset bookkeeping of records (validate._Validator._record_done without the index) ----------
+ * record(key, line, offset, length, messages, characters, has_system, train) appends one record; scan()
+ * appends the records it checks; take_records() hands everything over in order and resets:
+ * (examples, messages u32[], characters u64[], no_system_count, first no-system lines, keys u64[],
+ * lines u64[], offsets u64[], lengths u64[]) (native byte order, for array.frombytes). */
+static int buf_put(Buf *b, const void *v, size_t size)
+{
+    if (b->n + size > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->n + size)
+            cap *= 2;
+        char *q = PyMem_Realloc(b->p, cap);
+        if (q == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, v, size);
+    b->n += size;
+    return 0;
+}
+
+static PyObject *buf_take(Buf *b)
+{
+    PyObject *out = PyBytes_FromStringAndSize(b->p, (Py_ssize_t)b->n);
+    if (out != NULL)
+        b->n = 0;
+    if (b->cap > (1u << 22)) { /* give a large buffer back */
+        PyMem_Free(b->p);
+        b->p = NULL;
+        b->cap = 0;
+    }
+    return out;
+}
+
+static int put_record(Walker *w, long long key, uint64_t line, uint64_t offset, uint64_t length, Py_ssize_t n,
+                      Py_ssize_t chars, int has_system, int train)
+{
+    uint64_t k = (uint64_t)key;
+    if (buf_put(&w->keys, &k, 8) || buf_put(&w->lines, &line, 8) || buf_put(&w->offsets, &offset, 8) ||
+        buf_put(&w->lengths, &length, 8))
+        return -1;
+    if (!train)
+        return 0;
+    uint32_t m = n > 0xFFFFFFFFLL ? 0xFFFFFFFFu : (uint32_t)n;
+    uint64_t c = (uint64_t)chars;
+    if (buf_put(&w->messages, &m, 4) || buf_put(&w->chars, &c, 8))
+        return -1;
+    w->examples++;
+    if (!has_system) {
+        w->no_system_count++;
+        if (w->n_no_system < w->lines_shown && w->n_no_system < MAX_LINES_SHOWN)
+            w->no_system[w->n_no_system++] = line;
+    }
+    return 0;
+}
+
+static PyObject *Walker_record(Walker *w, PyObject *const *args, Py_ssize_t nargs)
+{
+    long long key;
+    unsigned long long line, offset, length;
+    Py_ssize_t n, chars;
+    int has_system, train;
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "record(key, line, offset, length, messages, chars, has_system, train)");
+        return NULL;
+    }
+    key = PyLong_AsLongLong(args[0]);
+    line = PyLong_AsUnsignedLongLong(args[1]);
+    offset = PyLong_AsUnsignedLongLong(args[2]);
+    length = PyLong_AsUnsignedLongLong(args[3]);
+    n = PyLong_AsSsize_t(args[4]);
+    chars = PyLong_AsSsize_t(args[5]);
+    if (PyErr_Occurred())
+        return NULL;
+    has_system = PyObject_IsTrue(args[6]);
+    train = PyObject_IsTrue(args[7]);
+    if (has_system < 0 || train < 0)
+        return NULL;
+    if (put_record(w, key, line, offset, length, n, chars, has_system, train) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Walker_take_records(Walker *w, PyObject *unused)
+{
+    (void)unused;
+    PyObject *shown = PyList_New(w->n_no_system);
+    if (shown == NULL)
+        return NULL;
+    for (int i = 0; i < w->n_no_system; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(w->no_system[i]);
+        if (v == NULL) {
+            Py_DECREF(shown);
+            return NULL;
+        }
+        PyList_SET_ITEM(shown, i, v);
+    }
+    PyObject *parts[6];
+    Buf *bufs[6] = {&w->messages, &w->chars, &w->keys, &w->lines, &w->offsets, &w->lengths};
+    for (int i = 0; i < 6; i++) {
+        parts[i] = buf_take(bufs[i]);
+        if (parts[i] == NULL) {
+            for (int j = 0; j < i; j++)
+                Py_DECREF(parts[j]);
+            Py_DECREF(shown);
+            return NULL;
+        }
+    }
+    PyObject *out = Py_BuildValue("(nNNnNNNNN)", w->examples, parts[0], parts[1], w->no_system_count, shown,
+                                  parts[2], parts[3], parts[4], parts[5]);
+    w->examples = 0;
+    w->no_system_count = 0;
+    w->n_no_system = 0;
+    return out;
+}
+
+/* ---- the line loop for the usual line ---------------------------------------------------------------
+ * configure(loads, t09_chars, max_line_bytes, lines_shown) once; then
+ * scan(buf, pos, limit, base, line, train) -> (pos, line, status, characters) checks the lines of
+ * buf[pos:limit] (buf[0] is at file offset base; line is the number of the line before pos) while each is
+ * the usual valid record: a complete line starting with '{' and ending in '\n' (no CR, under
+ * max_line_bytes), with no line gate that needs Python and no backslash-u escape, that orjson parses and
+ * walk() accepts; each is recorded as record() would. Stops with status 0 (no complete line left before
+ * limit), 1 (the line at pos needs the Python checks: nothing of it was done) or 2 (the line just
+ * recorded is a training example of more than t09_chars characters: the caller adds T09). */
+#define PY_GATES (G_ALL & ~G_SPECIAL)
+
+static PyObject *Walker_configure(Walker *w, PyObject *args)
+{
+    PyObject *loads;
+    Py_ssize_t t09, max_line;
+    int shown;
+    if (!PyArg_ParseTuple(args, "Onni", &loads, &t09, &max_line, &shown))
+        return NULL;
+    if (!PyCallable_Check(loads)) {
+        PyErr_SetString(PyExc_TypeError, "configure: loads must be callable");
+        return NULL;
+    }
+    Py_INCREF(loads);
+    Py_XSETREF(w->loads, loads);
+    w->t09_chars = t09;
+    w->max_line = max_line;
+    w->lines_shown = shown;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Walker_scan(Walker *w, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "scan(buf: bytes, pos, limit, base, line, train)");
+        return NULL;
+    }
+    if (w->loads == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "scan: configure() first");
+        return NULL;
+    }
+    const char *p = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t limit = PyLong_AsSsize_t(args[2]);
+    unsigned long long base = PyLong_AsUnsignedLongLong(args[3]);
+    unsigned long long line = PyLong_AsUnsignedLongLong(args[4]);
+    int train = PyObject_IsTrue(args[5]);
+    if (PyErr_Occurred() || train < 0)
+        return NULL;
+    if (limit > size)
+        limit = size;
+    if (pos < 0)
+        pos = 0;
+    int status = 0;
+    Py_ssize_t chars = 0;
+    while (pos < limit) {
+        const char *nl = memchr(p + pos, '\n', (size_t)(limit - pos));
+        if (nl == NULL)
+            break;
+        Py_ssize_t len = nl - (p + pos);
+        if (len == 0 || len >= w->max_line || p[pos] != '{' || p[pos + len - 1] == '\r') {
+            status = 1;
+            break;
+        }
+        long long key;
+        int gates = line_scan_core((const unsigned char *)p + pos, len, &key);
+        if ((gates & PY_GATES) || key < 0) {
+            status = 1;
+            break;
+        }
+        PyObject *view = PyMemoryView_FromMemory((char *)p + pos, len, PyBUF_READ);
+        if (view == NULL)
+            return NULL;
+        PyObject *obj = PyObject_CallOneArg(w->loads, view);
+        Py_DECREF(view);
+        if (obj == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_ValueError))
+                return NULL; /* KeyboardInterrupt, MemoryError, ...: not a finding */
+            PyErr_Clear();
+            status = 1;
+            break;
+        }
+        Py_ssize_t n;
+        int has_system;
+        int rc = walk_core(w, obj, gates & G_SPECIAL, train, &n, &chars, &has_system);
+        Py_DECREF(obj);
+        if (rc < 0)
+            return NULL;
+        if (rc > 0) {
+            status = 1;
+            break;
+        }
+        line++;
+        if (put_record(w, key, line, base + (unsigned long long)pos, (unsigned long long)len, n, chars, has_system,
+                       train) < 0)
+            return NULL;
+        pos += len + 1;
+        if (train && chars > w->t09_chars) {
+            status = 2;
+            break;
+        }
+    }
+    return Py_BuildValue("(nKin)", pos, line, status, status == 2 ? chars : (Py_ssize_t)0);
 }
 
 static PyObject *Walker_answer(Walker *w, PyObject *content)
@@ -754,6 +1379,13 @@ static PyMethodDef Walker_methods[] = {
     {"answer", (PyCFunction)Walker_answer, METH_O, "Add one answer; False: set_odd_case first."},
     {"take", (PyCFunction)Walker_take, METH_NOARGS,
      "(answers, upper, lower, all_same, first, prefix, suffix), then reset."},
+    {"record", (PyCFunction)(void (*)(void))Walker_record, METH_FASTCALL,
+     "Append one record (key, line, offset, length, messages, chars, has_system, train)."},
+    {"take_records", (PyCFunction)Walker_take_records, METH_NOARGS,
+     "(examples, messages, chars, no_system_count, no_system_lines, keys, lines, offsets, lengths), then reset."},
+    {"configure", (PyCFunction)Walker_configure, METH_VARARGS, "configure(loads, t09_chars, max_line_bytes, lines_shown)"},
+    {"scan", (PyCFunction)(void (*)(void))Walker_scan, METH_FASTCALL,
+     "scan(buf, pos, limit, base, line, train) -> (pos, line, status, chars)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -768,7 +1400,108 @@ static PyTypeObject WalkerType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* ---- newlines in a byte range of a file (the first line number of each parallel range) ------------- */
+#if defined(HAVE_AVX2_PATH)
+__attribute__((target("avx2,popcnt"))) static uint64_t count_nl_avx2(const unsigned char *p, size_t n,
+                                                                      size_t *done)
+{
+    uint64_t total = 0;
+    size_t i = 0;
+    const __m256i nl = _mm256_set1_epi8('\n');
+    for (; i + 64 <= n; i += 64) {
+        uint32_t a = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(p + i)), nl));
+        uint32_t b =
+            (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(p + i + 32)), nl));
+        total += (uint64_t)__builtin_popcountll((uint64_t)a | (uint64_t)b << 32);
+    }
+    *done = i;
+    return total;
+}
+#endif
+
+static uint64_t count_nl(const unsigned char *p, size_t n)
+{
+    uint64_t total = 0;
+    size_t i = 0;
+#if defined(HAVE_AVX2_PATH)
+    if (use_simd)
+        total = count_nl_avx2(p, n, &i);
+#endif
+    for (const unsigned char *q = p + i, *end = p + n; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
+        total++;
+    return total;
+}
+
+#ifdef HAVE_PREAD
+static PyObject *count_newlines(PyObject *self, PyObject *args)
+{
+    (void)self;
+    int fd;
+    long long start, end;
+    if (!PyArg_ParseTuple(args, "iLL", &fd, &start, &end))
+        return NULL;
+    size_t cap = 1 << 20;
+    unsigned char *buf = PyMem_RawMalloc(cap);
+    if (buf == NULL)
+        return PyErr_NoMemory();
+    uint64_t total = 0;
+    long long pos = start;
+    int err = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (pos < end) {
+        size_t want = (size_t)(end - pos) < cap ? (size_t)(end - pos) : cap;
+        ssize_t got = pread(fd, buf, want, (off_t)pos);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            err = errno;
+            break;
+        }
+        if (got == 0)
+            break;
+        total += count_nl(buf, (size_t)got);
+        pos += got;
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(buf);
+    if (err) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyLong_FromUnsignedLongLong(total);
+}
+#endif
+
+static PyObject *simd(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+#ifdef HAVE_AVX2_PATH
+    int before = use_simd;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "simd([enabled])");
+        return NULL;
+    }
+    if (nargs == 1 && args[0] != Py_None) {
+        int on = PyObject_IsTrue(args[0]);
+        if (on < 0)
+            return NULL;
+        __builtin_cpu_init();
+        use_simd = on && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+    }
+    return PyBool_FromLong(before);
+#else
+    (void)args;
+    (void)nargs;
+    Py_RETURN_FALSE;
+#endif
+}
+
 static PyMethodDef methods[] = {
+#ifdef HAVE_PREAD
+    {"count_newlines", count_newlines, METH_VARARGS, "count_newlines(fd, start, end): newlines in bytes [start, end)."},
+#endif
+    {"simd", (PyCFunction)(void (*)(void))simd, METH_FASTCALL,
+     "simd([enabled]) -> bool: whether line_scan used AVX2 (before the optional switch)."},
     {"line_scan", line_scan, METH_O, "(gates, key) of one raw JSONL line; key -1 with a \\u escape."},
     {"case_counts", case_counts, METH_O, "(upper, lower) letter counts; None until set_odd_case."},
     {"set_odd_case", set_odd_case, METH_VARARGS, "The BMP characters whose case mapping changes length."},
@@ -783,6 +1516,9 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__speedups(void)
 {
     init_tables();
+#ifdef HAVE_AVX2_PATH
+    init_simd();
+#endif
     if (PyType_Ready(&WalkerType) < 0)
         return NULL;
     k_messages = PyUnicode_InternFromString("messages");

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from hashlib import blake2b
 from typing import Any
 
@@ -47,6 +47,12 @@ def _load_speedups() -> Any:
 _C = _load_speedups()
 #: Whether the C versions of :func:`line_scan` and :func:`case_counts` are in use.
 ACCELERATED = _C is not None
+
+
+def speedup(name: str) -> Any:
+    """A function of the C extension, or None (not built, too old a build, or ``PHI3FT_PURE_PYTHON=1``)."""
+    return getattr(_C, name, None)
+
 
 #: Read buffer for line scans (validate, split): lines of a few kB are longer than the default 8 kB buffer
 #: often enough that ``readline`` with it costs about 8x more (it joins several raw reads).
@@ -161,13 +167,21 @@ class DuplicateIndex:
         hit = self._match(slot, body)
         return None if hit is None else hit[0]
 
-    def add_at(self, key: int, line: int, offset: int, length: int) -> tuple[int, bool] | None:
-        """:meth:`add` for a record of this file known by position: read only on a key hit."""
-        slot = self._first.get(key)
-        if slot is None:
-            self._first[key] = (line << 72) | (offset << 32) | length
-            return None
-        return self.add(key, self._read((offset << 32) | length), line, offset)
+    def add_many(
+        self, keys: Iterable[int], lines: Iterable[int], offsets: Iterable[int], lengths: Iterable[int]
+    ) -> list[tuple[int, tuple[int, bool]]]:
+        """:meth:`add` for records of this file known by position, in order (a record is read only on a
+        key hit); the ``(line, hit)`` of those that are duplicates."""
+        first = self._first
+        hits = []
+        for key, line, offset, length in zip(keys, lines, offsets, lengths, strict=True):
+            if key in first:
+                hit = self.add(key, self._read((offset << 32) | length), line, offset)
+                if hit is not None:
+                    hits.append((line, hit))
+            else:
+                first[key] = (line << 72) | (offset << 32) | length
+        return hits
 
     def find_at(self, key: int, fd: int, offset: int, length: int) -> int | None:
         """:meth:`find` for a record of another open file (``fd``): read only on a key hit."""
@@ -227,16 +241,15 @@ _LENGTH_CHANGING: list[re.Pattern[str]] = []
 def _odd_chars() -> str:
     """Characters whose ``lower()`` or ``upper()`` is not one character (about 100, all in the BMP)."""
     if not _ODD:
-        chars = [chr(c) for c in range(0x80, 0x10000) if not 0xD800 <= c <= 0xDFFF]
-        # one lower() / upper() over all of them, NUL-separated (no case mapping yields NUL): 3x faster
-        # than a call per character
-        joined = "\x00".join(chars)
-        lowered, uppered = joined.lower().split("\x00"), joined.upper().split("\x00")
-        _ODD.append(
-            "".join(
-                c for c, lo, up in zip(chars, lowered, uppered, strict=True) if len(lo) != 1 or len(up) != 1
-            )
-        )
+        # no case mapping is empty, so a run of characters whose lower() and upper() keep its length has
+        # none: only the few 256-character runs that change length are looked at one character at a time
+        bmp = "".join(map(chr, range(0x80, 0xD800))) + "".join(map(chr, range(0xE000, 0x10000)))
+        odd: list[str] = []
+        for at in range(0, len(bmp), 256):
+            run = bmp[at : at + 256]
+            if len(run.lower()) != len(run) or len(run.upper()) != len(run):
+                odd.extend(c for c in run if len(c.lower()) != 1 or len(c.upper()) != 1)
+        _ODD.append("".join(odd))
     return _ODD[0]
 
 
@@ -446,7 +459,7 @@ def _secret_equals(body: bytes) -> bool:
     """Is some '=' the end of ``Key=``, ``Signature=`` or ``sig=``? (Visits each '=' once.)"""
     i = body.find(b"=")
     while i >= 0:
-        if body[i - 3 : i] in (b"Key", b"ure", b"sig"):
+        if i >= 3 and body[i - 3 : i] in (b"Key", b"ure", b"sig"):
             return True
         i = body.find(b"=", i + 1)
     return False
@@ -456,7 +469,11 @@ def _secret_dashes(body: bytes) -> bool:
     """Is some '-' part of ``-----BEGIN``, ``xox?-`` or ``sk-``? (Visits each '-' once.)"""
     i = body.find(b"-")
     while i >= 0:
-        if body[i - 2 : i] == b"sk" or body[i - 4 : i - 1] == b"xox" or body.startswith(b"-----BEGIN", i):
+        if (
+            (i >= 2 and body[i - 2 : i] == b"sk")
+            or (i >= 4 and body[i - 4 : i - 1] == b"xox")
+            or body.startswith(b"-----BEGIN", i)
+        ):
             return True
         i = body.find(b"-", i + 1)
     return False

@@ -309,7 +309,7 @@ def _scan_range(
     v._keys = _Keys()
     v._file, v._role = path, role
     state = _FileState(Path(path), role)
-    with open(path, "rb", buffering=READ_BUFFER) as f:
+    with open(path, "rb", buffering=0) as f:
         f.seek(start)
         v._scan_lines(f, state, first_line=first_line, start=start, end=end, detect_document=False)
     v.flush_cases()
@@ -381,6 +381,11 @@ class _Validator:
         if encoder is not None:
             self.prefix_n, self.suffix_n, self.header_n = constant_counts(fmt, encoder)
             self.counter = ChunkCounter(encoder, self._on_counted)
+        #: without a tokenizer, the C walker also runs the line loop and keeps the records' bookkeeping
+        #: (statistics, duplicate keys) in file order; _flush_records hands it over
+        self._c_records = self._walker is not None and self.counter is None
+        if self._c_records:
+            self._walker.configure(orjson.loads, T09_CHARS, MAX_LINE_BYTES, DUPLICATE_LINES_SHOWN)
 
     # ---- findings -----------------------------------------------------------------------------------
     def add(
@@ -465,7 +470,7 @@ class _Validator:
         self._file = str(state.path)
         self._role = state.role
         try:
-            f = open(state.path, "rb", buffering=READ_BUFFER)  # noqa: SIM115 - closed below; a context manager costs a level
+            f = open(state.path, "rb", buffering=0)  # noqa: SIM115 - closed below; a context manager costs a level
         except OSError as exc:
             self.add("F02", None, None, f"cannot open {state.path}: {exc.strerror}.")
             state.aborted = "unreadable"
@@ -488,33 +493,49 @@ class _Validator:
 
         ``first_line`` is the 1-based number of the line at ``start``; ``detect_document`` runs the
         whole-JSON-document check on the first non-blank line (only meaningful from the file's start).
+        The file is read in blocks; with the C extension and no tokenizer, the C line loop
+        (``Walker.scan``) checks and records the usual valid lines of a block and hands every other line
+        to the Python checks below, one at a time, so findings and records stay in file order.
         """
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
-        readline = f.readline
+        read = f.read
         ln = first_line - 1
-        offset = start
+        range_start = start
+        stop = end if end is not None else 1 << 62
+        buf = b""
+        base = start  # file offset of buf[0]
+        pos = 0  # next line start in buf
+        searched = 0  # buf[pos:searched] has no newline
+        eof = False
         first_content_line = detect_document
         last_progress = start
         progress = self.progress
-        stop = end if end is not None else 1 << 62
-        while offset < stop:
-            raw = readline(MAX_LINE_BYTES)
-            if not raw:
-                break
-            ln += 1
-            start = offset
-            offset += len(raw)
-            if progress is not None and offset - last_progress > 4_000_000:
-                last_progress = offset
-                progress(self._bytes_done + offset - start, self._bytes_total)
-            if raw[-1:] != b"\n":
-                if len(raw) == MAX_LINE_BYTES:
-                    while True:  # skip the rest of the overlong line without holding it
-                        more = readline(MAX_LINE_BYTES)
-                        offset += len(more)
-                        if not more or more[-1:] == b"\n":
-                            break
+        fast = self._walker if self._c_records else None
+        train = self._role == "train"
+        while base + pos < stop:
+            if fast is not None and ln > 0 and not first_content_line:
+                before = ln
+                pos, ln, status, n_chars = fast.scan(buf, pos, stop - base, base, ln, train)
+                state.records += ln - before
+                if status == 2:
+                    self._t09(ln, n_chars)
+                    continue
+                if base + pos >= stop:
+                    break
+                if status == 0:
+                    searched = max(searched, len(buf))
+            nl = buf.find(b"\n", max(pos, searched), pos + MAX_LINE_BYTES)
+            if nl < 0:
+                if len(buf) - pos >= MAX_LINE_BYTES:  # an overlong line: skip it without holding it
+                    ln += 1
+                    k = buf.find(b"\n", pos + MAX_LINE_BYTES)
+                    while k < 0 and not eof:
+                        base += len(buf)
+                        buf = read(READ_BUFFER)
+                        eof = not buf
+                        k = buf.find(b"\n")
+                    pos = searched = len(buf) if k < 0 else k + 1
                     self.add(
                         "F16",
                         ln,
@@ -522,18 +543,40 @@ class _Validator:
                         f"line {ln} is over {MAX_LINE_BYTES // 2**20} MB; it was skipped.",
                     )
                     continue
+                if not eof:
+                    more = read(max(READ_BUFFER, len(buf) - pos))  # doubling: a long line is read once
+                    if more:
+                        searched = len(buf) - pos
+                        buf = buf[pos:] + more if pos < len(buf) else more
+                        base += pos
+                        pos = 0
+                        if progress is not None and base - last_progress > 4_000_000:
+                            last_progress = base
+                            progress(self._bytes_done + base - range_start, self._bytes_total)
+                        if self._c_records:
+                            self._flush_records()
+                        continue
+                    eof = True
+                if pos >= len(buf):
+                    break
+                raw = buf[pos:]
                 has_newline = False
                 body = raw
             else:
+                raw = buf[pos : nl + 1]
                 has_newline = True
                 body = raw[:-1]
                 if body[-1:] == b"\r":
                     state.crlf += 1
                     body = body[:-1]
+            ln += 1
+            line_start = base + pos
+            pos += len(raw)
+            searched = pos
             if ln == 1 and body[:3] == b"\xef\xbb\xbf":
                 state.bom = True
                 body = body[3:]
-                start += 3
+                line_start += 3
                 self.add("F06", 1, None, "The file starts with a UTF-8 byte-order mark; it was stripped.")
             if not body or body.isspace():
                 state.blank += 1
@@ -549,13 +592,15 @@ class _Validator:
             try:
                 obj = loads(body)
             except decode_error as exc:
-                self._parse_error(body, exc, ln, start, has_newline)
+                self._parse_error(body, exc, ln, line_start, has_newline)
                 continue
             state.records += 1
             if not has_newline:
                 self.add("F14", ln, None, "The last line has no newline at the end.")
-            self._check_record(obj, ln, body, start)
+            self._check_record(obj, ln, body, line_start)
         state.lines = ln
+        if self._c_records:
+            self._flush_records()
 
     def scan_parallel(self, state: _FileState, pool: Any, cfg: _WorkerConfig, workers: int) -> bool:
         """:meth:`scan` split into byte ranges checked by worker processes; the same report.
@@ -572,13 +617,13 @@ class _Validator:
         self._file, self._role = str(path), state.role
         bounds = parallel.split_ranges(path, state.size, parallel.range_count(state.size, workers))
         ranges = list(itertools.pairwise(bounds))
-        # Range 0 starts at line 1 and is checked at once; the other ranges wait for the newline counts
-        # of the ranges before them, counted by the other workers meanwhile.
+        # Range 0 starts at line 1 and is checked at once; each next range is submitted as soon as this
+        # process has counted the newlines of the one before it (a few ms a range), so every worker
+        # starts at once.
         futures = [pool.submit(_scan_range, cfg, str(path), state.role, *ranges[0], 1)]
-        counts = [pool.submit(parallel.count_newlines, str(path), b, a) for a, b in ranges[:-1]]
         first_line = 1
         for k in range(1, len(ranges)):
-            first_line += counts[k - 1].result()
+            first_line += parallel.count_newlines(str(path), ranges[k - 1][1], ranges[k - 1][0])
             futures.append(pool.submit(_scan_range, cfg, str(path), state.role, *ranges[k], first_line))
         for i in range(len(futures)):
             part: _RangeResult = futures[i].result()
@@ -950,6 +995,11 @@ class _Validator:
         offset: int,
         key: int,
     ) -> None:
+        if self._c_records:
+            self._walker.record(key, ln, offset, len(body), n_messages, n_chars, has_system, True)
+            if n_chars > T09_CHARS:
+                self._t09(ln, n_chars)
+            return
         st = self.stats
         st.examples += 1
         st.messages.append(min(n_messages, 2**32 - 1))
@@ -968,13 +1018,40 @@ class _Validator:
             if hit is not None:
                 self._duplicate(ln, hit)
         if self.counter is None and n_chars > T09_CHARS:
-            self.add(
-                "T09",
-                ln,
-                None,
-                f"{n_chars:,} characters (~{int(n_chars / CHARS_PER_TOKEN):,} tokens, estimated at "
-                f"{CHARS_PER_TOKEN:g} characters per token; no tokenizer loaded).",
-            )
+            self._t09(ln, n_chars)
+
+    def _t09(self, ln: int, n_chars: int) -> None:
+        self.add(
+            "T09",
+            ln,
+            None,
+            f"{n_chars:,} characters (~{int(n_chars / CHARS_PER_TOKEN):,} tokens, estimated at "
+            f"{CHARS_PER_TOKEN:g} characters per token; no tokenizer loaded).",
+        )
+
+    def _flush_records(self) -> None:
+        """Take the records the C walker kept (``_c_records``): statistics, then duplicate keys (a
+        worker's go to the parent; in one process they go into the index / overlap lookups now)."""
+        examples, messages, chars, no_sys_count, no_sys, keys, lines, offsets, lengths = (
+            self._walker.take_records()
+        )
+        st = self.stats
+        if examples:
+            st.examples += examples
+            st.messages.frombytes(messages)
+            st.chars.frombytes(chars)
+            st.no_system_count += no_sys_count
+            if no_sys and len(st.no_system) < DUPLICATE_LINES_SHOWN:
+                st.no_system = (st.no_system + no_sys)[:DUPLICATE_LINES_SHOWN]
+        if not keys:
+            return
+        target = self._keys if self._keys is not None else _Keys()
+        target.keys.frombytes(keys)
+        target.lines.frombytes(lines)
+        target.offsets.frombytes(offsets)
+        target.lengths.frombytes(lengths)
+        if self._keys is None:
+            self.replay_keys(target, self._role, Path(self._file))
 
     def _duplicate(self, ln: int, hit: tuple[int, bool]) -> None:
         first, exact = hit
@@ -986,6 +1063,9 @@ class _Validator:
             self._exact_dups += 1
 
     def _validation_record(self, ln: int, body: bytes, offset: int, key: int) -> None:
+        if self._c_records:
+            self._walker.record(key, ln, offset, len(body), 0, 0, True, False)
+            return
         if self._keys is not None:
             self._keys.add(key, ln, offset, len(body))
             return
@@ -1009,11 +1089,8 @@ class _Validator:
         if role == "train":
             if self._index is None:
                 self._index = DuplicateIndex(str(path))
-            add_at = self._index.add_at
-            for key, ln, off, length in zip(keys.keys, keys.lines, keys.offsets, keys.lengths, strict=True):
-                hit = add_at(key, ln, off, length)
-                if hit is not None:
-                    self._duplicate(ln, hit)
+            for ln, hit in self._index.add_many(keys.keys, keys.lines, keys.offsets, keys.lengths):
+                self._duplicate(ln, hit)
             return
         if self._index is None:
             return
