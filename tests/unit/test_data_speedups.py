@@ -14,6 +14,7 @@ import os
 import random
 import subprocess
 import sys
+from array import array
 from pathlib import Path
 from types import ModuleType
 
@@ -316,3 +317,68 @@ def test_reports_are_the_same_with_and_without_the_extension(tmp_path: Path) -> 
         fast = _report(path, *args, pure=False)
         assert fast == _report(path, *args, pure=True), args
         assert fast["issues"], "the corpus must trip rules"
+
+
+def test_walker_scan_takes_only_the_usual_valid_line() -> None:
+    """The C line loop stops at each line the Python rules must see, and records the others in order."""
+    import orjson
+
+    c = _speedups()
+    scan.ensure_odd_case()
+    w = c.Walker(("<|end|>",), False, _common_prefix, _common_suffix)
+    w.configure(orjson.loads, 50, 1 << 20, 10)
+
+    def rec(user: str, answer: str) -> bytes:
+        msgs = [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+        return json.dumps({"messages": msgs}).encode()
+
+    ok = rec("q", "a")
+    lines = [
+        ok,
+        ok,
+        rec("q", "x" * 60),
+        ok,
+        ok + b"\r",
+        ok,
+        rec("mail a@b.co", "a"),
+        b" " + ok,
+        ok,
+        b"[1]",
+        ok,
+    ]
+    buf = b"\n".join(lines) + b"\n" + ok  # the last line has no newline: never the C loop's
+    pos, line, stops = 0, 0, []
+    while True:
+        pos, line, status, chars = w.scan(buf, pos, len(buf), 1000, line, True)
+        stops.append((line, status, chars))
+        if status == 0:
+            break
+        if status == 1:  # what the Python path would do: record the line itself, go on after it
+            w.record(-1, line + 1, 0, 0, 2, 2, False, True)
+            pos = buf.index(b"\n", pos) + 1
+            line += 1
+    # T09 after line 3 (61 characters > 50); CR, '@', leading space, not an object: Python's; the tail: no newline
+    assert stops == [(3, 2, 61), (4, 1, 0), (6, 1, 0), (7, 1, 0), (9, 1, 0), (11, 0, 0)]
+    examples, messages, _chars, no_system, shown, keys, lines_b, offsets, _lengths = w.take_records()
+    assert examples == 11 and no_system == 11 and shown == list(range(1, 11))
+    assert array("Q", lines_b).tolist() == list(range(1, 12))
+    assert array("I", messages).tolist() == [2] * 11
+    assert array("Q", offsets).tolist()[:2] == [1000, 1000 + len(ok) + 1]
+    assert array("q", keys).tolist()[4] == -1  # recorded by the stand-in for Python
+    assert w.take_records()[0] == 0  # handed over once
+
+    # a loads that fails with an ordinary exception sends the line to Python; Ctrl+C propagates
+    def picky(b: object) -> object:
+        if isinstance(b, memoryview):
+            raise TypeError("no memoryview")
+        return orjson.loads(b)  # type: ignore[arg-type]
+
+    w.configure(picky, 50, 1 << 20, 10)
+    assert w.scan(buf, 0, len(buf), 0, 0, True) == (0, 0, 1, 0)
+
+    def interrupted(b: object) -> object:
+        raise KeyboardInterrupt
+
+    w.configure(interrupted, 50, 1 << 20, 10)
+    with pytest.raises(KeyboardInterrupt):
+        w.scan(buf, 0, len(buf), 0, 0, True)

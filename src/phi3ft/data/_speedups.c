@@ -1316,9 +1316,9 @@ static PyObject *Walker_scan(Walker *w, PyObject *const *args, Py_ssize_t nargs)
         PyObject *obj = PyObject_CallOneArg(w->loads, view);
         Py_DECREF(view);
         if (obj == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_ValueError))
-                return NULL; /* KeyboardInterrupt, MemoryError, ...: not a finding */
-            PyErr_Clear();
+            if (!PyErr_ExceptionMatches(PyExc_Exception))
+                return NULL; /* KeyboardInterrupt, SystemExit: not a finding */
+            PyErr_Clear(); /* the Python path parses the line again and reports (or raises) what it finds */
             status = 1;
             break;
         }
