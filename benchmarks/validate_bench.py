@@ -277,7 +277,7 @@ def _step_bp(path: Path) -> dict[str, object]:
     """Baseline b': every distinct message chunk encoded once, counts summed.
 
     Deliberately the simplest fast form, independent of phi3ft's validator: a dict keyed by the chunk
-    text itself (no hashing to digests), two generations of 200,000 entries like phi3ft's cache so memory
+    text itself (no hashing to digests), two generations of 100,000 entries like phi3ft's cache so memory
     is bounded the same way, and the same batches (2 M characters or 4,096 examples per encode_batch_fast
     call) as ``phi3ft validate``.
     """
@@ -305,7 +305,7 @@ def _step_bp(path: Path) -> dict[str, object]:
         pending.clear()
         records.clear()
         state["chars"] = 0
-        if len(young) > 200_000:
+        if len(young) > 100_000:
             old, young = young, {}
 
     for msgs in _iter_messages(path):

@@ -36,7 +36,7 @@ class ChunkCounter:
         encoder: Encoder,
         done: Done,
         *,
-        cache_entries: int = 200_000,
+        cache_entries: int = 100_000,
         batch_chars: int = 2_000_000,
         batch_records: int = 4096,
         background: bool = True,
