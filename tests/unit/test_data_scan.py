@@ -145,6 +145,28 @@ def test_whitespace_normalised_duplicates_collapse_runs(tmp_path: Path) -> None:
     assert hits == [None, (1, False), (1, False), (1, False), None, (1, True)]
 
 
+def test_dup_key_equal_for_every_whitespace_and_escape_spelling() -> None:
+    """Records that normalise to the same form get the same key, however their whitespace runs are spelt
+    (space, tab, newline, CR, form feed, vertical tab) and whether or not non-ASCII text is escaped."""
+    rng = random.Random(12)
+    words = ["a", "é", "中", "\\", "u000b", "\\u000b", '"', "\x01", "ntrf", "x\x85y", "\xa0"]
+    runs = [" ", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", " \t\x0b "]
+    for _ in range(2000):
+        parts = [rng.choice(words) for _ in range(rng.randint(1, 8))]
+
+        def spell(parts: list[str] = parts) -> str:
+            edge = rng.choice(["", " ", "\n"])
+            return (
+                edge + "".join(p + rng.choice(runs) for p in parts[:-1]) + parts[-1] + rng.choice(["", "\t"])
+            )
+
+        record = lambda text: {"messages": [{"role": "user", "content": text}]}  # noqa: E731
+        a, b = record(spell()), record(spell())
+        lines = [json.dumps(a).encode(), json.dumps(b, ensure_ascii=False).encode(), json.dumps(b).encode()]
+        assert len({normalised_form(x) for x in lines}) == 1
+        assert len({dup_key(x, json.loads(x)) for x in lines}) == 1, lines
+
+
 def test_github_tokens_pass_the_pre_filter() -> None:
     """Regression: the pre-filter looked for "ghithub_pat_", so fine-grained GitHub tokens were never
     reported."""

@@ -105,10 +105,31 @@ def _placed_lines() -> list[bytes]:
     """Each trigger piece at every offset of lines of several lengths: across the 32-byte steps of the
     AVX2 scan, its last full step and the byte-at-a-time tail."""
     out = []
-    for piece in [*RAW_PIECES[:-1], b"\\u00", b"-\\u0041", b"sk-", b"xoxb-", b"ghp_x", b"\\"]:
-        for length in (40, 47, 64, 71, 100):
+    digit_runs = [  # card runs (13 digits, single spaces / dashes between) and near misses; IBAN shapes
+        b"1 2 3 4 5 6 7 8 9 0 1 2",
+        b"1-2-3-4-5-6-7-8-9-0-1-2-3",
+        b"123456789012",
+        b"1234567 89012  3",
+        b"12 34 56 78 90 12 3",
+        b"1" * 70,
+        b"ZZ99",
+        b"Z99",
+    ]
+    escapes = [b"\\u00", b"-\\u0041", b"\\u007f", b"\\u0080", b"\\u0099", b"\\\\u0041", b"\\\\\\/", b"\\\\"]
+    for piece in [*RAW_PIECES[:-1], *digit_runs, *escapes, b"sk-", b"xoxb-", b"ghp_x", b"\\"]:
+        for length in (40, 47, 64, 71, 100, 130):
             for at in range(0, length - len(piece) + 1):
                 out.append(b"a" * at + piece + b"b" * (length - at - len(piece)))
+    return out
+
+
+def _digit_lines(rng: random.Random, count: int) -> list[bytes]:
+    """Digits, separators and capitals in random proportions: card runs and IBAN shapes everywhere."""
+    alphabet = [b"1", b"2", b"0", b" ", b"-", b"A", b"Z", b"a", b"  ", b"--", b"\\u00e9", b"x"]
+    out = []
+    for _ in range(count):
+        weights = [rng.random() for _ in alphabet]
+        out.append(b"".join(rng.choices(alphabet, weights=weights, k=rng.randint(0, 300))))
     return out
 
 
@@ -120,7 +141,7 @@ def test_line_scan_matches_python(simd: bool) -> None:
         if simd and not c.simd():
             pytest.skip("no AVX2 on this CPU (or not x86-64)")
         rng = random.Random(7)
-        lines = _lines(rng) + _raw_lines(rng, 20000) + _placed_lines()
+        lines = _lines(rng) + _raw_lines(rng, 20000) + _placed_lines() + _digit_lines(rng, 20000)
         lines += [b"", b"\\", b"=", b"-", b"_", b"A", b"+", b"github_pat_" + b"a" * 40]
         lines += [b"-+\\xox\t", b"----BEGINxox", b"Key" * 20 + b"="]  # no wrap-around at the line start
         for path in sorted((ROOT / "examples").rglob("*.jsonl")):
@@ -326,7 +347,7 @@ def test_walker_scan_takes_only_the_usual_valid_line() -> None:
     c = _speedups()
     scan.ensure_odd_case()
     w = c.Walker(("<|end|>",), False, _common_prefix, _common_suffix)
-    w.configure(orjson.loads, 50, 1 << 20, 10)
+    w.configure(orjson.loads, orjson.dumps, 50, 1 << 20, 10)
 
     def rec(user: str, answer: str) -> bytes:
         msgs = [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
@@ -373,12 +394,52 @@ def test_walker_scan_takes_only_the_usual_valid_line() -> None:
             raise TypeError("no memoryview")
         return orjson.loads(b)  # type: ignore[arg-type]
 
-    w.configure(picky, 50, 1 << 20, 10)
+    w.configure(picky, orjson.dumps, 50, 1 << 20, 10)
     assert w.scan(buf, 0, len(buf), 0, 0, True) == (0, 0, 1, 0)
 
     def interrupted(b: object) -> object:
         raise KeyboardInterrupt
 
-    w.configure(interrupted, 50, 1 << 20, 10)
+    w.configure(interrupted, orjson.dumps, 50, 1 << 20, 10)
     with pytest.raises(KeyboardInterrupt):
         w.scan(buf, 0, len(buf), 0, 0, True)
+
+
+def test_walker_scan_keys_escaped_lines_like_dup_key() -> None:
+    """Lines with backslash-u escapes stay in the C loop; their key is dup_key's (re-serialised record)."""
+    import orjson
+
+    c = _speedups()
+    scan.ensure_odd_case()
+    w = c.Walker(("<|end|>",), False, _common_prefix, _common_suffix)
+    w.configure(orjson.loads, orjson.dumps, 10_000, 1 << 20, 10)
+    rng = random.Random(21)
+    # no escape that sends the line to Python (\u0000-\u007f, \/, \b, \f), no leading whitespace
+    words = [
+        "Straße",
+        "中文",
+        "line\nbreak",
+        "tab\there",
+        "\\",
+        "ntrf",
+        "q\u2028r",
+        "naïve",
+        "\U0001f600",
+        "cr\rlf",
+    ]
+    lines = []
+    for _ in range(500):
+        user = " ".join(rng.choices(words, k=rng.randint(1, 6)))
+        answer = " ".join(rng.choices(words, k=rng.randint(1, 6)))
+        record = {
+            "messages": [
+                {"role": "user", "content": "u " + user},
+                {"role": "assistant", "content": answer + " ."},
+            ]
+        }
+        lines.append(json.dumps(record, ensure_ascii=rng.random() < 0.8).encode())
+    buf = b"\n".join(lines) + b"\n"
+    assert w.scan(buf, 0, len(buf), 0, 0, True) == (len(buf), len(lines), 0, 0)
+    keys = array("q", w.take_records()[5]).tolist()
+    assert keys == [scan.dup_key(line, json.loads(line)) for line in lines]
+    assert sum(b"\\u" in line for line in lines) > 300  # most lines took the escaped-key path

@@ -412,6 +412,102 @@ __attribute__((target("avx2,popcnt"))) static inline void compact16(__m128i x, u
     *k += (size_t)__builtin_popcount(m1);
 }
 
+/* digit_runs with AVX2: IBAN (two A-Z then two digits) exactly from masks; for cards, a run of 13
+ * "connected" bytes (a digit, or a space / dash between two digits) is necessary, so only a line with one
+ * goes through the exact scalar digit_runs. */
+__attribute__((target("avx2,popcnt"))) static void digit_gates_avx2(const unsigned char *p, Py_ssize_t n,
+                                                                   int want_card, int *card, int *iban)
+{
+    Py_ssize_t i = 0;
+    int carry = 0, cand = 0;
+    const __m256i nine = _mm256_set1_epi8(9), z25 = _mm256_set1_epi8(25);
+    for (; i + 40 <= n; i += 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(p + i));
+        __m256i t = _mm256_sub_epi8(v, _mm256_set1_epi8('0'));
+        uint32_t d = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(t, nine), t));
+        if (!*iban) { /* (even with no digit here: a pattern may end in the next step) */
+            __m256i tu = _mm256_sub_epi8(v, _mm256_set1_epi8('A'));
+            uint32_t u = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(tu, z25), tu));
+            if (u & (u >> 1) & (d >> 2) & (d >> 3))
+                *iban = 1;
+            for (int j = 29; j < 32 && !*iban; j++) /* patterns that end in the next step */
+                if ((u >> j & 1) && upper_tab[p[i + j + 1]] && digit_tab[p[i + j + 2]] && digit_tab[p[i + j + 3]])
+                    *iban = 1;
+        }
+        if (d == 0) {
+            carry = 0;
+            continue;
+        }
+        if (want_card && !cand) {
+            uint32_t sep = (uint32_t)_mm256_movemask_epi8(
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi8(' ')), _mm256_cmpeq_epi8(v, _mm256_set1_epi8('-'))));
+            uint32_t prev = i > 0 ? digit_tab[p[i - 1]] : 0, next = digit_tab[p[i + 32]];
+            uint32_t c = d | (sep & ((d >> 1) | next << 31) & ((d << 1) | prev));
+            int lead = c == 0xFFFFFFFFu ? 32 : __builtin_ctz(~c);
+            uint32_t r = c & (c >> 1);
+            r &= r >> 2;
+            r &= r >> 4;
+            r &= r >> 5; /* bit k: bytes k .. k+12 all connected */
+            if (r || carry + lead >= 13)
+                cand = 1;
+            carry = c == 0xFFFFFFFFu ? carry + 32 : __builtin_clz(~c);
+        }
+        if (*iban && (cand || !want_card))
+            break;
+    }
+    if (!(*iban && (cand || !want_card))) {
+        for (; i < n; i++) {
+            unsigned char c = p[i];
+            if (!*iban && i + 3 < n && upper_tab[c] && upper_tab[p[i + 1]] && digit_tab[p[i + 2]] &&
+                digit_tab[p[i + 3]])
+                *iban = 1;
+            if (want_card && !cand) {
+                int conn = digit_tab[c] || (sep_tab[c] && i > 0 && digit_tab[p[i - 1]] && i + 1 < n && digit_tab[p[i + 1]]);
+                carry = conn ? carry + 1 : 0;
+                if (carry >= 13)
+                    cand = 1;
+            }
+        }
+    }
+    if (cand) {
+        int exact_iban = 0;
+        digit_runs(p, n, 1, card, &exact_iban);
+    }
+}
+
+/* escaped_key's compaction 32 bytes a step (no backslash-u000b in the bytes: the caller checks) */
+__attribute__((target("avx2,popcnt"))) static long long plain_key_avx2(const unsigned char *p, Py_ssize_t n)
+{
+    unsigned char buf[4096 + 64];
+    size_t k = 0;
+    uint64_t kept = 0;
+    uint32_t crc = 0;
+    Py_ssize_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(p + i));
+#define EQK(c) _mm256_cmpeq_epi8(v, _mm256_set1_epi8((char)(c)))
+        __m256i gone = _mm256_or_si256(
+            _mm256_or_si256(_mm256_or_si256(EQK(' '), EQK('\t')), _mm256_or_si256(EQK('\n'), EQK('\r'))),
+            _mm256_or_si256(_mm256_or_si256(EQK('\\'), EQK('n')), _mm256_or_si256(_mm256_or_si256(EQK('t'), EQK('r')), EQK('f'))));
+#undef EQK
+        uint32_t keep = ~(uint32_t)_mm256_movemask_epi8(gone);
+        compact16(_mm256_castsi256_si128(v), keep & 0xFFFF, buf, &k);
+        compact16(_mm256_extracti128_si256(v, 1), keep >> 16, buf, &k);
+        if (k >= 4096) {
+            crc = crc32_any(crc, buf, k);
+            kept += k;
+            k = 0;
+        }
+    }
+    for (; i < n; i++) {
+        buf[k] = p[i];
+        k += keep_tab[p[i]];
+    }
+    crc = crc32_any(crc, buf, k);
+    kept += k;
+    return (long long)(kept << 32 | crc);
+}
+
 #define EQ(v, c) _mm256_cmpeq_epi8((v), _mm256_set1_epi8((char)(c)))
 #define MASK(x) ((uint32_t)_mm256_movemask_epi8(x))
 
@@ -439,9 +535,19 @@ __attribute__((target("avx2,popcnt"))) static int line_scan_avx2(const unsigned 
         del |= MASK(EQ(v, 0x7f));
         at |= MASK(EQ(v, '@'));
         uint32_t m = MASK(bs);
-        while (m) {
-            hit_backslash(p, n, i + __builtin_ctz(m), &h);
-            m &= m - 1;
+        if (m) { /* hit_backslash at every backslash of the step, from masks of the bytes after it */
+            __m256i v1 = _mm256_loadu_si256((const __m256i *)(p + i + 1));
+            __m256i u = _mm256_and_si256(bs, EQ(v1, 'u'));
+            h.uescape |= MASK(u) != 0;
+            if (!h.esc_ascii) {
+                __m256i t4 = _mm256_sub_epi8(_mm256_loadu_si256((const __m256i *)(p + i + 4)), _mm256_set1_epi8('0'));
+                __m256i oct = _mm256_cmpeq_epi8(_mm256_min_epu8(t4, _mm256_set1_epi8(7)), t4);
+                __m256i ascii = _mm256_and_si256(
+                    _mm256_and_si256(u, oct), _mm256_and_si256(EQ(_mm256_loadu_si256((const __m256i *)(p + i + 2)), '0'),
+                                                               EQ(_mm256_loadu_si256((const __m256i *)(p + i + 3)), '0')));
+                h.esc_ascii |= MASK(_mm256_or_si256(ascii, _mm256_and_si256(bs, EQ(v1, '/')))) != 0;
+            }
+            h.esc_ctrl |= MASK(_mm256_and_si256(bs, _mm256_or_si256(EQ(v1, 'b'), EQ(v1, 'f')))) != 0;
         }
         if (!h.phone) {
             m = MASK(EQ(v, '+'));
@@ -507,7 +613,7 @@ __attribute__((target("avx2,popcnt"))) static int line_scan_avx2(const unsigned 
         gates |= G_PHONE;
     if (digits >= 2) {
         int card = 0, iban = 0;
-        digit_runs(p, n, digits >= 13, &card, &iban);
+        digit_gates_avx2(p, n, digits >= 13, &card, &iban);
         if (card)
             gates |= G_CARD;
         if (iban)
@@ -520,6 +626,46 @@ __attribute__((target("avx2,popcnt"))) static int line_scan_avx2(const unsigned 
 #undef EQ
 #undef MASK
 #endif
+
+static uint32_t crc32_best(uint32_t crc, const unsigned char *p, size_t n)
+{
+#ifdef HAVE_AVX2_PATH
+    return crc32_any(crc, p, n);
+#else
+    return crc32_update(crc, p, n);
+#endif
+}
+
+/* scan.dup_key of a line with a backslash-u escape, from orjson.dumps of its record: the bytes without
+ * each backslash-u000b (left to right, as bytes.replace) and without the deleted bytes, CRC-32 + length */
+static long long escaped_key(const unsigned char *p, Py_ssize_t n)
+{
+#ifdef HAVE_AVX2_PATH
+    if (use_simd && !has_substring(p, n, "\\u000b", 6))
+        return plain_key_avx2(p, n);
+#endif
+    unsigned char buf[4096 + 8];
+    size_t k = 0;
+    uint64_t kept = 0;
+    uint32_t crc = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        if (c == '\\' && n - i >= 6 && memcmp(p + i + 1, "u000b", 5) == 0) {
+            i += 5;
+            continue;
+        }
+        buf[k] = c;
+        k += keep_tab[c];
+        if (k >= 4096) {
+            crc = crc32_best(crc, buf, k);
+            kept += k;
+            k = 0;
+        }
+    }
+    crc = crc32_best(crc, buf, k);
+    kept += k;
+    return (long long)(kept << 32 | crc);
+}
 
 /* (gates, key) of one line body: scan.line_scan_py; *key_out is -1 with a backslash-u escape */
 static int line_scan_core(const unsigned char *p, Py_ssize_t n, long long *key_out)
@@ -837,7 +983,7 @@ typedef struct {
     int all_same;
     PyObject *first, *prefix, *suffix; /* NULL: None */
     /* configure() */
-    PyObject *loads;
+    PyObject *loads, *dumps;
     Py_ssize_t t09_chars, max_line;
     int lines_shown;
     /* records not yet taken (take_records) */
@@ -858,6 +1004,7 @@ static void Walker_dealloc(Walker *w)
     Py_XDECREF(w->prefix);
     Py_XDECREF(w->suffix);
     Py_XDECREF(w->loads);
+    Py_XDECREF(w->dumps);
     PyMem_Free(w->keys.p);
     PyMem_Free(w->lines.p);
     PyMem_Free(w->offsets.p);
@@ -1241,29 +1388,32 @@ static PyObject *Walker_take_records(Walker *w, PyObject *unused)
 }
 
 /* ---- the line loop for the usual line ---------------------------------------------------------------
- * configure(loads, t09_chars, max_line_bytes, lines_shown) once; then
+ * configure(loads, dumps, t09_chars, max_line_bytes, lines_shown) once; then
  * scan(buf, pos, limit, base, line, train) -> (pos, line, status, characters) checks the lines of
  * buf[pos:limit] (buf[0] is at file offset base; line is the number of the line before pos) while each is
  * the usual valid record: a complete line starting with '{' and ending in '\n' (no CR, under
- * max_line_bytes), with no line gate that needs Python and no backslash-u escape, that orjson parses and
- * walk() accepts; each is recorded as record() would. Stops with status 0 (no complete line left before
- * limit), 1 (the line at pos needs the Python checks: nothing of it was done) or 2 (the line just
- * recorded is a training example of more than t09_chars characters: the caller adds T09). */
+ * max_line_bytes), with no line gate that needs Python, that orjson parses and walk() accepts; each is
+ * recorded as record() would (a line with a backslash-u escape is keyed from dumps(record), as dup_key
+ * does). Stops with status 0 (no complete line left before limit), 1 (the line at pos needs the Python
+ * checks: nothing of it was done) or 2 (the line just recorded is a training example of more than
+ * t09_chars characters: the caller adds T09). */
 #define PY_GATES (G_ALL & ~G_SPECIAL)
 
 static PyObject *Walker_configure(Walker *w, PyObject *args)
 {
-    PyObject *loads;
+    PyObject *loads, *dumps;
     Py_ssize_t t09, max_line;
     int shown;
-    if (!PyArg_ParseTuple(args, "Onni", &loads, &t09, &max_line, &shown))
+    if (!PyArg_ParseTuple(args, "OOnni", &loads, &dumps, &t09, &max_line, &shown))
         return NULL;
-    if (!PyCallable_Check(loads)) {
-        PyErr_SetString(PyExc_TypeError, "configure: loads must be callable");
+    if (!PyCallable_Check(loads) || !PyCallable_Check(dumps)) {
+        PyErr_SetString(PyExc_TypeError, "configure: loads and dumps must be callable");
         return NULL;
     }
     Py_INCREF(loads);
     Py_XSETREF(w->loads, loads);
+    Py_INCREF(dumps);
+    Py_XSETREF(w->dumps, dumps);
     w->t09_chars = t09;
     w->max_line = max_line;
     w->lines_shown = shown;
@@ -1306,7 +1456,7 @@ static PyObject *Walker_scan(Walker *w, PyObject *const *args, Py_ssize_t nargs)
         }
         long long key;
         int gates = line_scan_core((const unsigned char *)p + pos, len, &key);
-        if ((gates & PY_GATES) || key < 0) {
+        if (gates & PY_GATES) {
             status = 1;
             break;
         }
@@ -1325,6 +1475,18 @@ static PyObject *Walker_scan(Walker *w, PyObject *const *args, Py_ssize_t nargs)
         Py_ssize_t n;
         int has_system;
         int rc = walk_core(w, obj, gates & G_SPECIAL, train, &n, &chars, &has_system);
+        if (rc == 0 && key < 0) { /* a backslash-u escape: the key of the re-serialised record */
+            PyObject *out = PyObject_CallOneArg(w->dumps, obj);
+            if (out == NULL || !PyBytes_Check(out)) {
+                Py_XDECREF(out);
+                Py_DECREF(obj);
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_TypeError, "scan: dumps must return bytes");
+                return NULL;
+            }
+            key = escaped_key((const unsigned char *)PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out));
+            Py_DECREF(out);
+        }
         Py_DECREF(obj);
         if (rc < 0)
             return NULL;
@@ -1383,7 +1545,7 @@ static PyMethodDef Walker_methods[] = {
      "Append one record (key, line, offset, length, messages, chars, has_system, train)."},
     {"take_records", (PyCFunction)Walker_take_records, METH_NOARGS,
      "(examples, messages, chars, no_system_count, no_system_lines, keys, lines, offsets, lengths), then reset."},
-    {"configure", (PyCFunction)Walker_configure, METH_VARARGS, "configure(loads, t09_chars, max_line_bytes, lines_shown)"},
+    {"configure", (PyCFunction)Walker_configure, METH_VARARGS, "configure(loads, dumps, t09_chars, max_line_bytes, lines_shown)"},
     {"scan", (PyCFunction)(void (*)(void))Walker_scan, METH_FASTCALL,
      "scan(buf, pos, limit, base, line, train) -> (pos, line, status, chars)."},
     {NULL, NULL, 0, NULL},

@@ -19,7 +19,13 @@ class Walker:
     def answer(self, content: str, /) -> bool: ...
     def take(self) -> tuple[int, int, int, bool, str | None, str | None, str | None]: ...
     def configure(
-        self, loads: Callable[[memoryview], object], t09_chars: int, max_line_bytes: int, lines_shown: int, /
+        self,
+        loads: Callable[[memoryview], object],
+        dumps: Callable[[object], bytes],
+        t09_chars: int,
+        max_line_bytes: int,
+        lines_shown: int,
+        /,
     ) -> None: ...
     def scan(
         self, buf: bytes, pos: int, limit: int, base: int, line: int, train: object, /

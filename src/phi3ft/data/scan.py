@@ -100,7 +100,9 @@ def dup_key(body: bytes, obj: Any, unicode_escapes: bool | None = None) -> int:
     if unicode_escapes is None:
         unicode_escapes = b"\\u" in body
     if unicode_escapes:
-        body = orjson.dumps(_collapse(obj)).replace(b"\\u000b", b"")
+        # orjson writes the whitespace characters as \t \n \r \f (deleted below) and \u000b (removed
+        # here), so the key needs no _collapse first: it would only change bytes that are deleted anyway
+        body = orjson.dumps(obj).replace(b"\\u000b", b"")
     data = body.translate(None, _KEY_DELETE)
     return len(data) << 32 | _crc32(data)  # one pass: CRC-32 and the length of the hashed bytes
 

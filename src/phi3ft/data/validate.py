@@ -385,7 +385,9 @@ class _Validator:
         #: (statistics, duplicate keys) in file order; _flush_records hands it over
         self._c_records = self._walker is not None and self.counter is None
         if self._c_records:
-            self._walker.configure(orjson.loads, T09_CHARS, MAX_LINE_BYTES, DUPLICATE_LINES_SHOWN)
+            self._walker.configure(
+                orjson.loads, orjson.dumps, T09_CHARS, MAX_LINE_BYTES, DUPLICATE_LINES_SHOWN
+            )
 
     # ---- findings -----------------------------------------------------------------------------------
     def add(
