@@ -412,6 +412,29 @@ __attribute__((target("avx2,popcnt"))) static inline void compact16(__m128i x, u
     *k += (size_t)__builtin_popcount(m1);
 }
 
+/* the bytes of v that the key deletes (" \t\n\r\\ntrf"; bs: v == '\\') */
+__attribute__((target("avx2"))) static inline __m256i deleted_bytes(__m256i v, __m256i bs)
+{
+#define EQK(c) _mm256_cmpeq_epi8(v, _mm256_set1_epi8((char)(c)))
+    return _mm256_or_si256(
+        _mm256_or_si256(_mm256_or_si256(EQK(' '), EQK('\t')), _mm256_or_si256(EQK('\n'), EQK('\r'))),
+        _mm256_or_si256(_mm256_or_si256(bs, EQK('n')), _mm256_or_si256(_mm256_or_si256(EQK('t'), EQK('r')), EQK('f'))));
+#undef EQK
+}
+
+/* append the kept bytes of one 32-byte step to buf; CRC-32 over buf once it holds 4 kB */
+__attribute__((target("avx2,popcnt"))) static inline void keep_step(__m256i v, uint32_t keep, unsigned char *buf,
+                                                                    size_t *k, uint32_t *crc, uint64_t *kept)
+{
+    compact16(_mm256_castsi256_si128(v), keep & 0xFFFF, buf, k);
+    compact16(_mm256_extracti128_si256(v, 1), keep >> 16, buf, k);
+    if (*k >= 4096) {
+        *crc = crc32_any(*crc, buf, *k);
+        *kept += *k;
+        *k = 0;
+    }
+}
+
 /* digit_runs with AVX2: IBAN (two A-Z then two digits) exactly from masks; for cards, a run of 13
  * "connected" bytes (a digit, or a space / dash between two digits) is necessary, so only a line with one
  * goes through the exact scalar digit_runs. */
@@ -485,19 +508,8 @@ __attribute__((target("avx2,popcnt"))) static long long plain_key_avx2(const uns
     Py_ssize_t i = 0;
     for (; i + 32 <= n; i += 32) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(p + i));
-#define EQK(c) _mm256_cmpeq_epi8(v, _mm256_set1_epi8((char)(c)))
-        __m256i gone = _mm256_or_si256(
-            _mm256_or_si256(_mm256_or_si256(EQK(' '), EQK('\t')), _mm256_or_si256(EQK('\n'), EQK('\r'))),
-            _mm256_or_si256(_mm256_or_si256(EQK('\\'), EQK('n')), _mm256_or_si256(_mm256_or_si256(EQK('t'), EQK('r')), EQK('f'))));
-#undef EQK
-        uint32_t keep = ~(uint32_t)_mm256_movemask_epi8(gone);
-        compact16(_mm256_castsi256_si128(v), keep & 0xFFFF, buf, &k);
-        compact16(_mm256_extracti128_si256(v, 1), keep >> 16, buf, &k);
-        if (k >= 4096) {
-            crc = crc32_any(crc, buf, k);
-            kept += k;
-            k = 0;
-        }
+        __m256i gone = deleted_bytes(v, _mm256_cmpeq_epi8(v, _mm256_set1_epi8('\\')));
+        keep_step(v, ~(uint32_t)_mm256_movemask_epi8(gone), buf, &k, &crc, &kept);
     }
     for (; i < n; i++) {
         buf[k] = p[i];
@@ -525,10 +537,7 @@ __attribute__((target("avx2,popcnt"))) static int line_scan_avx2(const unsigned 
     for (; i + 40 <= n; i += 32) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(p + i));
         __m256i bs = EQ(v, '\\');
-        __m256i gone = _mm256_or_si256(
-            _mm256_or_si256(_mm256_or_si256(EQ(v, ' '), EQ(v, '\t')), _mm256_or_si256(EQ(v, '\n'), EQ(v, '\r'))),
-            _mm256_or_si256(_mm256_or_si256(bs, EQ(v, 'n')),
-                            _mm256_or_si256(_mm256_or_si256(EQ(v, 't'), EQ(v, 'r')), EQ(v, 'f'))));
+        __m256i gone = deleted_bytes(v, bs);
         __m256i t = _mm256_sub_epi8(v, _mm256_set1_epi8('0'));
         digits += __builtin_popcount(MASK(_mm256_cmpeq_epi8(_mm256_min_epu8(t, nine), t)));
         lt |= MASK(EQ(v, '<'));
@@ -572,14 +581,7 @@ __attribute__((target("avx2,popcnt"))) static int line_scan_avx2(const unsigned 
                 m &= m - 1;
             }
         }
-        uint32_t keep = ~MASK(gone);
-        compact16(_mm256_castsi256_si128(v), keep & 0xFFFF, buf, &k);
-        compact16(_mm256_extracti128_si256(v, 1), keep >> 16, buf, &k);
-        if (k >= 4096) {
-            crc = crc32_any(crc, buf, k);
-            kept += k;
-            k = 0;
-        }
+        keep_step(v, ~MASK(gone), buf, &k, &crc, &kept);
     }
     for (; i < n; i++) {
         unsigned char c = p[i];
