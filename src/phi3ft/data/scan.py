@@ -54,8 +54,8 @@ def speedup(name: str) -> Any:
     return getattr(_C, name, None)
 
 
-#: Read buffer for line scans (validate, split): lines of a few kB are longer than the default 8 kB buffer
-#: often enough that ``readline`` with it costs about 8x more (it joins several raw reads).
+#: Read size for line scans: validate reads blocks of this size; split's ``readline`` buffer (lines of a
+#: few kB are longer than the default 8 kB buffer often enough that ``readline`` with it costs about 8x more).
 READ_BUFFER = 1 << 20
 
 # ---------------------------------------------------------------------------------------------------------
