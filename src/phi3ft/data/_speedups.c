@@ -20,7 +20,7 @@
  * tests/unit/test_data_speedups.py checks each against the Python code (fuzzed lines with and without
  * AVX2, every code point, whole reports with and without the extension).
  */
-#define _GNU_SOURCE
+#define _GNU_SOURCE 1
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
@@ -805,6 +805,11 @@ __attribute__((target("avx2,popcnt"))) static void ascii_case_avx2(const unsigne
 }
 #endif
 
+/* Py_UNICODE_TOLOWER / TOUPPER (deprecated names, still the C API's single-character case mapping) */
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
 static PyObject *set_odd_case(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -853,10 +858,6 @@ static PyObject *set_odd_case(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-#endif
 /* (upper, lower) of one str; returns -1 when a BMP character needs the odd table and it is not set yet */
 static int count_case(PyObject *text, Py_ssize_t *up_out, Py_ssize_t *low_out)
 {
