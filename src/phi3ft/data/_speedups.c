@@ -185,51 +185,73 @@ static void digit_runs(const unsigned char *p, Py_ssize_t n, int want_card, int 
     }
 }
 
+/* The literal tests of scan.line_gates_py, keyed on the byte that triggers each: both scans run them at
+ * every such byte (the portable one from memchr loops, the AVX2 one from compare masks). */
+typedef struct {
+    int uescape, esc_ascii, esc_ctrl, phone, secret;
+} Hits;
+
+static inline void hit_backslash(const unsigned char *p, Py_ssize_t n, Py_ssize_t i, Hits *h)
+{
+    if (i + 1 >= n)
+        return;
+    unsigned char e = p[i + 1];
+    if (e == 'u') {
+        h->uescape = 1;
+        if (n - i >= 5 && p[i + 2] == '0' && p[i + 3] == '0' && p[i + 4] >= '0' && p[i + 4] <= '7')
+            h->esc_ascii = 1;
+    } else if (e == '/') {
+        h->esc_ascii = 1;
+    } else if (e == 'b' || e == 'f') {
+        h->esc_ctrl = 1;
+    }
+}
+
+static inline int hit_plus(const unsigned char *p, Py_ssize_t n, Py_ssize_t i)
+{
+    if (i + 1 >= n)
+        return 0;
+    unsigned char e = p[i + 1];
+    return (e >= '0' && e <= '9') || e == '\\' || e >= 0x80;
+}
+
+/* the literal secret tests of secret_possible at one trigger byte p[i] */
+static inline int secret_at(const unsigned char *p, Py_ssize_t n, Py_ssize_t i)
+{
+    switch (p[i]) {
+    case '=':
+        return i >= 3 && (memcmp(p + i - 3, "Key", 3) == 0 || memcmp(p + i - 3, "ure", 3) == 0 ||
+                          memcmp(p + i - 3, "sig", 3) == 0);
+    case '-':
+        return (i >= 2 && p[i - 2] == 's' && p[i - 1] == 'k') ||
+               (i >= 4 && p[i - 4] == 'x' && p[i - 3] == 'o' && p[i - 2] == 'x') ||
+               (n - i >= 10 && memcmp(p + i, "-----BEGIN", 10) == 0);
+    case '_':
+        return (i >= 3 && p[i - 3] == 'g' && p[i - 2] == 'h' && p[i - 1] && strchr("pousr", p[i - 1])) ||
+               (i >= 10 && memcmp(p + i - 10, "github_pat", 10) == 0);
+    case 'A':
+        return n - i >= 4 && (p[i + 1] == 'K' || p[i + 1] == 'S') && p[i + 2] == 'I' && p[i + 3] == 'A';
+    case 'e':
+        return n - i >= 5 && memcmp(p + i, "earer", 5) == 0;
+    default:
+        return 0;
+    }
+}
+
 /* The secret pre-filter of scan.line_gates_py: literal necessary conditions of scan.SECRETS. */
 static int secret_possible(const unsigned char *p, Py_ssize_t n, unsigned seen)
 {
-    const unsigned char *q;
-    if (seen & S_EQ) {
-        for (q = memchr(p, '=', n); q; q = memchr(q + 1, '=', (size_t)(p + n - q - 1))) {
-            Py_ssize_t i = q - p;
-            if (i >= 3 && (memcmp(q - 3, "Key", 3) == 0 || memcmp(q - 3, "ure", 3) == 0 ||
-                           memcmp(q - 3, "sig", 3) == 0))
+    static const struct {
+        unsigned bit;
+        char c;
+    } triggers[] = {{S_EQ, '='}, {S_DASH, '-'}, {S_UNDERSCORE, '_'}, {S_A, 'A'}};
+    for (size_t t = 0; t < sizeof triggers / sizeof triggers[0]; t++) {
+        if (!(seen & triggers[t].bit))
+            continue;
+        for (const unsigned char *q = memchr(p, triggers[t].c, (size_t)n); q != NULL;
+             q = q + 1 < p + n ? memchr(q + 1, triggers[t].c, (size_t)(p + n - q - 1)) : NULL)
+            if (secret_at(p, n, q - p))
                 return 1;
-            if (q + 1 >= p + n)
-                break;
-        }
-    }
-    if (seen & S_DASH) {
-        for (q = memchr(p, '-', n); q; q = memchr(q + 1, '-', (size_t)(p + n - q - 1))) {
-            Py_ssize_t i = q - p;
-            if (i >= 2 && q[-2] == 's' && q[-1] == 'k')
-                return 1;
-            if (i >= 4 && q[-4] == 'x' && q[-3] == 'o' && q[-2] == 'x')
-                return 1;
-            if (n - i >= 10 && memcmp(q, "-----BEGIN", 10) == 0)
-                return 1;
-            if (q + 1 >= p + n)
-                break;
-        }
-    }
-    if (seen & S_UNDERSCORE) { /* g(?:h[pousr]_|ithub_pat_) */
-        for (q = memchr(p, '_', n); q; q = memchr(q + 1, '_', (size_t)(p + n - q - 1))) {
-            Py_ssize_t i = q - p;
-            if (i >= 3 && q[-3] == 'g' && q[-2] == 'h' && q[-1] && strchr("pousr", q[-1]))
-                return 1;
-            if (i >= 10 && memcmp(q - 10, "github_pat", 10) == 0)
-                return 1;
-            if (q + 1 >= p + n)
-                break;
-        }
-    }
-    if (seen & S_A) { /* A[KS]IA */
-        for (q = memchr(p, 'A', n); q; q = memchr(q + 1, 'A', (size_t)(p + n - q - 1))) {
-            if (p + n - q >= 4 && (q[1] == 'K' || q[1] == 'S') && q[2] == 'I' && q[3] == 'A')
-                return 1;
-            if (q + 1 >= p + n)
-                break;
-        }
     }
     if (has_substring(p, n, "earer", 5))
         return 1;
@@ -347,57 +369,6 @@ static void init_simd(void)
     __builtin_cpu_init();
     use_simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
     use_clmul = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
-}
-
-typedef struct {
-    int uescape, esc_ascii, esc_ctrl, phone, secret;
-} Hits;
-
-static inline void hit_backslash(const unsigned char *p, Py_ssize_t n, Py_ssize_t i, Hits *h)
-{
-    if (i + 1 >= n)
-        return;
-    unsigned char e = p[i + 1];
-    if (e == 'u') {
-        h->uescape = 1;
-        if (n - i >= 5 && p[i + 2] == '0' && p[i + 3] == '0' && p[i + 4] >= '0' && p[i + 4] <= '7')
-            h->esc_ascii = 1;
-    } else if (e == '/') {
-        h->esc_ascii = 1;
-    } else if (e == 'b' || e == 'f') {
-        h->esc_ctrl = 1;
-    }
-}
-
-static inline int hit_plus(const unsigned char *p, Py_ssize_t n, Py_ssize_t i)
-{
-    if (i + 1 >= n)
-        return 0;
-    unsigned char e = p[i + 1];
-    return (e >= '0' && e <= '9') || e == '\\' || e >= 0x80;
-}
-
-/* the literal secret tests of secret_possible at one trigger byte p[i] */
-static inline int secret_at(const unsigned char *p, Py_ssize_t n, Py_ssize_t i)
-{
-    switch (p[i]) {
-    case '=':
-        return i >= 3 && (memcmp(p + i - 3, "Key", 3) == 0 || memcmp(p + i - 3, "ure", 3) == 0 ||
-                          memcmp(p + i - 3, "sig", 3) == 0);
-    case '-':
-        return (i >= 2 && p[i - 2] == 's' && p[i - 1] == 'k') ||
-               (i >= 4 && p[i - 4] == 'x' && p[i - 3] == 'o' && p[i - 2] == 'x') ||
-               (n - i >= 10 && memcmp(p + i, "-----BEGIN", 10) == 0);
-    case '_':
-        return (i >= 3 && p[i - 3] == 'g' && p[i - 2] == 'h' && p[i - 1] && strchr("pousr", p[i - 1])) ||
-               (i >= 10 && memcmp(p + i - 10, "github_pat", 10) == 0);
-    case 'A':
-        return n - i >= 4 && (p[i + 1] == 'K' || p[i + 1] == 'S') && p[i + 2] == 'I' && p[i + 3] == 'A';
-    case 'e':
-        return n - i >= 5 && memcmp(p + i, "earer", 5) == 0;
-    default:
-        return 0;
-    }
 }
 
 __attribute__((target("avx2,popcnt"))) static inline void compact16(__m128i x, uint32_t m16, unsigned char *out,
@@ -711,31 +682,19 @@ static int line_scan_core(const unsigned char *p, Py_ssize_t n, long long *key_o
         digit_runs(p, n, digits >= 13, &card, &iban);
 
     /* pass 2: the escapes and the literal tests of scan.line_gates_py, only for bytes that occur */
-    int gates = 0, uescape = 0, esc_ascii = 0, esc_ctrl = 0;
-    if (seen & S_BACKSLASH) {
-        const unsigned char *q;
-        for (q = memchr(p, '\\', n); q; q = memchr(q + 1, '\\', (size_t)(p + n - q - 1))) {
-            Py_ssize_t i = q - p;
-            if (i + 1 >= n)
-                break;
-            unsigned char e = q[1];
-            if (e == 'u') {
-                uescape = 1;
-                if (n - i >= 5 && q[2] == '0' && q[3] == '0' && q[4] >= '0' && q[4] <= '7')
-                    esc_ascii = 1;
-            } else if (e == '/') {
-                esc_ascii = 1;
-            } else if (e == 'b' || e == 'f') {
-                esc_ctrl = 1;
-            }
-        }
-    }
+    int gates = 0;
+    Hits h = {0, 0, 0, 0, 0};
+    if (seen & S_BACKSLASH)
+        for (const unsigned char *q = memchr(p, '\\', (size_t)n); q != NULL;
+             q = q + 1 < p + n ? memchr(q + 1, '\\', (size_t)(p + n - q - 1)) : NULL)
+            hit_backslash(p, n, q - p, &h);
+    int uescape = h.uescape;
     if (uescape)
         gates = G_UESCAPE;
     *key_out = uescape ? -1LL : (long long)(kept << 32 | crc);
-    if (esc_ascii)
+    if (h.esc_ascii)
         return G_ALL | gates;
-    if (esc_ctrl)
+    if (h.esc_ctrl)
         gates |= G_CONTROL;
     if (seen & S_LT)
         gates |= G_SPECIAL;
@@ -743,18 +702,13 @@ static int line_scan_core(const unsigned char *p, Py_ssize_t n, long long *key_o
         gates |= G_CONTROL;
     if (seen & S_AT)
         gates |= G_EMAIL;
-    if (seen & S_PLUS) {
-        const unsigned char *q;
-        for (q = memchr(p, '+', n); q; q = memchr(q + 1, '+', (size_t)(p + n - q - 1))) {
-            if (q + 1 >= p + n)
-                break;
-            unsigned char e = q[1];
-            if ((e >= '0' && e <= '9') || e == '\\' || e >= 0x80) {
+    if (seen & S_PLUS)
+        for (const unsigned char *q = memchr(p, '+', (size_t)n); q != NULL;
+             q = q + 1 < p + n ? memchr(q + 1, '+', (size_t)(p + n - q - 1)) : NULL)
+            if (hit_plus(p, n, q - p)) {
                 gates |= G_PHONE;
                 break;
             }
-        }
-    }
     if (card)
         gates |= G_CARD;
     if (iban)
