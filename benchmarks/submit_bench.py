@@ -78,7 +78,7 @@ def _run_submit(stack: AzureStack, folder: Path, *extra: str) -> tuple[int, dict
         credential_factory=lambda mode: stack.credential,
     )
     args = ["submit", "-c", str(folder / "job.yaml"), "--yes", "--json"]
-    args += ["--tokenizer", str(REPO.parent / "shared" / "tokenizers" / "phi4-mini"), *extra]
+    args += ["--tokenizer", str(REPO / "tests" / "fixtures" / "tokenizers" / "phi4-mini"), *extra]
     t0 = time.perf_counter()
     result = CliRunner().invoke(app, args, obj=ctx, catch_exceptions=False)
     elapsed = time.perf_counter() - t0

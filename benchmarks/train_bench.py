@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-TOKENIZER = REPO.parent / "shared" / "tokenizers" / "phi3" / "phi-3-mini-4k-instruct"
+TOKENIZER = REPO / "tests" / "fixtures" / "tokenizers" / "phi3" / "phi-3-mini-4k-instruct"
 
 _WORDS = [
     "the",

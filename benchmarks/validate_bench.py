@@ -38,7 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATA = HERE / ".data"
-TOKENIZER = REPO.parent / "shared" / "tokenizers" / "phi3" / "phi-3-mini-4k-instruct"
+TOKENIZER = REPO / "tests" / "fixtures" / "tokenizers" / "phi3" / "phi-3-mini-4k-instruct"
 MODEL = "phi-3-mini-4k-instruct"
 
 _EN = [

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-TOKENIZERS = SHARED / "tokenizers"
+#: Real tokenizer data files, committed as test fixtures (sources, sha256, licence: its README.md).
+TOKENIZERS = REPO / "tests" / "fixtures" / "tokenizers"
 PHI3_TOKENIZER_DIR = TOKENIZERS / "phi3" / "phi-3-mini-4k-instruct"
 
 
@@ -26,8 +26,9 @@ def _offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def phi3_tokenizer_dir() -> Path:
-    if not PHI3_TOKENIZER_DIR.is_dir():
-        pytest.skip("../shared/tokenizers/phi3 is not present")
+    """The committed Phi-3 tokenizer fixture; a missing one fails the test (it never skips)."""
+    if not (PHI3_TOKENIZER_DIR / "tokenizer.json").is_file():
+        pytest.fail(f"test fixture missing: {PHI3_TOKENIZER_DIR}/tokenizer.json (see {TOKENIZERS}/README.md)")
     return PHI3_TOKENIZER_DIR
 
 
@@ -52,4 +53,4 @@ def run_cli(tmp_path: Path) -> Callable[..., tuple[int, str, str]]:
     return _run
 
 
-__all__ = ["PHI3_TOKENIZER_DIR", "REPO", "SHARED", "TOKENIZERS", "io"]
+__all__ = ["PHI3_TOKENIZER_DIR", "REPO", "TOKENIZERS", "io"]

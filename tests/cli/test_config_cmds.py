@@ -43,7 +43,7 @@ PLAN_KEYS = {
 
 def needs(path: Path) -> None:
     if not path.exists():
-        pytest.skip(f"{path} is not present")
+        pytest.fail(f"test fixture missing: {path} (see tests/fixtures/tokenizers/README.md)")
 
 
 # ---- models ------------------------------------------------------------------------------------------
