@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run and .github/workflows/ci.yml all call it).
 # Installs everything the tests need into ignored folders of this checkout, then runs
-# ruff, ruff format --check, mypy and pytest. Extra arguments go to pytest.
+# ruff, ruff format --check, mypy, the package check (sdist + wheel install into a fresh venv) and
+# pytest, in parallel over PHI3FT_TEST_WORKERS processes (pytest-xdist; default 4: most tests wait on
+# the offline Azure stack or a subprocess, so 4 workers keep 2 cores busy). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,9 +30,11 @@ done
 echo "== ruff check"; "$VENV/bin/ruff" check src tests benchmarks setup.py
 echo "== ruff format --check"; "$VENV/bin/ruff" format --check src tests benchmarks setup.py
 echo "== mypy"; "$VENV/bin/mypy"
+echo "== package (sdist + wheel, fresh venv, no-compiler sdist)"; bash scripts/check-package.sh "$VENV/bin/python"
+WORKERS=${PHI3FT_TEST_WORKERS:-4}
 # The C extension (phi3ft.data._speedups) must have been built here: its tests fail instead of skipping.
 export PHI3FT_REQUIRE_SPEEDUPS=1
 echo "== pytest (validator data tests, pure-Python fallback: PHI3FT_PURE_PYTHON=1)"
-PHI3FT_PURE_PYTHON=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/unit/test_data_*.py
-echo "== pytest"
-exec "$VENV/bin/python" -m pytest "$@"
+PHI3FT_PURE_PYTHON=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -n "$WORKERS" --dist worksteal tests/unit/test_data_*.py
+echo "== pytest ($WORKERS workers)"
+exec "$VENV/bin/python" -m pytest -n "$WORKERS" --dist worksteal "$@"

@@ -10,9 +10,24 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Several xdist workers share the cores: one BLAS/OpenMP thread each instead of one per core each
+    # (set before anything imports torch; subprocesses inherit it).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+#: Folders whose tests run longest (trainer runs, whole life cycles): collected first, so that under
+#: pytest-xdist they start at once and the short tests fill the other workers around them.
+_LONG_FIRST = ("tests/train/", "tests/e2e/")
 #: Real tokenizer data files, committed as test fixtures (sources, sha256, licence: its README.md).
 TOKENIZERS = REPO / "tests" / "fixtures" / "tokenizers"
 PHI3_TOKENIZER_DIR = TOKENIZERS / "phi3" / "phi-3-mini-4k-instruct"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.pluginmanager.hasplugin("xdist") and getattr(config.option, "numprocesses", None):
+        items.sort(key=lambda item: not item.nodeid.startswith(_LONG_FIRST))
 
 
 @pytest.fixture(autouse=True)
