@@ -170,7 +170,7 @@ def validate_cmd(
 ) -> None:
     """Check chat-completion JSONL before you pay for a fine-tune.
 
-    Runs every rule (file, line, message, conversation, token and quality checks; ids in the README) on
+    Runs every rule (file, line, message, conversation, token and quality checks; ids and fixes: `phi3ft rules`) on
     every line in one streaming pass, with exact token counts from the model's own tokenizer and chat
     template. Tokenizer: --tokenizer PATH, else $PHI3FT_TOKENIZER_DIR, else the Hugging Face hub cache.
 
