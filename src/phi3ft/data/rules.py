@@ -482,7 +482,7 @@ _RULES: tuple[Rule, ...] = (
     Rule(
         "T01",
         "warning",
-        "no tokenizer: token checks skipped",
+        "no tokenizer, token checks skipped",
         "Pass --tokenizer PATH (folder with tokenizer.json or the .tiktoken file) or set PHI3FT_TOKENIZER_DIR.",
         catches="The model's tokenizer could not be loaded from `--tokenizer`, `$PHI3FT_TOKENIZER_DIR`, the Hugging Face cache or a download (the reason is given).",
         why="A check that never ran must say so: the token rules are listed as skipped, never passed, and counts are labelled estimates.",
