@@ -66,3 +66,40 @@ def test_the_ci_example_installs_a_pinned_commit() -> None:
     assert "pip install phi3ft\n" not in workflow
     ci = (REPO / "docs" / "ci.md").read_text(encoding="utf-8")
     assert "not published on PyPI" in ci and "pinned" in ci
+
+
+#: Mentions of the developers' reference notes that live outside the repository, or of paths beside it.
+_OUTSIDE = re.compile(
+    r"\.\./shared|REPO\.parent|azure-facts|phi-models\.md|offline-azure-testing\.md|\bdesign\.md"
+)
+#: Files the lead is moving off ../shared (the tokenizers into tests/fixtures/tokenizers); drop them from
+#: this list once that lands.
+_PENDING = {
+    "tests/conftest.py",
+    "benchmarks/validate_bench.py",
+    "benchmarks/submit_bench.py",
+    "benchmarks/train_bench.py",
+}
+
+
+def test_no_file_points_outside_the_repository() -> None:
+    import subprocess
+
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    this = str(Path(__file__).resolve().relative_to(REPO))
+    bad = []
+    for name in listed:
+        path = REPO / name
+        if name == this or name in _PENDING or not path.is_file() or path.suffix in {".so", ".png", ".jsonl"}:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for n, line in enumerate(text.splitlines(), 1):
+            if _OUTSIDE.search(line):
+                bad.append(f"{name}:{n}: {line.strip()[:120]}")
+    assert not bad, "references to documents or paths outside the repository:\n" + "\n".join(bad)
