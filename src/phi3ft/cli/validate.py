@@ -34,14 +34,12 @@ _UNREADABLE = ("F01", "F02")
 
 def _unreadable_files(out: Output, report: ValidationReport) -> bool:
     """Print one error line (and the fix) per input that could not be read; True when there was one."""
-    from rich.markup import escape
-
     from phi3ft.data.rules import RULES
 
     fatal = [i for i in report.issues if i.rule in _UNREADABLE and i.line is None]
     for issue in fatal:
         detail = issue.file if issue.rule == "F01" else issue.message
-        out.error(escape(f"{issue.rule} {RULES[issue.rule].title}: {detail}"), escape(issue.hint))
+        out.error(f"{issue.rule} {RULES[issue.rule].title}: {detail}", issue.hint)
     return bool(fatal)
 
 
