@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tests.conftest import PHI3_TOKENIZER_DIR
@@ -75,6 +76,7 @@ def test_findings_are_titled_by_the_problem(run_cli, tmp_path: Path) -> None:  #
     code, out, _ = run_cli("validate", str(p), *MODEL, env=env, ctx=_wide_ctx(env))
     assert code == 3
     assert "line is not valid JSON" in out and "no tokenizer, token checks skipped" in out
+    assert re.search(r"rule .*severity .*count .*problem .*first lines", out)
     assert "line is valid JSON" not in out
 
 

@@ -110,7 +110,7 @@ def _render_text(
     findings.add_column("rule")
     findings.add_column("severity")
     findings.add_column("count", justify="right")
-    findings.add_column("what")
+    findings.add_column("problem")
     findings.add_column("first lines")
     for g in groups:
         style = _SEV_STYLE[g.severity]
