@@ -16,7 +16,7 @@ echo "package: building sdist + wheel into $WORK/dist"
 wheel=$(ls "$WORK"/dist/phi3ft-*.whl)
 sdist=$(ls "$WORK"/dist/phi3ft-*.tar.gz)
 echo "package: built $(basename "$wheel") and $(basename "$sdist")"
-# The sdist must carry what a source install needs, and nothing of ../shared.
+# The sdist must carry what a source install needs, and nothing from outside the repository.
 if tar -tzf "$sdist" | grep -q 'shared/'; then echo "package: ERROR the sdist holds a shared/ path" >&2; exit 1; fi
 
 "$PY" -m venv "$WORK/venv"

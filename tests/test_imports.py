@@ -22,6 +22,7 @@ FIX = REPO / "tests" / "fixtures" / "data" / "valid_100.jsonl"
         ["--version"],
         ["validate", str(FIX), "--model", "phi-3-mini-4k-instruct", "--tokenizer", str(PHI3_TOKENIZER_DIR)],
         ["validate", str(FIX), "--no-tokens", "--format", "json"],
+        ["rules", "--json"],
     ],
 )
 def test_no_azure_import(args: list[str]) -> None:

@@ -2,7 +2,8 @@
 
 Leaf module (stdlib only). The live registry check (lifecycle tags, ``maas-finetuning-regions``) belongs to
 ``prereqs``: every fact here carries the date it was last known to hold (``as_of``), so a report can say
-"as of 2025-08-30" instead of pretending to be current. Source: ../shared/docs/phi-models.md (§1-§3).
+"as of 2025-08-30" instead of pretending to be current. Sources: the Azure AI Foundry model cards, the
+``azureml`` registry specs and Microsoft's retirement announcements.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
-#: Chat-template families (docs/phi-models.md §5).
+#: Chat-template families (renderings: docs/architecture.md).
 TemplateFamily = Literal["phi3", "phi3-original", "phi3-medium", "phi3-small", "phi4-mini", "phi4"]
 #: How the tokenizer is built: a HF ``tokenizer.json``, or tiktoken ranks plus a special-token table.
 TokenizerKind = Literal["hf", "tiktoken-cl100k", "tiktoken-o200k"]
@@ -44,7 +45,7 @@ class Range:
 
 @dataclass(frozen=True)
 class HyperparameterDefaults:
-    """Serverless fine-tuning hyperparameters (registry ``model_specific_defaults``, docs §3).
+    """Serverless fine-tuning hyperparameters (registry ``model_specific_defaults``).
 
     Friendly names as in job.yaml; :data:`AZURE_HYPERPARAMETER_NAMES` maps them to the wire names.
     """
@@ -66,7 +67,7 @@ class LoraDefaults:
 
 @dataclass(frozen=True)
 class Lifecycle:
-    """Azure AI Foundry lifecycle dates (docs §2). ``None`` = no date announced as of ``as_of``."""
+    """Azure AI Foundry lifecycle dates. ``None`` = no date announced as of ``as_of``."""
 
     legacy: date | None = None
     deprecated: date | None = None  # inference deprecation
@@ -86,7 +87,7 @@ class FactDates:
     lifecycle: date
 
 
-#: The three names the serverless backend is documented to accept (azure-facts §2.5), values as strings.
+#: The three names the serverless backend is documented to accept, values as strings.
 AZURE_HYPERPARAMETER_NAMES: dict[str, str] = {
     "learning_rate": "learning_rate",
     "epochs": "num_train_epochs",

@@ -336,7 +336,7 @@ def resolved_hyperparameters(cfg: JobConfig) -> ResolvedHyperparameters:
 def to_azure_hyperparameters(cfg: JobConfig) -> dict[str, str]:
     """``{"learning_rate": "0.00002", "num_train_epochs": "1", "per_device_train_batch_size": "1"}``.
 
-    The serverless API takes ``Dict[str, str]`` (azure-facts §2.5; validation rule P02).
+    The serverless API takes ``Dict[str, str]`` (docs/architecture.md, "Azure: facts the code relies on").
     """
     hp = resolved_hyperparameters(cfg)
     return {

@@ -127,7 +127,7 @@ def resolve_model(
 
 
 def default_endpoint_name(model: ModelRef, scope: str = "") -> str:
-    """Deterministic but unique per region (names are unique per region, azure-facts §2.8)."""
+    """Deterministic but unique per region (serverless endpoint names are unique per region)."""
     digest = hashlib.sha256(f"{scope}|{model.key}".encode()).hexdigest()[:6]
     slug = re.sub(r"[^a-z0-9]+", "-", model.name.lower()).strip("-") or "phi3ft"
     if not slug[0].isalpha():

@@ -203,10 +203,12 @@ def _require_train_extra() -> None:
 
     missing = [m for m in ("torch", "transformers", "peft") if importlib.util.find_spec(m) is None]
     if missing:
+        from phi3ft.install import extra_install_command
+
         raise PrerequisiteError(
             f"backend local needs {', '.join(missing)} (the 'train' extra is not installed). "
             "Nothing was created.",
-            "pip install 'phi3ft[train]'   (CPU only: pip install torch first), or use --backend serverless.",
+            f"{extra_install_command('train')}   (CPU only: pip install torch first), or use --backend serverless.",
         )
 
 

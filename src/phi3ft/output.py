@@ -114,10 +114,16 @@ class Output:
         self.err.print(f"[yellow]Warning:[/yellow] {message}")
 
     def hint(self, message: str) -> None:
-        self.err.print(f"[cyan]Hint:[/cyan] {message}")
+        """``message`` is plain text: square brackets (``pip install '.[train]'``) are printed as written."""
+        from rich.markup import escape
+
+        self.err.print(f"[cyan]Hint:[/cyan] {escape(message)}")
 
     def error(self, message: str, hint: str | None = None) -> None:
-        self.err.print(f"[red]Error:[/red] {message}", markup=True, highlight=False)
+        """Plain-text ``message`` and ``hint`` (never Rich markup: paths and service text may hold brackets)."""
+        from rich.markup import escape
+
+        self.err.print(f"[red]Error:[/red] {escape(message)}", markup=True, highlight=False)
         if hint:
             self.hint(hint)
 

@@ -29,7 +29,7 @@ class RetryLater(Exception):
 def default_schedule(
     fast: float = 2.0, fast_count: int = 5, slow: float = 10.0, cap: float = 60.0
 ) -> Iterator[float]:
-    """2 s x5, then 10 s growing by half each poll, capped at 60 s (design.md)."""
+    """2 s x5, then 10 s growing by half each poll, capped at 60 s."""
     for _ in range(fast_count):
         yield fast
     delay = slow

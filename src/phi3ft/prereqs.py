@@ -42,7 +42,7 @@ from phi3ft.polling import Poll, PollTimeout, wait_until
 Status = Literal["pass", "warn", "fail", "skip"]
 _RANK: dict[str, int] = {"pass": 0, "skip": 1, "warn": 2, "fail": 3}
 
-#: Roles that let the caller create a hub/project and submit fine-tunes (azure-facts §2.1).
+#: Roles that let the caller create a hub/project and submit fine-tunes (docs/architecture.md).
 GRANTING_ROLES: dict[str, str] = {
     AZURE_AI_DEVELOPER: "Azure AI Developer",
     OWNER: "Owner",

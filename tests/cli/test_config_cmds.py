@@ -210,6 +210,14 @@ def test_plan_example_without_tokenizer_is_labelled_estimate(run_cli: RunCli) ->
     assert "tokens-estimated" in {w["code"] for w in plan["warnings"]}
 
 
+def test_plan_without_tokenizer_gives_the_reason_once(run_cli: RunCli, tmp_path: Path) -> None:
+    env = {**TODAY, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "PHI3FT_TOKENIZER_DIR": ""}
+    code, out, err = run_cli("plan", "--config", str(EXAMPLE), env=env)
+    assert code == 0
+    assert (out + err).count("HF_HUB_OFFLINE") == 1
+    assert "T01  token checks skipped (reason above)" in out + err
+
+
 def test_plan_human_report(run_cli: RunCli) -> None:
     needs(PHI4_MINI_TOKENIZER)
     code, out, _err = run_cli(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tests.conftest import PHI3_TOKENIZER_DIR
@@ -59,7 +60,41 @@ def test_github_annotations(run_cli, tmp_path: Path) -> None:  # type: ignore[no
     p.write_text("".join(x + "\n" for x in [*base(), "[1]"]), encoding="utf-8")
     code, out, _ = run_cli("validate", str(p), *MODEL, "--no-tokens", "--format", "github")
     assert code == 3
-    assert f"::error file={p},line=121,title=L02 line is a JSON object::" in out
+    assert f"::error file={p},line=121,title=L02 line is not a JSON object::" in out
+
+
+def test_findings_are_titled_by_the_problem(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The table and the annotation titles name what is wrong, not the rule's passing condition."""
+    p = tmp_path / "t.jsonl"
+    p.write_text("".join(x + "\n" for x in [*base(), "{bad json", "[1]"]), encoding="utf-8")
+    env = {"HF_HOME": str(tmp_path), "PHI3FT_TOKENIZER_DIR": "", "HF_HUB_OFFLINE": "1"}
+    code, out, _ = run_cli("validate", str(p), *MODEL, "--format", "github", env=env)
+    assert code == 3
+    assert "title=L01 line is not valid JSON::" in out and "title=L02 line is not a JSON object::" in out
+    assert f"::warning file={p},title=T01 no tokenizer%2C token checks skipped::" in out
+    assert "title=L01 line is valid JSON" not in out and "title=T01 tokenizer loaded" not in out
+    code, out, _ = run_cli("validate", str(p), *MODEL, env=env, ctx=_wide_ctx(env))
+    assert code == 3
+    assert "line is not valid JSON" in out and "no tokenizer, token checks skipped" in out
+    assert re.search(r"rule .*severity .*count .*problem .*first lines", out)
+    assert "line is valid JSON" not in out
+
+
+def _wide_ctx(env: dict[str, str]):  # type: ignore[no-untyped-def]
+    """A context whose stdout console is 250 columns wide, so table cells are not wrapped."""
+    import os
+
+    from rich.console import Console
+
+    from phi3ft.cli.context import AppContext
+    from phi3ft.output import Output
+
+    class _WideOutput(Output):
+        @property
+        def console(self) -> Console:
+            return Console(file=self.stdout, width=250, no_color=True)
+
+    return AppContext(output=_WideOutput(interactive=False), env={**os.environ, **env}, cwd=Path.cwd())
 
 
 def test_usage_errors_exit_2(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -74,6 +109,36 @@ def test_missing_file_exits_3_never_passes(run_cli, tmp_path: Path) -> None:  # 
         "validate", str(tmp_path / "missing.jsonl"), *MODEL, "--no-tokens", "--format", "json"
     )
     assert code == 3 and json.loads(out)["issues"][0]["rule"] == "F01"
+
+
+def test_missing_file_is_one_error_line(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "missing.jsonl"
+    env = {"HF_HOME": str(tmp_path), "PHI3FT_TOKENIZER_DIR": "", "HF_HUB_OFFLINE": "1"}
+    code, out, err = run_cli("validate", str(missing), *MODEL, env=env)
+    assert code == 3 and out == ""
+    assert err.splitlines() == [
+        f"Error: F01 file not found: {missing}",
+        "Hint: Check the path; pass the JSONL file, e.g. `phi3ft validate data/train.jsonl`.",
+    ]
+    # No tokenizer finding for a file that was never read, in any format.
+    code, out, _ = run_cli("validate", str(missing), *MODEL, "--format", "json", env=env)
+    assert code == 3 and [i["rule"] for i in json.loads(out)["issues"]] == ["F01"]
+    code, out, err = run_cli("validate", str(tmp_path), *MODEL, "--no-tokens")
+    assert (
+        code == 3
+        and out == ""
+        and err.startswith(f"Error: F02 path is not a readable regular file: {tmp_path}")
+    )
+
+
+def test_t01_reason_is_printed_once_per_run(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = {"HF_HOME": str(tmp_path), "PHI3FT_TOKENIZER_DIR": "", "HF_HUB_OFFLINE": "1"}
+    val = str(FIX / "valid_100.jsonl")
+    for args in ([GOOD], [GOOD, "--validation", val], [GOOD, val]):
+        code, out, err = run_cli("validate", *args, *MODEL, env=env, ctx=_wide_ctx(env))
+        assert code == 0, err
+        assert (out + err).count("looked in:") == 1, args
+        assert "no tokenizer loaded (T01)" in out
 
 
 def test_no_tokenizer_says_estimates(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -47,7 +47,7 @@ def test_render_matches_phi3_template() -> None:
 
 def test_worked_example_count_and_mask(tokenizer: object) -> None:
     example = tokenize_conversation(tokenizer, CONVERSATION[:3], "phi3")
-    assert len(example) == 24  # docs/phi-models.md §6.7
+    assert len(example) == 24  # the worked example of docs/architecture.md
     assert example.input_ids[0] == SYSTEM and example.input_ids[-1] == EOT
 
 

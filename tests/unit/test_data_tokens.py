@@ -167,7 +167,7 @@ PHI3_SMALL_RANKS = TOKENIZERS / "phi3" / "phi-3-small" / "cl100k_base.tiktoken"
 
 
 def test_phi3_small_counts() -> None:
-    """phi-models.md §6.7-6.8: cl100k ranks + Phi-3-small specials; 31 tokens for the worked example."""
+    """cl100k ranks + Phi-3-small specials; 31 tokens for the worked example."""
     profile = get_profile("phi-3-small-8k-instruct")
     enc = load_tokenizer(profile, PHI3_SMALL_RANKS, {}).encoder
     assert enc.encode_batch(["This is a test."])[0] == [2028, 374, 264, 1296, 13]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Job statuses (azure-facts §4). Completed = success; FAILED_STATUSES exit 5.
+#: Job statuses of Azure ML. Completed = success; FAILED_STATUSES exit 5.
 SUCCESS_STATUSES = frozenset({"Completed"})
 FAILED_STATUSES = frozenset({"Failed", "Canceled", "NotResponding"})
 TERMINAL_STATUSES = SUCCESS_STATUSES | FAILED_STATUSES | {"Paused"}

@@ -236,9 +236,13 @@ def _render_plan(out: Output, plan: dict[str, Any], cwd: Path) -> None:
             f"Data problems: {validation['errors']} error(s), {validation['warnings']} warning(s) "
             "(full report: phi3ft validate)"
         )
+        estimated = any(w.get("code") == "tokens-estimated" for w in plan.get("warnings") or [])
         for issue in validation["issues"]:
             where = f"{Path(str(issue.get('file') or '')).name}:{issue['line']}" if issue.get("line") else ""
-            lines.append(f"  {issue['severity']} {issue['rule']} {where} {issue['message']}".rstrip())
+            message = issue["message"]
+            if issue["rule"] == "T01" and estimated:  # its reason is the tokens-estimated warning above
+                message = "token checks skipped (reason above)"
+            lines.append(f"  {issue['severity']} {issue['rule']} {where} {message}".rstrip())
     lines.append("")
     verdict = {
         "ok": "Plan OK (exit 0). Next: phi3ft check --config ..., then phi3ft submit --config ...",

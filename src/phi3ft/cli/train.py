@@ -143,7 +143,7 @@ def register(app: typer.Typer) -> None:
         ] = "auto",
         json_out: JsonOpt = False,
     ) -> None:
-        """Fine-tune a LoRA adapter on chat JSONL, on this machine (needs: pip install 'phi3ft\\[train]').
+        """Fine-tune a LoRA adapter on chat JSONL, on this machine (needs phi3ft's train extra).
 
         Loss is on assistant tokens only. Writes checkpoints, OUTPUT/adapter, metrics.jsonl and loss.png;
         --merge also writes a merged model. Ctrl+C saves a checkpoint: continue with --resume.

@@ -28,10 +28,30 @@ class ReportFormat(str, Enum):
 _SEV_STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
 
 
-def _render_text(out: Output, report: ValidationReport, max_errors: int) -> None:
+#: File-level findings that mean nothing could be read: reported as one ``Error:`` line, not a report.
+_UNREADABLE = ("F01", "F02")
+
+
+def _unreadable_files(out: Output, report: ValidationReport) -> bool:
+    """Print one error line (and the fix) per input that could not be read; True when there was one."""
+    from phi3ft.data.rules import RULES
+
+    fatal = [i for i in report.issues if i.rule in _UNREADABLE and i.line is None]
+    for issue in fatal:
+        detail = issue.file if issue.rule == "F01" else issue.message
+        out.error(f"{issue.rule} {RULES[issue.rule].title}: {detail}", issue.hint)
+    return bool(fatal)
+
+
+def _render_text(
+    out: Output, report: ValidationReport, max_errors: int, shown_reasons: set[str] | None = None
+) -> None:
+    """The human report. ``shown_reasons``: T01 messages already printed in this run (printed once)."""
     from rich.table import Table
 
     from phi3ft.data.report import group_issues
+
+    shown_reasons = set() if shown_reasons is None else shown_reasons
 
     d = report.to_dict()
     stats = d["stats"]
@@ -46,6 +66,10 @@ def _render_text(out: Output, report: ValidationReport, max_errors: int) -> None
     )
     if tok.get("exact"):
         out.print(f"Tokens: exact, {tok['name']} tokenizer from {tok['source']} ({tok['origin']})")
+    elif "T01" in report.counts:  # the reason is the T01 finding's message, printed once below
+        out.print(
+            f"[yellow]Tokens: ESTIMATES ({stats['tokens']['method']})[/yellow]: no tokenizer loaded (T01)"
+        )
     else:
         out.print(f"[yellow]Tokens: ESTIMATES ({stats['tokens']['method']})[/yellow] — {tok.get('reason')}")
     if report.skipped_rules:
@@ -86,7 +110,7 @@ def _render_text(out: Output, report: ValidationReport, max_errors: int) -> None
     findings.add_column("rule")
     findings.add_column("severity")
     findings.add_column("count", justify="right")
-    findings.add_column("what")
+    findings.add_column("problem")
     findings.add_column("first lines")
     for g in groups:
         style = _SEV_STYLE[g.severity]
@@ -103,6 +127,11 @@ def _render_text(out: Output, report: ValidationReport, max_errors: int) -> None
         where = f":{issue.line}" if issue.line else ""
         path = f" {issue.path}" if issue.path else ""
         style = _SEV_STYLE[issue.severity]
+        if issue.rule == "T01" and issue.message in shown_reasons:
+            out.print(f"[{style}]{issue.rule}[/{style}] {issue.file}: token checks skipped (reason above)")
+            continue
+        if issue.rule == "T01":
+            shown_reasons.add(issue.message)
         out.print(f"[{style}]{issue.rule}[/{style}] {issue.file}{where}{path}: {issue.message}", markup=True)
         out.print(f"      [dim]hint: {issue.hint}[/dim]")
     total = report.severity_counts["error"] + report.severity_counts["warning"]
@@ -170,7 +199,7 @@ def validate_cmd(
 ) -> None:
     """Check chat-completion JSONL before you pay for a fine-tune.
 
-    Runs every rule (file, line, message, conversation, token and quality checks; ids in the README) on
+    Runs every rule (file, line, message, conversation, token and quality checks; ids and fixes: `phi3ft rules`) on
     every line in one streaming pass, with exact token counts from the model's own tokenizer and chat
     template. Tokenizer: --tokenizer PATH, else $PHI3FT_TOKENIZER_DIR, else the Hugging Face hub cache.
 
@@ -230,8 +259,10 @@ def validate_cmd(
                 f"({report.severity_counts['error']} errors, {report.severity_counts['warning']} warnings)\n"
             )
     else:
+        shown_reasons: set[str] = set()
         for report in reports:
-            _render_text(out, report, max_errors)
+            if not _unreadable_files(out, report):
+                _render_text(out, report, max_errors, shown_reasons)
     if not all(r.valid for r in reports):
         raise typer.Exit(int(ExitCode.INVALID))
 

@@ -1,6 +1,6 @@
 """Tokenizers and chat templates for Phi models: load, render, count, and mark trainable tokens.
 
-Three facts drive this module (../shared/docs/phi-models.md §6):
+Three facts drive this module (docs/architecture.md, "Tokens and chat templates"):
 
 * **Render, then encode without special-token additions.** Counts are for the conversation rendered with the
   target's chat template and encoded with ``add_special_tokens=False`` (what ``apply_chat_template`` does).
@@ -113,7 +113,7 @@ class AddedToken:
 
 
 class TiktokenEncoder:
-    """tiktoken BPE ranks plus HF-style added-token handling (phi-models.md §7 "How to encode").
+    """tiktoken BPE ranks plus HF-style added-token handling (the special tokens are added by hand).
 
     Plain ``tiktoken.encode(allowed_special="all")`` over-counts when whitespace touches a special token; this
     splits on the added tokens (leftmost-longest), drops the whitespace they strip, and encodes each piece
@@ -526,7 +526,7 @@ _PHI3_SPECIALS += tuple(f"<|placeholder{i}|>" for i in range(1, 7))
 
 
 def chat_format(template: str) -> ChatFormat:
-    """The :class:`ChatFormat` for a catalog template family (phi-models.md §5)."""
+    """The :class:`ChatFormat` for a catalog template family (templates: docs/architecture.md)."""
     roles = ("system", "user", "assistant")
     if template == "phi3":
         return ChatFormat(

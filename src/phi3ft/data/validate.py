@@ -1383,7 +1383,7 @@ def validate_dataset(
         for rid in TOKEN_RULES:
             if rid != "T07" or not t07_failures:
                 skipped[rid] = reason
-        if count_tokens and not t07_failures:
+        if count_tokens and not t07_failures and train.is_file():  # a missing file: F01 alone, not T01
             v._file = str(train)
             v.add(
                 "T01",

@@ -6,7 +6,7 @@ Torch-free (tokenizers + stdlib) so masking and batching are testable and reusab
 Masking: the conversation is rendered once with the model family's chat template
 (:func:`phi3ft.data.tokens.chat_format`, the validator's single source of truth for templates), recording
 the character span of every assistant turn's *content plus its end-of-turn token*; the string is encoded
-once (as ``apply_chat_template(tokenize=True)`` does, docs/phi-models.md §6) and a token is trainable
+once (as ``apply_chat_template(tokenize=True)`` does) and a token is trainable
 when its first character lies inside such a span. Role tokens strip the whitespace after them, so
 their offsets end past the template's ``\\n`` and never fall inside a content span. Everything else is
 masked, including a closing ``<|endoftext|>``; ``weight: 0`` assistant turns are context only.

@@ -2,7 +2,7 @@
 
 Leaf module: stdlib and pydantic only (no torch), so ``phi3ft.config`` can import it and
 ``phi3ft validate`` / ``--help`` stay fast. Defaults follow the registry specs in
-``docs/phi-models.md`` §3 where they exist (1 epoch, per-device batch 1, gradient accumulation 1,
+the registry's ``model_specific_defaults`` where they exist (1 epoch, per-device batch 1, gradient accumulation 1,
 cosine schedule) and common LoRA practice where the registry only says "LoRA on".
 
 Example::

@@ -73,9 +73,11 @@ def require_train_extra() -> None:
         except ImportError:
             missing.append(module)
     if missing:
+        from phi3ft.install import extra_install_command
+
         raise PrerequisiteError(
             f"the local trainer needs {', '.join(missing)} (the 'train' extra is not installed)",
-            "pip install 'phi3ft[train]'   (CPU only: pip install torch==2.13.0 first)",
+            f"{extra_install_command('train')}   (CPU only: pip install torch==2.13.0 first)",
         )
 
 

@@ -166,7 +166,7 @@ class AzureSession:
     """Credential + lazily-built SDK clients for one subscription / resource group / project.
 
     Build registry clients lazily: ``MLClient(registry_name=...)`` sends a discovery request in its
-    constructor (azure-facts §1).
+    constructor.
     """
 
     def __init__(

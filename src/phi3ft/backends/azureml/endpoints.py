@@ -5,7 +5,7 @@ Contracts (shared rules in :mod:`phi3ft.backends.base`):
 - ``create_endpoint`` sends one PUT and returns at once (no SDK poller: it sleeps 30 s between polls);
   the service polls :meth:`EndpointOps.get_endpoint` on its own schedule. The body is built by hand and
   sent through the *generated* client, because the ``ServerlessEndpoint`` entity silently drops
-  ``authMode`` and never sends ``contentSafety`` (azure-facts §2.8, §5.3).
+  ``authMode`` and never sends ``contentSafety`` (azure-ai-ml 1.35).
 - ``delete_endpoint`` / ``delete_model`` are idempotent: already gone returns ``False`` / ``"absent"``.
 - ``delete_model`` is a *hard* delete through the REST API (the SDK can only archive); it is refused by
   the service (409) while an endpoint still serves the model, which we translate to the seed's
@@ -29,14 +29,14 @@ from phi3ft.backends.azureml._core import AzureSession, call, quiet_experimental
 from phi3ft.backends.base import EndpointInfo
 from phi3ft.errors import AzureError, NotFoundError, Phi3ftError, PrerequisiteError, UsageError
 
-#: Default inference path and the ``Authorization`` forms the CLI can choose (azure-facts §2.9).
+#: Default inference path and the ``Authorization`` forms the CLI can choose.
 DEFAULT_CHAT_PATH = "/v1/chat/completions"
 AUTH_HEADER_FORMS = ("bearer", "raw", "api-key")
 #: ``properties.authMode`` values of the REST model.
 AUTH_MODES = ("Key", "AAD", "KeyAndAAD")
-#: Terminal ``provisioningState`` values (azure-facts §4); compared case-insensitively.
+#: Terminal ``provisioningState`` values; compared case-insensitively.
 ENDPOINT_TERMINAL = frozenset({"succeeded", "failed", "canceled"})
-#: azure-ai-ml versions whose private model-version delete we have read (azure-facts §2.10, §5.2).
+#: azure-ai-ml versions whose private model-version delete we have read (the public ``models.archive`` only soft-deletes).
 HARD_DELETE_SDK_PREFIXES = ("1.35.",)
 
 MODEL_IN_USE_MESSAGE = (
@@ -46,7 +46,7 @@ MODEL_IN_USE_MESSAGE = (
 
 
 def fine_tuned_model_id(location: str, workspace_guid: str, name: str, version: str) -> str:
-    """The serverless model id of a fine-tuned model (azure-facts §2.7)."""
+    """The serverless model id of a fine-tuned model."""
     return f"azureml://locations/{location}/workspaces/{workspace_guid}/models/{name}/versions/{version}"
 
 
@@ -403,7 +403,7 @@ class EndpointOps:
         return value
 
     def fine_tuned_model_id(self, name: str, version: str) -> str:
-        """``azureml://locations/{loc}/workspaces/{guid}/models/{name}/versions/{v}`` (azure-facts §2.7)."""
+        """``azureml://locations/{loc}/workspaces/{guid}/models/{name}/versions/{v}``."""
         location, guid = self._project_location_and_guid()
         return fine_tuned_model_id(location, guid, name, version)
 

@@ -3,9 +3,9 @@
 Contracts (shared rules in :mod:`phi3ft.backends.base`):
 
 - ``create_finetuning_job`` sends one ``PUT {WS}/jobs/{name}``. It builds ``CustomModelFineTuningJob``
-  directly: ``create_finetuning_job(validation_data=None)`` crashes (azure-facts §5.1). The caller picks a
+  directly: ``create_finetuning_job(validation_data=None)`` raises UnboundLocalError (azure-ai-ml 1.35). The caller picks a
   deterministic name and checks :meth:`JobOps.find_job` first, so a re-run re-attaches instead of paying twice.
-- ``get_job`` / ``find_job`` send **one** GET at 2024-10-01-preview (``ml.jobs.get`` sends two, §5.4).
+- ``get_job`` / ``find_job`` send **one** GET at 2024-10-01-preview (``ml.jobs.get`` sends two).
   The service's error message of a Failed job comes from run history (read once, only for failed jobs).
 - ``cancel_job`` on a terminal job returns it unchanged (idempotent).
 - ``job_logs`` / ``job_metrics`` read run history and the workspace MLflow endpoint; both may be empty
@@ -168,7 +168,7 @@ class JobOps:
         return _innermost_error(details.get("error"))
 
     def _run_details(self, name: str) -> dict[str, Any]:
-        runs = self.session.ml.jobs._runs_operations  # private: no public run-details API (azure-facts §2.6)
+        runs = self.session.ml.jobs._runs_operations  # private: no public run-details API
         return dict(call(f"read run details of {name!r}", lambda: runs.get_run_details(name)).as_dict())
 
     def list_jobs(self, *, max_results: int = 100) -> list[JobInfo]:
@@ -228,7 +228,7 @@ class JobOps:
         """Training / validation loss per step, from the workspace MLflow endpoint.
 
         The fine-tuning job is the MLflow root run; the trainer logs ``train_loss``/``eval_loss`` (or
-        ``loss``/``validation_loss``) on the job run or its child runs (azure-facts §2.6).
+        ``loss``/``validation_loss``) on the job run or its child runs.
         """
         self.get_job(name, with_error=False)  # NotFoundError names the job
         mlflow = _MlflowClient(self.session, self._api_url())

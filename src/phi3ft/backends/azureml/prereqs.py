@@ -1,5 +1,5 @@
 """Prerequisite reads and fixes: identity, resource group, providers, role assignments, registry models,
-and the hub/project lookup that ``phi3ft check`` needs (azure-facts §2.1, §2.3).
+and the hub/project lookup that ``phi3ft check`` needs.
 
 Every operation here is a read except :meth:`PrereqOps.register_provider`. Reads report "missing" as
 ``None`` (never an exception), so the check service can turn absence into a failing check with its fix;
@@ -35,7 +35,7 @@ BUILTIN_ROLE_NAMES: dict[str, str] = {
     "b78c5d69-af96-48a3-bf8d-a8b4d589de94": "Azure AI Administrator",
 }
 
-#: Resource providers the flow needs, and why (azure-facts §2.1). ``hub_only``: needed to create a hub.
+#: Resource providers the flow needs, and why. ``hub_only``: needed to create a hub.
 REQUIRED_PROVIDERS: tuple[tuple[str, str, bool], ...] = (
     ("Microsoft.MachineLearningServices", "hubs, projects, fine-tuning jobs and serverless endpoints", False),
     ("Microsoft.Network", "serverless fine-tuning and endpoints (named by the Phi fine-tuning docs)", False),

@@ -3,7 +3,7 @@
 Contracts (shared rules in :mod:`phi3ft.backends.base`):
 
 - ``ensure_hub`` / ``ensure_project`` GET first: ``begin_create`` on an existing name silently turns into
-  an update (azure-facts §5.7), so an existing workspace is reused untouched and reported ``created=False``.
+  an update, so an existing workspace is reused untouched and reported ``created=False``.
 - ``upload_data`` is get-or-create by ``name`` + ``version``; callers pass a content hash as the version,
   so an unchanged file costs one GET and zero bytes. A crash mid-upload leaves no data asset (the asset PUT
   comes last), so the next call uploads again; the SDK skips a blob already marked ``upload_status=completed``.
