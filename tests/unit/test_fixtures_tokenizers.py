@@ -16,7 +16,9 @@ def _listed() -> dict[str, str]:
 def test_every_fixture_file_matches_its_listed_sha256() -> None:
     listed = _listed()
     on_disk = {
-        p.relative_to(TOKENIZERS).as_posix() for p in TOKENIZERS.rglob("*") if p.is_file() and p.name != "README.md"
+        p.relative_to(TOKENIZERS).as_posix()
+        for p in TOKENIZERS.rglob("*")
+        if p.is_file() and p.name != "README.md"
     }
     assert on_disk == set(listed), "README.md's sha256 list and the files disagree"
     for rel, digest in listed.items():
