@@ -122,3 +122,18 @@ def test_workers_option_same_report(run_cli, tmp_path: Path) -> None:  # type: i
         docs.append(json.loads(out))
     assert docs[0] == docs[1]
     assert run_cli("validate", str(p), *MODEL, "--no-tokens", "--workers", "0")[0] == 2
+
+
+def test_tokenizer_of_another_model_is_usage_error_exit_2(run_cli) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19 item 4: good data with phi-3's tokenizer for phi-4-mini is not INVALID (retired T07)."""
+    for fmt in ("text", "json"):
+        code, out, err = run_cli(
+            "validate", GOOD, "--model", "phi-4-mini-instruct", "--tokenizer", str(PHI3_TOKENIZER_DIR),
+            "--format", fmt,
+        )  # fmt: skip
+        assert code == 2, err
+        assert out == ""
+        errors = [row for row in err.splitlines() if row.startswith("Error: ")]
+        assert len(errors) == 1 and "does not belong to phi-4-mini-instruct" in errors[0]
+        assert "T07" not in err and "None" not in err and "INVALID" not in err
+        assert "Hint: " in err and "Traceback" not in err

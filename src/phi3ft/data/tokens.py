@@ -254,7 +254,7 @@ def _added_from_config(config: Path) -> list[AddedToken] | None:
 # ---------------------------------------------------------------------------------------------------------
 # Tokenizer resolution
 # ---------------------------------------------------------------------------------------------------------
-_RANK_FILES = {"tiktoken-o200k": "o200k_base.tiktoken", "tiktoken-cl100k": "cl100k_base.tiktoken"}
+RANK_FILES = {"tiktoken-o200k": "o200k_base.tiktoken", "tiktoken-cl100k": "cl100k_base.tiktoken"}
 
 
 def _tiktoken_from(ranks: Path, profile: ModelProfile, configs: Sequence[Path]) -> TiktokenEncoder:
@@ -284,7 +284,7 @@ def _from_path(path: Path, profile: ModelProfile) -> Encoder | None:
         return None
     if (path / "tokenizer.json").is_file():
         return HFEncoder(path / "tokenizer.json", profile.hf_repo)
-    rank_name = _RANK_FILES.get(profile.tokenizer_kind)
+    rank_name = RANK_FILES.get(profile.tokenizer_kind)
     if rank_name is None:
         return None
     candidates = [path / rank_name, *sorted(path.glob("*.tiktoken"))]
@@ -380,8 +380,8 @@ def load_tokenizer(
             raise TokenizerUnavailable(
                 f"--tokenizer {path} holds no tokenizer.json"
                 + (
-                    f" or {_RANK_FILES[profile.tokenizer_kind]}"
-                    if profile.tokenizer_kind in _RANK_FILES
+                    f" or {RANK_FILES[profile.tokenizer_kind]}"
+                    if profile.tokenizer_kind in RANK_FILES
                     else ""
                 )
             )
@@ -676,7 +676,7 @@ def count_conversation(
 
 
 def self_test(encoder: Encoder, fmt: ChatFormat) -> list[str]:
-    """Rule T07: each control token of the template must be one added token. Returns the failures."""
+    """Each control token of the template must be one added token (retired rule T07). Returns the failures."""
     failures = []
     markers = [
         t for t in fmt.special_texts if t.endswith("|>") and "placeholder" not in t and "tool" not in t

@@ -53,6 +53,7 @@ from phi3ft.data.scan import (
     sensitive,
 )
 from phi3ft.data.tokens import (
+    RANK_FILES,
     WHITESPACE,
     ChatFormat,
     Encoder,
@@ -1297,6 +1298,32 @@ def resolve_profile(model: str) -> catalog.ModelProfile:
         raise UsageError(f"unknown model {model!r}.", hint + "Known models: " + ", ".join(names)) from None
 
 
+def _refuse_foreign_tokenizer(
+    encoder: Encoder, origin: str, profile: catalog.ModelProfile, fmt: ChatFormat
+) -> None:
+    """A tokenizer without the template's control tokens belongs to another model: a usage error (exit 2).
+
+    This replaced rule T07 (retired): the data is not at fault, and counts made with it would be wrong,
+    so nothing is read.
+    """
+    missing = self_test(encoder, fmt)
+    if not missing:
+        return
+    message = (
+        f"the tokenizer from {origin} ({encoder.source}) does not belong to {profile.name}: "
+        f"it does not encode {', '.join(missing)} as single tokens."
+    )
+    fix = (
+        f"Pass {profile.name}'s own tokenizer (the folder with its tokenizer.json"
+        + (f" or {RANK_FILES[profile.tokenizer_kind]}" if profile.tokenizer_kind in RANK_FILES else "")
+        + f", e.g. from `huggingface-cli download {profile.hf_repo} tokenizer.json tokenizer_config.json "
+        "--local-dir DIR`), or the --model this tokenizer belongs to."
+    )
+    if origin == "PHI3FT_TOKENIZER_DIR":
+        fix = f"Point PHI3FT_TOKENIZER_DIR at {profile.name}'s tokenizer folder, or unset it. " + fix
+    raise UsageError(message, fix)
+
+
 def validate_dataset(
     train: Path,
     validation: Path | None = None,
@@ -1338,7 +1365,6 @@ def validate_dataset(
     encoder: Encoder | None = None
     tok_info: dict[str, Any]
     skipped: dict[str, str] = {}
-    t07_failures: list[str] = []
     if count_tokens:
         try:
             loaded = load_tokenizer(profile, tokenizer, env)
@@ -1356,34 +1382,24 @@ def validate_dataset(
                 "origin": loaded.origin,
                 "exact": True,
             }
-            t07_failures = self_test(encoder, fmt)
+            _refuse_foreign_tokenizer(encoder, loaded.origin, profile, fmt)
     else:
         tok_info = {"name": None, "reason": "token counting disabled (--no-tokens)", "exact": False}
     v = _Validator(
         profile=profile,
         fmt=fmt,
-        encoder=encoder if not t07_failures else None,
+        encoder=encoder,
         strict=strict,
         max_errors=max_errors,
         progress=progress,
         allow_truncation=allow_truncation,
         allow_secrets=allow_secrets,
     )
-    if t07_failures:
-        v.add(
-            "T07",
-            None,
-            None,
-            f"the tokenizer does not encode {', '.join(t07_failures)} as single tokens; counts would be wrong.",
-            file=str(tok_info.get("source")),
-        )
-        tok_info = {**tok_info, "exact": False, "self_test_failed": t07_failures}
     if v.counter is None:
-        reason = str(tok_info.get("reason") or "tokenizer self-test failed")
+        reason = str(tok_info.get("reason"))
         for rid in TOKEN_RULES:
-            if rid != "T07" or not t07_failures:
-                skipped[rid] = reason
-        if count_tokens and not t07_failures:
+            skipped[rid] = reason
+        if count_tokens:
             v._file = str(train)
             v.add(
                 "T01",
