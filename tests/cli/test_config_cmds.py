@@ -338,7 +338,10 @@ def test_plan_keeps_a_hugging_face_id_as_an_id(run_cli: RunCli, tmp_path: Path) 
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("tiny", "'tiny' is neither a folder (relative paths resolve against job.yaml's folder) nor a Hugging"),
+        (
+            "tiny",
+            "'tiny' is neither a folder (relative paths resolve against job.yaml's folder) nor a Hugging",
+        ),
         ("./tiny", "folder {tmp}/tiny does not exist"),
         ("not a/repo id", "'not a/repo id' is neither a folder"),
     ],
