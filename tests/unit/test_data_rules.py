@@ -306,6 +306,7 @@ def test_every_registered_rule_is_covered() -> None:
         "F14",
         "F15",
         "F16",
+        "F17",  # tests/unit/test_data_files.py
         "L01",
         "L03",
         "L10",

@@ -1,7 +1,7 @@
 """The rule registry: every data check phi3ft runs, with a stable id, a severity and a fix-it hint.
 
 Ids come from ../shared/docs/validation-rules.md and are never renumbered or reused (retire instead).
-phi3ft additions for file-level cases the catalogue lists only in prose: F13-F16, L10. The P (job
+phi3ft additions for file-level cases the catalogue lists only in prose: F13-F17, L10. The P (job
 parameter) rules belong to the config checks, not here.
 """
 
@@ -98,6 +98,12 @@ _RULES: tuple[Rule, ...] = (
         "error",
         "line is too long to be one example",
         "Split the record; check that newlines between records were not lost.",
+    ),
+    Rule(
+        "F17",
+        "error",
+        "file is compressed or an archive",
+        "Decompress it first (the message names the command) and validate the .jsonl inside.",
     ),
     # L: line / record
     Rule(

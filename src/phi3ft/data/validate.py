@@ -25,6 +25,7 @@ import difflib
 import itertools
 import os
 import re
+import shlex
 from array import array
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
@@ -44,13 +45,16 @@ from phi3ft.data.scan import (
     G_CONTROL,
     G_SPECIAL,
     READ_BUFFER,
+    SNIFF_BYTES,
     CaseCounter,
     DuplicateIndex,
+    conversion_command,
     dup_key,
     ensure_odd_case,
     line_scan,
     new_walker,
     sensitive,
+    sniff_file_kind,
 )
 from phi3ft.data.tokens import (
     RANK_FILES,
@@ -460,6 +464,8 @@ class _Validator:
             self.add("F02", None, None, f"{path} is not readable.")
             return None
         state.size = path.stat().st_size
+        if state.size and self._not_utf8_jsonl(state):
+            return state
         if path.suffix.lower() != ".jsonl":
             self.add(
                 "F04", None, None, f"{path.name} does not end in .jsonl; parsing it as JSON Lines anyway."
@@ -467,6 +473,50 @@ class _Validator:
         if state.size > LARGE_FILE_BYTES:
             self.add("F08", None, None, f"{path.name} is {state.size / 2**20:,.0f} MB (over 512 MB).")
         return state
+
+    def _not_utf8_jsonl(self, state: _FileState) -> bool:
+        """A UTF-16/32 or compressed file: one finding saying what it is and how to convert it.
+
+        Found from the first bytes at file open, before any line rule (a UTF-16 file would otherwise
+        read as blank lines with invalid UTF-8, a gzip file as garbage lines). ``state.aborted`` is set so
+        nothing else is reported for the file.
+        """
+        path = state.path
+        try:
+            with open(path, "rb") as f:
+                head = f.read(SNIFF_BYTES)
+        except OSError:
+            return False  # scan() reports it
+        kind = sniff_file_kind(head)
+        if kind is None:
+            return False
+        command, out = conversion_command(kind, path)
+        then = f", then `phi3ft validate {shlex.quote(str(out))}`" if out is not None else ""
+        if kind.kind == "text":
+            self.add(
+                "F05",
+                None,
+                None,
+                f"{path.name} is {kind.name} text ({kind.evidence}), not UTF-8; no line was checked.",
+                hint=f"Convert it to UTF-8: `{command}`{then}.",
+            )
+            state.aborted = "encoding"
+        else:
+            what = "a zip archive" if kind.name == "zip" else f"{kind.name}-compressed"
+            self.add(
+                "F17",
+                None,
+                None,
+                f"{path.name} is {what} ({kind.evidence}), not JSON Lines; no line was checked.",
+                hint=(
+                    f"Extract it: `unzip -l {shlex.quote(str(path))}` lists the files inside, `{command}` "
+                    "writes them here; then validate the .jsonl."
+                    if kind.name == "zip"
+                    else f"Decompress it: `{command}`{then}."
+                ),
+            )
+            state.aborted = "compressed"
+        return True
 
     def scan(self, state: _FileState) -> None:
         """Stream one file, running every line, message and conversation rule on each record."""
@@ -1418,6 +1468,8 @@ def validate_dataset(
     pools: list[Any] = []
 
     def scan(state: _FileState) -> None:
+        if state.aborted:  # not UTF-8 JSON Lines (F05 / F17 said what it is)
+            return
         # no tokenizer at all: a loaded one (failed self-test) has started its threads, and forking
         # after that makes the tokenizers library warn in every child
         n = parallel.workers_for(state.size, workers) if encoder is None else 1
