@@ -658,9 +658,9 @@ def sniff_file_kind(head: bytes) -> FileKind | None:
     # bzip2: "BZh" + block size 1-9 + the block (or end-of-stream) magic
     if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] in (b"1AY&SY", b"\x17rE8P\x90"):
         return FileKind("compressed", "bzip2", f"magic bytes {_hex(head[:4])}")
-    name = _nul_pattern(head[:SNIFF_BYTES])
-    if name is not None:
-        return FileKind("text", name, "no byte-order mark; its NUL bytes follow the " + name + " pattern")
+    unmarked = _nul_pattern(head[:SNIFF_BYTES])
+    if unmarked is not None:
+        return FileKind("text", unmarked, f"no byte-order mark; its NUL bytes follow the {unmarked} pattern")
     return None
 
 
