@@ -271,7 +271,7 @@ def test_wrong_tokenizer_is_a_usage_error_before_any_data_is_read(tmp_path: Path
     message = str(caught.value)
     assert "does not belong to phi-4-mini-instruct" in message and "<|endofprompt|>" in message
     assert "None" not in message
-    assert "huggingface-cli download microsoft/Phi-4-mini-instruct" in (caught.value.hint or "")
+    assert "`hf download microsoft/Phi-4-mini-instruct tokenizer.json" in (caught.value.hint or "")
     env_dir = {"HF_HUB_OFFLINE": "1", "PHI3FT_TOKENIZER_DIR": str(PHI3_TOKENIZER_DIR)}
     with pytest.raises(UsageError, match="from PHI3FT_TOKENIZER_DIR") as caught:
         validate_dataset(absent, model="phi-4-mini-instruct", env=env_dir)

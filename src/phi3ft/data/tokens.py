@@ -317,10 +317,6 @@ def _from_hub_cache(profile: ModelProfile, env: Mapping[str, str]) -> Encoder | 
     return None
 
 
-#: Seconds for the hub's metadata request (connect, then each read) before a download is given up.
-DOWNLOAD_PROBE_TIMEOUT = 5.0
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
@@ -329,28 +325,30 @@ def _one_line(exc: BaseException) -> str:
 def _download(profile: ModelProfile, env: Mapping[str, str]) -> tuple[Encoder | None, str]:
     """``(encoder, "")`` after a hub download, else ``(None, why not)``; fails fast without a network.
 
-    huggingface_hub retries a failed metadata request with back-off (~25 s offline) before giving up,
-    so one metadata request without retries (``get_hf_file_metadata``, short timeout) goes first; only
-    when it answers is the file downloaded. ``HF_ENDPOINT`` and the cache folder come from ``env``.
+    huggingface_hub retries a failed request with back-off (~24 s, 8 connection attempts, offline), so
+    :func:`phi3ft.hub.hub_unreachable` goes first: ``HF_HUB_OFFLINE``, or one HEAD request without
+    retries; only when the hub answers is the file downloaded. ``HF_ENDPOINT``, the proxy variables and
+    the cache folder come from ``env``.
     """
-    if env.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+    from phi3ft.hub import hub_endpoint, hub_unreachable, offline_flag
+
+    if offline_flag(env):
         return None, "download skipped: HF_HUB_OFFLINE is set"
     try:
-        from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+        from huggingface_hub import hf_hub_download
     except ImportError:
         return None, "download skipped: huggingface_hub is not installed"
-    endpoint = env.get("HF_ENDPOINT") or None
+    why = hub_unreachable(profile.hf_repo, "tokenizer.json", env)
+    if why is not None:
+        return None, f"download failed: {why}"
     try:
-        url = hf_hub_url(profile.hf_repo, "tokenizer.json", endpoint=endpoint)
-        get_hf_file_metadata(url, timeout=DOWNLOAD_PROBE_TIMEOUT, endpoint=endpoint)
         path = hf_hub_download(
             profile.hf_repo,
             "tokenizer.json",
             cache_dir=hub_cache_dirs(env)[0],
-            endpoint=endpoint,
-            etag_timeout=DOWNLOAD_PROBE_TIMEOUT,
+            endpoint=hub_endpoint(env),
         )
-    except Exception as exc:  # network, gated repo, disk...: the caller reports "skipped" with the reason
+    except Exception as exc:  # gated repo, disk...: the caller reports "skipped" with the reason
         return None, f"download failed: {type(exc).__name__}: {_one_line(exc)}"
     return HFEncoder(Path(path), profile.hf_repo), ""
 

@@ -67,6 +67,7 @@ from phi3ft.data.tokens import (
     self_test,
 )
 from phi3ft.errors import UsageError
+from phi3ft.hub import download_commands
 
 SCHEMA_VERSION = 1
 #: A line longer than this cannot be one sensible example (131k tokens are ~0.5 MB of text).
@@ -76,6 +77,8 @@ RECOMMENDED_EXAMPLES = 100
 LARGE_FILE_BYTES = 512 * 1024 * 1024
 #: Rule T09: without a tokenizer, examples longer than this many characters are flagged.
 T09_CHARS = 10_000
+#: What ``hf download`` needs to fetch for an exact tokenizer (chat special tokens included).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 #: The estimate used without a tokenizer (labelled as such everywhere it appears).
 CHARS_PER_TOKEN = 4.0
 #: Per-rule cap on stored findings when the caller does not set ``max_errors`` (counts stay complete).
@@ -1348,6 +1351,14 @@ def resolve_profile(model: str) -> catalog.ModelProfile:
         raise UsageError(f"unknown model {model!r}.", hint + "Known models: " + ", ".join(names)) from None
 
 
+def _tokenizer_hint(profile: catalog.ModelProfile) -> str:
+    rank = f" or {RANK_FILES[profile.tokenizer_kind]}" if profile.tokenizer_kind in RANK_FILES else ""
+    return (
+        f"Pass --tokenizer DIR or set PHI3FT_TOKENIZER_DIR=DIR (a folder with tokenizer.json{rank}); "
+        f"on a connected machine `{download_commands(profile.hf_repo, TOKENIZER_FILES)}` makes one."
+    )
+
+
 def _refuse_foreign_tokenizer(
     encoder: Encoder, origin: str, profile: catalog.ModelProfile, fmt: ChatFormat
 ) -> None:
@@ -1366,8 +1377,8 @@ def _refuse_foreign_tokenizer(
     fix = (
         f"Pass {profile.name}'s own tokenizer (the folder with its tokenizer.json"
         + (f" or {RANK_FILES[profile.tokenizer_kind]}" if profile.tokenizer_kind in RANK_FILES else "")
-        + f", e.g. from `huggingface-cli download {profile.hf_repo} tokenizer.json tokenizer_config.json "
-        "--local-dir DIR`), or the --model this tokenizer belongs to."
+        + f", e.g. from `{download_commands(profile.hf_repo, TOKENIZER_FILES)}`), or the --model this "
+        "tokenizer belongs to."
     )
     if origin == "PHI3FT_TOKENIZER_DIR":
         fix = f"Point PHI3FT_TOKENIZER_DIR at {profile.name}'s tokenizer folder, or unset it. " + fix
@@ -1457,6 +1468,7 @@ def validate_dataset(
                 None,
                 f"token checks skipped: {reason}. Counts below are estimates "
                 f"({CHARS_PER_TOKEN:g} characters per token).",
+                hint=_tokenizer_hint(profile),
             )
     else:
         skipped["T09"] = "exact token counts available"

@@ -99,16 +99,52 @@ def _resolve(options: TrainOptions) -> tuple[Any, str, Path]:
     elif Path(source).is_dir():
         tok_path = Path(source)
     else:
-        try:
-            from huggingface_hub import hf_hub_download
-
-            tok_path = Path(hf_hub_download(source, "tokenizer.json"))
-        except Exception as exc:  # offline, gated, missing: one line, not a traceback
-            raise PrerequisiteError(
-                f"cannot get tokenizer.json for {source}: {type(exc).__name__}",
-                f"download it first (hf download {source}) or set training.tokenizer / training.base_model",
-            ) from None
+        tok_path = _hub_tokenizer(source)
     return profile, source, tok_path
+
+
+def _hub_cache() -> Path:
+    """The hub cache as the environment says now (huggingface_hub reads it once, at import)."""
+    from phi3ft.data.tokens import hub_cache_dirs
+
+    return hub_cache_dirs(os.environ)[0]
+
+
+def _offline_hint(repo: str, *, tokenizer: bool) -> str:
+    from phi3ft.hub import download_commands, offline_flag
+
+    fix = (
+        f"On a connected machine run `{download_commands(repo)}`, copy DIR here and set "
+        "training.base_model: DIR (or --base-model DIR)"
+    )
+    if tokenizer:
+        fix += "; or pass --tokenizer DIR (training.tokenizer) with the model's tokenizer.json"
+    if offline_flag(os.environ):
+        fix += "; or unset HF_HUB_OFFLINE on a machine that is online"
+    return fix + "."
+
+
+def _hub_tokenizer(repo: str) -> Path:
+    """tokenizer.json of hub model ``repo``: one fail-fast probe, then the download or the cached copy."""
+    from huggingface_hub import hf_hub_download
+
+    from phi3ft.hub import hub_unreachable
+
+    why = hub_unreachable(repo, "tokenizer.json")
+    try:
+        return Path(
+            hf_hub_download(repo, "tokenizer.json", cache_dir=_hub_cache(), local_files_only=why is not None)
+        )
+    except Exception as exc:  # offline and not cached, gated, missing: one line, not a traceback
+        if why is None:
+            raise PrerequisiteError(
+                f"cannot get tokenizer.json for {repo}: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                _offline_hint(repo, tokenizer=True),
+            ) from None
+        raise PrerequisiteError(
+            f"cannot get tokenizer.json for {repo}: {why}, and the hub cache ({_hub_cache()}) has no copy",
+            _offline_hint(repo, tokenizer=True),
+        ) from None
 
 
 def _pick_device(requested: str) -> tuple[Any, bool]:
@@ -127,14 +163,29 @@ def load_lora_model(options: TrainOptions, source: str, device: Any, use_bf16: b
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    from phi3ft.hub import hub_unreachable
+
     settings = options.settings
     dtype = torch.bfloat16 if use_bf16 else torch.float32
+    # A hub id: one fail-fast probe first (transformers alone retries ~50 s offline); unreachable means
+    # the cached snapshot or nothing.
+    why = None if Path(source).is_dir() else hub_unreachable(source, "config.json")
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa")
+        model = AutoModelForCausalLM.from_pretrained(
+            source,
+            dtype=dtype,
+            attn_implementation="sdpa",
+            cache_dir=_hub_cache(),
+            local_files_only=why is not None,
+        )
     except OSError as exc:
+        detail = (
+            f"{why}, and the hub cache ({_hub_cache()}) has no copy"
+            if why is not None
+            else str(exc).splitlines()[0]
+        )
         raise PrerequisiteError(
-            f"cannot load base model {source}: {str(exc).splitlines()[0]}",
-            f"download it first (hf download {source}) or set training.base_model to a local folder",
+            f"cannot load base model {source}: {detail}", _offline_hint(source, tokenizer=False)
         ) from None
     model.config.use_cache = False
     lora = LoraConfig(
