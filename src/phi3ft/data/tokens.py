@@ -3,7 +3,9 @@
 Three facts drive this module (../shared/docs/phi-models.md §6):
 
 * **Render, then encode without special-token additions.** Counts are for the conversation rendered with the
-  target's chat template and encoded with ``add_special_tokens=False`` (what ``apply_chat_template`` does).
+  target's chat template and encoded with ``add_special_tokens=False`` by the ``tokenizer.json`` pipeline
+  itself (``tokenizers``; transformers 5's ``AutoTokenizer`` on a Phi-3 folder rebuilds that pipeline and
+  drops the space prefix after role tokens, so its ``apply_chat_template(tokenize=True)`` ids differ).
 * **Added tokens are split points.** HF tokenizers cut the text at every added token before normalising, and
   tokens marked ``rstrip``/``lstrip`` swallow the Unicode whitespace next to them. So a rendered conversation
   is the concatenation of independently-encodable *chunks*, one per message (``<|user|>\\n{content}<|end|>\\n``

@@ -749,11 +749,33 @@ def _peak_memory(device: Any) -> int:
     return 0
 
 
+#: ``tokenizer_class`` of the saved tokenizer: transformers then loads ``tokenizer.json`` as it is (5.x:
+#: ``TokenizersBackend``; 4.x: ``PreTrainedTokenizerFast``). The model-specific class (``LlamaTokenizer``
+#: for Phi-3) makes transformers 5 rebuild the pipeline from the vocabulary and drop the space-prefix
+#: rule of ``tokenizer.json`` (``Hello`` instead of ``▁Hello`` after every role token).
+SAVED_TOKENIZER_CLASS = "PreTrainedTokenizerFast"
+
+
 def _copy_tokenizer(tok_path: Path, dest: Path) -> None:
-    source_dir = tok_path if tok_path.is_dir() else tok_path.parent
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (source_dir / name).is_file():
-            shutil.copy2(source_dir / name, dest / name)
+    """Save the tokenizer the model was trained with, so ``AutoTokenizer.from_pretrained(dest)`` encodes
+    exactly as training did: ``tokenizer.json`` as is, ``tokenizer_config.json`` (chat template, special
+    tokens) with :data:`SAVED_TOKENIZER_CLASS`; written even when the source has no config."""
+    file = tok_path / "tokenizer.json" if tok_path.is_dir() else tok_path
+    source_dir = file.parent
+    shutil.copy2(file, dest / "tokenizer.json")
+    if (source_dir / "special_tokens_map.json").is_file():
+        shutil.copy2(source_dir / "special_tokens_map.json", dest / "special_tokens_map.json")
+    config_path = source_dir / "tokenizer_config.json"
+    config: dict[str, Any] = {}
+    if config_path.is_file():
+        loaded = json.loads(config_path.read_text(encoding="utf-8"))
+        config = loaded if isinstance(loaded, dict) else {}
+    else:
+        config = {"add_bos_token": False, "add_eos_token": False, "clean_up_tokenization_spaces": False}
+    for key in ("sp_model_kwargs", "legacy", "auto_map"):  # only meaningful for the slow/remote classes
+        config.pop(key, None)
+    config["tokenizer_class"] = SAVED_TOKENIZER_CLASS
+    (dest / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
 def _write_chart(metrics_path: Path, dest: Path) -> Path | None:
