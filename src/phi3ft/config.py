@@ -479,6 +479,11 @@ def _default_hint(issues: list[ConfigIssue]) -> str:
         return "Rename the key as suggested; `phi3ft schema` lists every key and type."
     if any("is not set" in issue.message for issue in issues):
         return "Export the variable, or give a default with ${VAR:-default}."
+    if any(issue.path == ("training", "base_model") for issue in issues):
+        return (
+            "Set training.base_model to a folder with config.json and the weights (relative to job.yaml's "
+            "folder, e.g. ./tiny), or a Hugging Face id such as microsoft/Phi-3-mini-4k-instruct."
+        )
     if any("does not exist" in issue.message for issue in issues):
         return "Fix the path (relative paths resolve against the config file's folder)."
     return "Fix the value in job.yaml; `phi3ft schema` lists every key, type and range."
@@ -708,7 +713,33 @@ def _file_checks(cfg: JobConfig) -> list[tuple[tuple[str | int, ...], str]]:
     tokenizer = cfg.training.tokenizer
     if cfg.backend != "serverless" and tokenizer is not None and not tokenizer.exists():
         found.append((("training", "tokenizer"), f"{tokenizer} does not exist"))
+    base_model = cfg.training.base_model
+    if cfg.backend != "serverless" and base_model:
+        problem = base_model_problem(base_model)
+        if problem:
+            found.append((("training", "base_model"), problem))
     return found
+
+
+#: ``owner/name`` as the Hugging Face hub spells repo ids (huggingface_hub's ``validate_repo_id``).
+_HF_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
+
+
+def base_model_problem(base_model: str) -> str | None:
+    """Why ``training.base_model`` (already resolved by the loader) can be neither loaded nor downloaded."""
+    path = Path(base_model)
+    if path.is_absolute():
+        if not path.exists():
+            return f"folder {base_model} does not exist"
+        if not path.is_dir():
+            return f"{base_model} is not a folder (give the folder with config.json and the weights)"
+        return None
+    if _HF_REPO_ID.match(base_model) and "--" not in base_model and ".." not in base_model:
+        return None
+    return (
+        f"{base_model!r} is neither a folder (relative paths resolve against job.yaml's folder) "
+        "nor a Hugging Face id like microsoft/Phi-3-mini-4k-instruct"
+    )
 
 
 def _resolve_training_paths(training: TrainingSettings, base_dir: Path | None) -> None:
@@ -720,8 +751,13 @@ def _resolve_training_paths(training: TrainingSettings, base_dir: Path | None) -
     if training.tokenizer is not None and not training.tokenizer.expanduser().is_absolute():
         training.tokenizer = base_dir / training.tokenizer
     base_model = training.base_model
-    if base_model and base_model.startswith((".", "~")):
-        training.base_model = str((base_dir / Path(base_model).expanduser()).resolve())
+    if base_model:
+        local = Path(base_model).expanduser()
+        candidate = local if local.is_absolute() else base_dir / local
+        # A folder next to job.yaml wins over a Hugging Face id of the same spelling; an explicit
+        # path (./, ../, ~, /) is a path even when it does not exist yet (the file check reports it).
+        if base_model.startswith((".", "~", "/")) or candidate.exists():
+            training.base_model = str(candidate.resolve())
 
 
 def parse_job_config(

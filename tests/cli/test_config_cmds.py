@@ -309,3 +309,60 @@ def test_plan_missing_config_file(run_cli: RunCli, tmp_path: Path) -> None:
     code, _out, err = run_cli("plan", "--config", str(tmp_path / "absent.yaml"))
     assert code == 3
     assert "does not exist" in err and "phi3ft init" in err
+
+
+# ---- training.base_model (issue 19 item 2) -----------------------------------------------------------
+def _local_job(tmp_path: Path, base_model: str) -> Path:
+    shutil.copytree(REPO / "examples" / "data", tmp_path / "data")
+    text = EXAMPLE.read_text(encoding="utf-8").replace("backend: serverless", "backend: local", 1)
+    text += f"training:\n  base_model: {base_model}\n"
+    path = tmp_path / "job.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_plan_relative_base_model_is_the_folder_next_to_job_yaml(
+    run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "config.json").write_text("{}", encoding="utf-8")
+    path = _local_job(tmp_path, "tiny")
+    monkeypatch.chdir(REPO)  # not the config's folder: the path must resolve against job.yaml
+    code, out, err = run_cli("plan", "--config", str(path), "--json", env=TODAY)
+    assert code == 0, err
+    load = json.loads(out)["actions"][0]
+    assert load["kind"] == "load_base_model"
+    assert load["target"] == str((tmp_path / "tiny").resolve())
+    assert load_job_config(path).training.base_model == str((tmp_path / "tiny").resolve())
+
+
+def test_plan_keeps_a_hugging_face_id_as_an_id(run_cli: RunCli, tmp_path: Path) -> None:
+    path = _local_job(tmp_path, "microsoft/Phi-4-mini-instruct")
+    code, out, err = run_cli("plan", "--config", str(path), "--json", env=TODAY)
+    assert code == 0, err
+    assert json.loads(out)["actions"][0]["target"] == "microsoft/Phi-4-mini-instruct"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            "tiny",
+            "'tiny' is neither a folder (relative paths resolve against job.yaml's folder) nor a Hugging",
+        ),
+        ("./tiny", "folder {tmp}/tiny does not exist"),
+        ("not a/repo id", "'not a/repo id' is neither a folder"),
+    ],
+    ids=["bare-name", "missing-folder", "bad-id"],
+)
+def test_plan_base_model_neither_folder_nor_repo_id_is_exit_3(
+    run_cli: RunCli, tmp_path: Path, value: str, expected: str
+) -> None:
+    path = _local_job(tmp_path, value)
+    code, out, err = run_cli("plan", "--config", str(path), "--json", env=TODAY)
+    assert code == 3, err
+    assert out == ""
+    error = next(row for row in err.splitlines() if row.startswith("Error: "))
+    assert "training -> base_model: " + expected.format(tmp=tmp_path.resolve()) in error
+    assert "Hint: Set training.base_model to a folder" in err
+    assert "Traceback" not in err

@@ -187,3 +187,41 @@ def test_workers_option_same_report(run_cli, tmp_path: Path) -> None:  # type: i
         docs.append(json.loads(out))
     assert docs[0] == docs[1]
     assert run_cli("validate", str(p), *MODEL, "--no-tokens", "--workers", "0")[0] == 2
+
+
+def test_tokenizer_of_another_model_is_usage_error_exit_2(run_cli) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19 item 4: good data with phi-3's tokenizer for phi-4-mini is not INVALID (retired T07)."""
+    for fmt in ("text", "json"):
+        code, out, err = run_cli(
+            "validate", GOOD, "--model", "phi-4-mini-instruct", "--tokenizer", str(PHI3_TOKENIZER_DIR),
+            "--format", fmt,
+        )  # fmt: skip
+        assert code == 2, err
+        assert out == ""
+        errors = [row for row in err.splitlines() if row.startswith("Error: ")]
+        assert len(errors) == 1 and "does not belong to phi-4-mini-instruct" in errors[0]
+        assert "T07" not in err and "None" not in err and "INVALID" not in err
+        assert "Hint: " in err and "Traceback" not in err
+
+
+def test_gzip_and_utf16_files_are_named_not_empty(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19 item 5: one finding saying what the file is and the command, exit 3; never "empty"."""
+    import gzip
+
+    data = Path(GOOD).read_bytes()
+    gz = tmp_path / "train.jsonl.gz"
+    gz.write_bytes(gzip.compress(data))
+    code, out, _ = run_cli("validate", str(gz), *MODEL, "--no-tokens")
+    assert code == 3
+    flat = " ".join(out.split())
+    assert "train.jsonl.gz is gzip-compressed (magic bytes 1F 8B)" in flat
+    # Table cells may wrap a long tmp path (xdist's popen-gwN folders): compare without white space.
+    assert f"`gunzip-k{gz}`" in "".join(out.split()) and "empty" not in flat
+    u16 = tmp_path / "train.jsonl"
+    u16.write_bytes(data.decode().encode("utf-16"))
+    code, out, _ = run_cli("validate", str(u16), *MODEL, "--no-tokens", "--format", "json")
+    assert code == 3
+    doc = json.loads(out)
+    assert doc["summary"]["by_rule"] == {"F05": 1} and doc["files"][0]["read"] is False
+    assert "iconv -f UTF-16 -t UTF-8" in doc["issues"][0]["hint"]
+    assert "latin1" not in doc["issues"][0]["hint"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.unit.test_data_rules import base, good
@@ -218,3 +219,102 @@ def test_duplicates_are_confirmed_from_the_right_bytes(tmp_path: Path) -> None:
         "2 copies (whitespace-normalised) on lines 8, 122.",
     ]
     assert r.stats["duplicates"] == {"examples": 2, "exact": 1, "groups": 2}
+
+
+# ---- not UTF-8 JSON Lines at all (issue 19 item 5): one file-level finding, before any line rule ----------
+def _zip(data: bytes) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("train.jsonl", data)
+    return buf.getvalue()
+
+
+def _encoders() -> dict[str, tuple[str, Any, str, str, str]]:
+    """case -> (file name, bytes -> file bytes, rule, what the message says, the command in the hint)."""
+    import bz2
+    import gzip
+    import lzma
+
+    return {
+        "utf16-bom": ("t.jsonl", lambda b: b.decode().encode("utf-16"), "F05",
+                      "is UTF-16LE text (byte-order mark FF FE)", "iconv -f UTF-16 -t UTF-8 "),
+        "utf16be-bom": ("t.jsonl", lambda b: b"\xfe\xff" + b.decode().encode("utf-16-be"), "F05",
+                        "is UTF-16BE text (byte-order mark FE FF)", "iconv -f UTF-16 -t UTF-8 "),
+        "utf16le-nobom": ("t.jsonl", lambda b: b.decode().encode("utf-16-le"), "F05",
+                          "is UTF-16LE text (no byte-order mark", "iconv -f UTF-16LE -t UTF-8 "),
+        "utf16be-nobom": ("t.jsonl", lambda b: b.decode().encode("utf-16-be"), "F05",
+                          "is UTF-16BE text (no byte-order mark", "iconv -f UTF-16BE -t UTF-8 "),
+        "utf32-bom": ("t.jsonl", lambda b: b.decode().encode("utf-32"), "F05",
+                      "is UTF-32LE text (byte-order mark FF FE 00 00)", "iconv -f UTF-32 -t UTF-8 "),
+        "utf32be-nobom": ("t.jsonl", lambda b: b.decode().encode("utf-32-be"), "F05",
+                          "is UTF-32BE text (no byte-order mark", "iconv -f UTF-32BE -t UTF-8 "),
+        "gzip": ("t.jsonl.gz", gzip.compress, "F17", "is gzip-compressed (magic bytes 1F 8B)", "gunzip -k "),
+        "gzip-as-jsonl": ("t.jsonl", gzip.compress, "F17", "is gzip-compressed", "gzip -dc "),
+        "zip": ("t.zip", _zip, "F17", "is a zip archive (magic bytes 50 4B 03 04)", "unzip "),
+        # a zstd frame header: magic, then any payload (detection reads only the magic)
+        "zstd": ("t.jsonl.zst", lambda b: b"\x28\xb5\x2f\xfd" + b[:64], "F17",
+                 "is zstd-compressed (magic bytes 28 B5 2F FD)", "zstd -d "),
+        "bzip2": ("t.jsonl.bz2", bz2.compress, "F17", "is bzip2-compressed", "bunzip2 -k "),
+        "xz": ("t.jsonl.xz", lzma.compress, "F17", "is xz-compressed", "unxz -k "),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(_encoders()))
+def test_other_encodings_and_compressed_files_are_named_with_the_command(tmp_path: Path, case: str) -> None:
+    name, encode, rule, said, command = _encoders()[case]
+    p = tmp_path / name
+    p.write_bytes(encode(body(300)))  # ~36 KB of UTF-8 JSON Lines before encoding
+    r = check(p)
+    assert r.counts == {rule: 1} and not r.valid  # no F03 "empty", no F04, no line findings
+    (issue,) = r.issues
+    assert issue.line is None and issue.severity == "error"
+    assert said in issue.message and "no line was checked" in issue.message
+    assert f"`{command}" in issue.hint
+    assert r.files[0]["read"] is False and r.files[0]["records"] == 0
+
+
+def test_a_compressed_validation_file_is_named_too(tmp_path: Path) -> None:
+    import gzip
+
+    train = tmp_path / "train.jsonl"
+    train.write_bytes(body())
+    val = tmp_path / "valid.jsonl.gz"
+    val.write_bytes(gzip.compress(body(20)))
+    r = check(train, validation=val)
+    assert r.counts.get("F17") == 1 and "F03" not in r.counts and not r.valid
+    assert next(i for i in r.issues if i.rule == "F17").file == str(val)
+
+
+@pytest.mark.parametrize("case", ["utf16-bom", "utf16le-nobom", "utf32-bom", "gzip", "gzip-as-jsonl"])
+def test_the_hinted_command_gives_a_valid_file(tmp_path: Path, case: str) -> None:
+    import shlex
+    import shutil
+    import subprocess
+
+    name, encode, _rule, _said, _command = _encoders()[case]
+    tool = "iconv" if case.startswith("utf") else "gzip"
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed")
+    p = tmp_path / name
+    p.write_bytes(encode("".join(x + "\n" for x in base(120)).replace("answer", "réponse é").encode()))
+    hint = check(p).issues[0].hint
+    command = hint.split("`")[1]
+    subprocess.run(command, shell=True, check=True, cwd=tmp_path)  # the hint, as a user pastes it
+    out = Path(shlex.split(hint.split("`")[3])[-1])  # "then `phi3ft validate OUT`"
+    r = check(out)
+    assert r.valid and r.stats["examples"] == 120 and "F06" not in r.counts, r.counts
+
+
+def test_sniff_leaves_utf8_and_lookalikes_alone() -> None:
+    from phi3ft.data.scan import sniff_file_kind
+
+    utf8 = body(5)
+    assert sniff_file_kind(utf8) is None
+    assert sniff_file_kind(b"\xef\xbb\xbf" + utf8) is None  # UTF-8 BOM: F06 and the lines, as before
+    assert sniff_file_kind("é".encode() * 100) is None
+    assert sniff_file_kind(b"BZh9 is not a bzip2 stream\n") is None
+    assert sniff_file_kind(b"") is None and sniff_file_kind(b"{}") is None
+    assert sniff_file_kind("{}\n{}\n".encode("utf-16-le")) is not None  # short, but the pattern holds

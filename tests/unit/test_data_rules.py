@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from tests.conftest import PHI3_TOKENIZER_DIR, TOKENIZERS
 
-from phi3ft.data.rules import RULES
+from phi3ft.data.rules import RULES, TOKEN_RULES
 from phi3ft.data.validate import validate_dataset
+from phi3ft.errors import UsageError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "data"
 MINI = "phi-3-mini-4k-instruct"
@@ -225,7 +226,7 @@ def test_t03_t04_t06_t08_with_real_tokenizer(tmp_path: Path) -> None:
     assert [i.line for i in r.issues if i.rule == "T06"] == [123]
     assert r.counts.get("T08") == 1 and not r.valid
     clean = run(tmp_path, base(), tokenizer=PHI3_TOKENIZER_DIR, epochs=3)
-    assert clean.valid and not {"T03", "T04", "T06", "T01", "T07"} & set(clean.counts)
+    assert clean.valid and not {"T03", "T04", "T06", "T01"} & set(clean.counts)
     assert clean.stats["tokens"]["billed"] == 3 * clean.stats["tokens"]["total"]
 
 
@@ -254,10 +255,35 @@ def test_t01_t09_without_tokenizer_are_labelled_estimates(tmp_path: Path) -> Non
     assert not {"T01", "T09"} & set(exact.counts) and exact.tokenizer["origin"] == "PHI3FT_TOKENIZER_DIR"
 
 
-def test_t07_wrong_tokenizer_fails_self_test(tmp_path: Path) -> None:
-    r = run(tmp_path, base(), model="phi-4", tokenizer=PHI3_TOKENIZER_DIR)
-    assert r.counts.get("T07") == 1 and not r.valid and r.stats["tokens"]["exact"] is False
-    assert "T07" not in run(tmp_path, base(), model="phi-4", tokenizer=TOKENIZERS / "phi4").counts
+def test_wrong_tokenizer_is_a_usage_error_before_any_data_is_read(tmp_path: Path) -> None:
+    """Retired T07: another model's tokenizer is exit 2 (usage), never a finding on good data."""
+    absent = tmp_path / "not-read.jsonl"  # never opened: the tokenizer is refused first
+    seen: list[tuple[int, int]] = []
+    with pytest.raises(UsageError) as caught:
+        validate_dataset(
+            absent,
+            model="phi-4-mini-instruct",
+            tokenizer=PHI3_TOKENIZER_DIR,
+            env={"HF_HUB_OFFLINE": "1"},
+            progress=lambda done, total: seen.append((done, total)),
+        )
+    assert caught.value.exit_code == 2 and seen == []
+    message = str(caught.value)
+    assert "does not belong to phi-4-mini-instruct" in message and "<|endofprompt|>" in message
+    assert "None" not in message
+    assert "`hf download microsoft/Phi-4-mini-instruct tokenizer.json" in (caught.value.hint or "")
+    env_dir = {"HF_HUB_OFFLINE": "1", "PHI3FT_TOKENIZER_DIR": str(PHI3_TOKENIZER_DIR)}
+    with pytest.raises(UsageError, match="from PHI3FT_TOKENIZER_DIR") as caught:
+        validate_dataset(absent, model="phi-4-mini-instruct", env=env_dir)
+    assert (caught.value.hint or "").startswith("Point PHI3FT_TOKENIZER_DIR at phi-4-mini-instruct's")
+    r = run(tmp_path, base(), model="phi-4", tokenizer=TOKENIZERS / "phi4")
+    assert r.valid and "T07" not in r.counts and r.stats["tokens"]["exact"] is True
+
+
+def test_t07_is_retired_and_kept() -> None:
+    assert RULES["T07"].status == "retired" and "usage error (exit 2)" in RULES["T07"].retired_note
+    assert "T07" not in TOKEN_RULES
+    assert [rid for rid, r in RULES.items() if r.status == "retired"] == ["T07"]
 
 
 def test_strict_promotes_warnings(tmp_path: Path) -> None:
@@ -280,6 +306,7 @@ def test_every_registered_rule_is_covered() -> None:
         "F14",
         "F15",
         "F16",
+        "F17",  # tests/unit/test_data_files.py
         "L01",
         "L03",
         "L10",
@@ -290,8 +317,8 @@ def test_every_registered_rule_is_covered() -> None:
         "C09",
         "C10",
     }
-    covered |= {"T01", "T03", "T04", "T05", "T06", "T07", "T08", "T09"}
-    assert set(RULES) == covered
+    covered |= {"T01", "T03", "T04", "T05", "T06", "T08", "T09"}
+    assert {rid for rid, r in RULES.items() if r.status == "active"} == covered
 
 
 def test_allow_truncation_and_allow_secrets(tmp_path: Path) -> None:

@@ -184,22 +184,149 @@ def test_phi3_small_counts() -> None:
     assert enc.encode_batch([fmt.render(conv)])[0] == ids  # chunk sum == whole rendering
 
 
-def test_download_fails_fast_with_the_real_reason(tmp_path: Path) -> None:
-    """No network (a closed loopback port as the hub): one quick try, and the reason says so."""
+def closed_port() -> int:
     import socket
-    import time
-
-    from phi3ft.data.tokens import TokenizerUnavailable
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed once the block ends: connections are refused
+        return int(s.getsockname()[1])  # closed once the block ends: connections are refused
+
+
+def count_connects(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every TCP connection attempt of this process, by address (what huggingface_hub retries)."""
+    import socket
+
+    attempts: list[object] = []
+    connect = socket.socket.connect
+
+    def counting(self: socket.socket, address: object) -> None:
+        attempts.append(address)
+        connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", counting)
+    return attempts
+
+
+def test_download_fails_fast_with_the_real_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No network (a closed loopback port as the hub): one connection attempt, and the reason says so.
+
+    huggingface_hub alone makes 8 attempts (back-off 1, 2, 4, 8, 8 s) before it gives up.
+    """
+    from phi3ft.data.tokens import TokenizerUnavailable
+
+    port = closed_port()
+    attempts = count_connects(monkeypatch)
     env = {"HF_HOME": str(tmp_path), "HF_ENDPOINT": f"https://127.0.0.1:{port}"}
-    t0 = time.perf_counter()
     with pytest.raises(TokenizerUnavailable) as err:
         load_tokenizer(MINI, None, env)
-    assert time.perf_counter() - t0 < 5
+    assert attempts == [("127.0.0.1", port)]
     text = str(err.value)
-    assert "download failed: " in text and "HF_HUB_OFFLINE set" not in text, text
+    assert f"download failed: 127.0.0.1:{port} refused the connection" in text, text
+    attempts.clear()
     with pytest.raises(TokenizerUnavailable, match="download skipped: HF_HUB_OFFLINE is set"):
         load_tokenizer(MINI, None, {**env, "HF_HUB_OFFLINE": "1"})
+    assert attempts == []
+
+
+def test_validate_without_network_says_why_and_how(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The T01 finding carries the reason and the commands that give an exact tokenizer."""
+    from phi3ft.data.validate import validate_dataset
+
+    port = closed_port()
+    attempts = count_connects(monkeypatch)
+    train = tmp_path / "train.jsonl"
+    train.write_text(
+        "".join(
+            json.dumps(
+                {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
+            )
+            + "\n"
+            for i in range(12)
+        ),
+        encoding="utf-8",
+    )
+    proxy = f"http://user:s3cret@127.0.0.1:{port}"
+    env = {"HF_HOME": str(tmp_path / "hf"), "HTTPS_PROXY": proxy}
+    report = validate_dataset(train, model="phi-3-mini-4k-instruct", env=env)
+    assert attempts == [("127.0.0.1", port)]  # the proxy, once
+    (t01,) = [i for i in report.issues if i.rule == "T01"]
+    assert f"download failed: the proxy http://127.0.0.1:{port} refused the connection" in t01.message
+    assert "s3cret" not in t01.message
+    assert "--tokenizer DIR" in t01.hint and "PHI3FT_TOKENIZER_DIR" in t01.hint
+    assert "`hf download microsoft/Phi-3-mini-4k-instruct tokenizer.json tokenizer_config.json" in t01.hint
+
+
+def _serve(handler_status: int, raw: bytes | None = None) -> tuple[int, object]:
+    """A loopback server answering every request with ``handler_status`` (or sending ``raw`` bytes)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+
+    def run() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                reply = (
+                    raw
+                    or (
+                        f"HTTP/1.1 {handler_status} X\r\nLocation: http://elsewhere.invalid/x\r\n"
+                        "Content-Length: 0\r\nConnection: close\r\n\r\n"
+                    ).encode()
+                )
+                conn.sendall(reply)
+
+    threading.Thread(target=run, daemon=True).start()
+    return int(server.getsockname()[1]), server
+
+
+@pytest.mark.parametrize(
+    ("status", "raw", "scheme", "expected"),
+    [
+        (302, None, "http", None),  # a redirect (LFS files): the hub answered, nothing followed
+        (401, None, "http", None),  # gated: reachable, huggingface_hub reports the rest
+        (503, None, "http", "answered HTTP 503"),
+        (200, b"not TLS at all\r\n\r\n", "https", "TLS handshake with 127.0.0.1 failed"),
+    ],
+    ids=["redirect", "gated", "unavailable", "tls"],
+)
+def test_hub_probe_is_one_request_and_names_the_failure(
+    monkeypatch: pytest.MonkeyPatch, status: int, raw: bytes | None, scheme: str, expected: str | None
+) -> None:
+    from phi3ft.hub import hub_unreachable
+
+    port, server = _serve(status, raw)
+    attempts = count_connects(monkeypatch)
+    try:
+        why = hub_unreachable(
+            "microsoft/Phi-3-mini-4k-instruct",
+            "tokenizer.json",
+            {"HF_ENDPOINT": f"{scheme}://127.0.0.1:{port}"},
+        )
+    finally:
+        server.close()  # type: ignore[attr-defined]
+    assert attempts == [("127.0.0.1", port)]
+    assert why is None if expected is None else expected in (why or ""), why
+
+
+def test_hub_probe_names_a_dns_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from phi3ft.hub import hub_unreachable
+
+    def no_dns(*_args: object, **_kwargs: object) -> None:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    why = hub_unreachable("microsoft/Phi-3-mini-4k-instruct", "tokenizer.json", {})
+    assert why == "DNS lookup of huggingface.co failed: [Errno -2] Name or service not known"
+    why = hub_unreachable("m/x", "f", {"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": "localhost"})
+    assert (
+        why == "DNS lookup of the proxy http://proxy.corp:3128 failed: [Errno -2] Name or service not known"
+    )

@@ -4,7 +4,7 @@ Each rule says what it catches, why it matters and how to fix it; ``phi3ft rules
 ``docs/validation-rules.md`` is generated from it (:func:`catalogue_markdown`; a test fails when the committed
 file is stale). Ids are never renumbered or reused: a rule that no longer applies stays here with
 ``status="retired"`` and is never emitted. The catalogue's F01-F12, L01-L09, M, C, T and Q ids come from the
-common checks of public fine-tuning validators; F13-F16 and L10 are phi3ft's. T02 (count with the model's own
+common checks of public fine-tuning validators; F13-F17 and L10 are phi3ft's. T02 (count with the model's own
 tokenizer and template) is how every T rule works, not a finding, and Q06/Q07 (distribution statistics, counts
 per rule) are the report's ``stats`` and ``summary``; those ids are not used for findings. Job parameters
 (learning rate range, epochs, regions, ...) are checked by ``phi3ft plan``/``check``, not here.
@@ -194,6 +194,14 @@ _RULES: tuple[Rule, ...] = (
         "Split the record; check that newlines between records were not lost.",
         catches="A line over 64 MB (it is skipped without being held in memory).",
         why="No chat example is that long: the newlines between records were probably lost.",
+    ),
+    Rule(
+        "F17",
+        "error",
+        "file is compressed or an archive",
+        "Decompress it first (the message names the command) and validate the .jsonl inside.",
+        catches="A gzip, zip, zstd, bzip2 or xz file (recognised by its magic bytes), read as if it were JSONL.",
+        why="Compressed bytes are not text: every line would be reported as broken instead of the real cause.",
     ),
     # L: line / record
     Rule(
@@ -526,6 +534,11 @@ _RULES: tuple[Rule, ...] = (
         "The tokenizer file does not belong to this model; pass the model's own tokenizer.",
         catches="A tokenizer that does not encode each chat special token (`<|end|>`, `<|user|>`, `<|assistant|>`, `<|system|>`, `<|endoftext|>`) as one token.",
         why="A wrong tokenizer file must fail loudly instead of giving wrong counts.",
+        status="retired",
+        retired_note=(
+            "a tokenizer that does not belong to the model is a usage error (exit 2) before any data "
+            "is read, not a data finding"
+        ),
     ),
     Rule(
         "T08",
@@ -604,7 +617,7 @@ _RULES: tuple[Rule, ...] = (
 
 RULES: dict[str, Rule] = {r.id: r for r in _RULES}
 #: Rules that need a tokenizer; reported as skipped (never passed) without one.
-TOKEN_RULES: tuple[str, ...] = ("T03", "T04", "T05", "T06", "T07", "T08")
+TOKEN_RULES: tuple[str, ...] = ("T03", "T04", "T05", "T06", "T08")
 
 
 def rule(rule_id: str) -> Rule:

@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import zlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from hashlib import blake2b
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -581,3 +584,108 @@ def sensitive(content: str, gates: int = G_ALL) -> list[tuple[int, str, str]]:
 #: ``(gates, key)`` of one raw JSONL line: :func:`line_gates` and the :func:`dup_key` key (-1 when the line
 #: has a backslash-u escape); the C version when built.
 line_scan = _C.line_scan if _C is not None else line_scan_py
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What a file is, from its first bytes (before any line rule: a UTF-16 or gzip file is not JSON Lines)
+# ---------------------------------------------------------------------------------------------------------
+#: Bytes read from the start of a file to recognise it.
+SNIFF_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """A file that is not UTF-8 text: ``kind`` is ``"text"`` (another Unicode encoding) or ``"compressed"``."""
+
+    kind: str
+    name: str  # "UTF-16LE", "gzip", ...
+    evidence: str  # "byte-order mark FF FE", "magic bytes 1F 8B", ...
+    bom: bool = False
+
+
+#: Longest first: the UTF-32LE mark begins with the UTF-16LE one.
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xfe\x00\x00", "UTF-32LE"),
+    (b"\x00\x00\xfe\xff", "UTF-32BE"),
+    (b"\xff\xfe", "UTF-16LE"),
+    (b"\xfe\xff", "UTF-16BE"),
+)
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "gzip"),
+    (b"PK\x03\x04", "zip"),
+    (b"PK\x05\x06", "zip"),  # an empty archive
+    (b"PK\x07\x08", "zip"),  # a spanned archive
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\xfd7zXZ\x00", "xz"),
+)
+
+
+def _hex(data: bytes) -> str:
+    return " ".join(f"{b:02X}" for b in data)
+
+
+def _nul_pattern(head: bytes) -> str | None:
+    """BOM-less UTF-16/32: JSON Lines is mostly ASCII, so the high bytes of its code units are NUL."""
+    for width, name_le, name_be in ((4, "UTF-32LE", "UTF-32BE"), (2, "UTF-16LE", "UTF-16BE")):
+        units = len(head) // width
+        if units < 4:
+            continue
+        sample = head[: units * width]
+        # share of NUL bytes at each byte position of a code unit
+        zero = [sample[k::width].count(0) / units for k in range(width)]
+        if zero[0] <= 0.05 and min(zero[1:]) >= 0.6:
+            return name_le
+        if zero[-1] <= 0.05 and min(zero[:-1]) >= 0.6:
+            return name_be
+    return None
+
+
+def sniff_file_kind(head: bytes) -> FileKind | None:
+    """What the first bytes of a file say it is, when that is not (possibly BOM-marked) UTF-8 text.
+
+    Recognises the UTF-16/32 byte-order marks, BOM-less UTF-16/32 by its NUL pattern, and the magic
+    bytes of gzip, zip, zstd, bzip2 and xz. ``None``: UTF-8 (with or without BOM) or unknown; the line
+    rules then run as usual.
+    """
+    if head.startswith(b"\xef\xbb\xbf"):
+        return None  # UTF-8 with a BOM: F06, then the lines
+    for mark, name in _BOMS:
+        if head.startswith(mark):
+            return FileKind("text", name, f"byte-order mark {_hex(mark)}", bom=True)
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return FileKind("compressed", name, f"magic bytes {_hex(magic)}")
+    # bzip2: "BZh" + block size 1-9 + the block (or end-of-stream) magic
+    if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] in (b"1AY&SY", b"\x17rE8P\x90"):
+        return FileKind("compressed", "bzip2", f"magic bytes {_hex(head[:4])}")
+    unmarked = _nul_pattern(head[:SNIFF_BYTES])
+    if unmarked is not None:
+        return FileKind("text", unmarked, f"no byte-order mark; its NUL bytes follow the {unmarked} pattern")
+    return None
+
+
+#: Per compression: (file suffix, command that decompresses ``FILE.suffix`` next to it and keeps it,
+#: command that writes the decompressed bytes to stdout).
+_DECOMPRESS: dict[str, tuple[str, str, str]] = {
+    "gzip": (".gz", "gunzip -k", "gzip -dc"),
+    "zstd": (".zst", "zstd -d", "zstd -dc"),
+    "bzip2": (".bz2", "bunzip2 -k", "bzip2 -dc"),
+    "xz": (".xz", "unxz -k", "xz -dc"),
+}
+
+
+def conversion_command(kind: FileKind, path: Path) -> tuple[str, Path | None]:
+    """The shell command that turns ``path`` into UTF-8 JSON Lines, and the file it writes (if known)."""
+    src = shlex.quote(str(path))
+    if kind.kind == "text":
+        out = path.with_name(path.stem + ".utf8.jsonl")
+        # with a BOM, iconv's plain UTF-16/UTF-32 reads the byte order from it and drops it
+        encoding = kind.name[:-2] if kind.bom else kind.name
+        return f"iconv -f {encoding} -t UTF-8 {src} > {shlex.quote(str(out))}", out
+    if kind.name == "zip":
+        return f"unzip {src}", None
+    suffix, keep, to_stdout = _DECOMPRESS[kind.name]
+    if path.suffix.lower() == suffix:
+        return f"{keep} {src}", path.with_suffix("")
+    out = path.with_name(path.stem + (".decompressed.jsonl" if path.suffix.lower() == ".jsonl" else ".jsonl"))
+    return f"{to_stdout} {src} > {shlex.quote(str(out))}", out

@@ -3,7 +3,9 @@
 Three facts drive this module (docs/architecture.md, "Tokens and chat templates"):
 
 * **Render, then encode without special-token additions.** Counts are for the conversation rendered with the
-  target's chat template and encoded with ``add_special_tokens=False`` (what ``apply_chat_template`` does).
+  target's chat template and encoded with ``add_special_tokens=False`` by the ``tokenizer.json`` pipeline
+  itself (``tokenizers``; transformers 5's ``AutoTokenizer`` on a Phi-3 folder rebuilds that pipeline and
+  drops the space prefix after role tokens, so its ``apply_chat_template(tokenize=True)`` ids differ).
 * **Added tokens are split points.** HF tokenizers cut the text at every added token before normalising, and
   tokens marked ``rstrip``/``lstrip`` swallow the Unicode whitespace next to them. So a rendered conversation
   is the concatenation of independently-encodable *chunks*, one per message (``<|user|>\\n{content}<|end|>\\n``
@@ -254,7 +256,7 @@ def _added_from_config(config: Path) -> list[AddedToken] | None:
 # ---------------------------------------------------------------------------------------------------------
 # Tokenizer resolution
 # ---------------------------------------------------------------------------------------------------------
-_RANK_FILES = {"tiktoken-o200k": "o200k_base.tiktoken", "tiktoken-cl100k": "cl100k_base.tiktoken"}
+RANK_FILES = {"tiktoken-o200k": "o200k_base.tiktoken", "tiktoken-cl100k": "cl100k_base.tiktoken"}
 
 
 def _tiktoken_from(ranks: Path, profile: ModelProfile, configs: Sequence[Path]) -> TiktokenEncoder:
@@ -284,7 +286,7 @@ def _from_path(path: Path, profile: ModelProfile) -> Encoder | None:
         return None
     if (path / "tokenizer.json").is_file():
         return HFEncoder(path / "tokenizer.json", profile.hf_repo)
-    rank_name = _RANK_FILES.get(profile.tokenizer_kind)
+    rank_name = RANK_FILES.get(profile.tokenizer_kind)
     if rank_name is None:
         return None
     candidates = [path / rank_name, *sorted(path.glob("*.tiktoken"))]
@@ -317,10 +319,6 @@ def _from_hub_cache(profile: ModelProfile, env: Mapping[str, str]) -> Encoder | 
     return None
 
 
-#: Seconds for the hub's metadata request (connect, then each read) before a download is given up.
-DOWNLOAD_PROBE_TIMEOUT = 5.0
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
@@ -329,28 +327,30 @@ def _one_line(exc: BaseException) -> str:
 def _download(profile: ModelProfile, env: Mapping[str, str]) -> tuple[Encoder | None, str]:
     """``(encoder, "")`` after a hub download, else ``(None, why not)``; fails fast without a network.
 
-    huggingface_hub retries a failed metadata request with back-off (~25 s offline) before giving up,
-    so one metadata request without retries (``get_hf_file_metadata``, short timeout) goes first; only
-    when it answers is the file downloaded. ``HF_ENDPOINT`` and the cache folder come from ``env``.
+    huggingface_hub retries a failed request with back-off (~24 s, 8 connection attempts, offline), so
+    :func:`phi3ft.hub.hub_unreachable` goes first: ``HF_HUB_OFFLINE``, or one HEAD request without
+    retries; only when the hub answers is the file downloaded. ``HF_ENDPOINT``, the proxy variables and
+    the cache folder come from ``env``.
     """
-    if env.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+    from phi3ft.hub import hub_endpoint, hub_unreachable, offline_flag
+
+    if offline_flag(env):
         return None, "download skipped: HF_HUB_OFFLINE is set"
     try:
-        from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+        from huggingface_hub import hf_hub_download
     except ImportError:
         return None, "download skipped: huggingface_hub is not installed"
-    endpoint = env.get("HF_ENDPOINT") or None
+    why = hub_unreachable(profile.hf_repo, "tokenizer.json", env)
+    if why is not None:
+        return None, f"download failed: {why}"
     try:
-        url = hf_hub_url(profile.hf_repo, "tokenizer.json", endpoint=endpoint)
-        get_hf_file_metadata(url, timeout=DOWNLOAD_PROBE_TIMEOUT, endpoint=endpoint)
         path = hf_hub_download(
             profile.hf_repo,
             "tokenizer.json",
             cache_dir=hub_cache_dirs(env)[0],
-            endpoint=endpoint,
-            etag_timeout=DOWNLOAD_PROBE_TIMEOUT,
+            endpoint=hub_endpoint(env),
         )
-    except Exception as exc:  # network, gated repo, disk...: the caller reports "skipped" with the reason
+    except Exception as exc:  # gated repo, disk...: the caller reports "skipped" with the reason
         return None, f"download failed: {type(exc).__name__}: {_one_line(exc)}"
     return HFEncoder(Path(path), profile.hf_repo), ""
 
@@ -380,8 +380,8 @@ def load_tokenizer(
             raise TokenizerUnavailable(
                 f"--tokenizer {path} holds no tokenizer.json"
                 + (
-                    f" or {_RANK_FILES[profile.tokenizer_kind]}"
-                    if profile.tokenizer_kind in _RANK_FILES
+                    f" or {RANK_FILES[profile.tokenizer_kind]}"
+                    if profile.tokenizer_kind in RANK_FILES
                     else ""
                 )
             )
@@ -676,7 +676,7 @@ def count_conversation(
 
 
 def self_test(encoder: Encoder, fmt: ChatFormat) -> list[str]:
-    """Rule T07: each control token of the template must be one added token. Returns the failures."""
+    """Each control token of the template must be one added token (retired rule T07). Returns the failures."""
     failures = []
     markers = [
         t for t in fmt.special_texts if t.endswith("|>") and "placeholder" not in t and "tool" not in t

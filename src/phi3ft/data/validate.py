@@ -25,6 +25,7 @@ import difflib
 import itertools
 import os
 import re
+import shlex
 from array import array
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
@@ -44,15 +45,19 @@ from phi3ft.data.scan import (
     G_CONTROL,
     G_SPECIAL,
     READ_BUFFER,
+    SNIFF_BYTES,
     CaseCounter,
     DuplicateIndex,
+    conversion_command,
     dup_key,
     ensure_odd_case,
     line_scan,
     new_walker,
     sensitive,
+    sniff_file_kind,
 )
 from phi3ft.data.tokens import (
+    RANK_FILES,
     WHITESPACE,
     ChatFormat,
     Encoder,
@@ -62,6 +67,7 @@ from phi3ft.data.tokens import (
     self_test,
 )
 from phi3ft.errors import UsageError
+from phi3ft.hub import download_commands
 
 SCHEMA_VERSION = 1
 #: A line longer than this cannot be one sensible example (131k tokens are ~0.5 MB of text).
@@ -71,6 +77,8 @@ RECOMMENDED_EXAMPLES = 100
 LARGE_FILE_BYTES = 512 * 1024 * 1024
 #: Rule T09: without a tokenizer, examples longer than this many characters are flagged.
 T09_CHARS = 10_000
+#: What ``hf download`` needs to fetch for an exact tokenizer (chat special tokens included).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 #: The estimate used without a tokenizer (labelled as such everywhere it appears).
 CHARS_PER_TOKEN = 4.0
 #: Per-rule cap on stored findings when the caller does not set ``max_errors`` (counts stay complete).
@@ -459,6 +467,8 @@ class _Validator:
             self.add("F02", None, None, f"{path} is not readable.")
             return None
         state.size = path.stat().st_size
+        if state.size and self._not_utf8_jsonl(state):
+            return state
         if path.suffix.lower() != ".jsonl":
             self.add(
                 "F04", None, None, f"{path.name} does not end in .jsonl; parsing it as JSON Lines anyway."
@@ -466,6 +476,50 @@ class _Validator:
         if state.size > LARGE_FILE_BYTES:
             self.add("F08", None, None, f"{path.name} is {state.size / 2**20:,.0f} MB (over 512 MB).")
         return state
+
+    def _not_utf8_jsonl(self, state: _FileState) -> bool:
+        """A UTF-16/32 or compressed file: one finding saying what it is and how to convert it.
+
+        Found from the first bytes at file open, before any line rule (a UTF-16 file would otherwise
+        read as blank lines with invalid UTF-8, a gzip file as garbage lines). ``state.aborted`` is set so
+        nothing else is reported for the file.
+        """
+        path = state.path
+        try:
+            with open(path, "rb") as f:
+                head = f.read(SNIFF_BYTES)
+        except OSError:
+            return False  # scan() reports it
+        kind = sniff_file_kind(head)
+        if kind is None:
+            return False
+        command, out = conversion_command(kind, path)
+        then = f", then `phi3ft validate {shlex.quote(str(out))}`" if out is not None else ""
+        if kind.kind == "text":
+            self.add(
+                "F05",
+                None,
+                None,
+                f"{path.name} is {kind.name} text ({kind.evidence}), not UTF-8; no line was checked.",
+                hint=f"Convert it to UTF-8: `{command}`{then}.",
+            )
+            state.aborted = "encoding"
+        else:
+            what = "a zip archive" if kind.name == "zip" else f"{kind.name}-compressed"
+            self.add(
+                "F17",
+                None,
+                None,
+                f"{path.name} is {what} ({kind.evidence}), not JSON Lines; no line was checked.",
+                hint=(
+                    f"Extract it: `unzip -l {shlex.quote(str(path))}` lists the files inside, `{command}` "
+                    "writes them here; then validate the .jsonl."
+                    if kind.name == "zip"
+                    else f"Decompress it: `{command}`{then}."
+                ),
+            )
+            state.aborted = "compressed"
+        return True
 
     def scan(self, state: _FileState) -> None:
         """Stream one file, running every line, message and conversation rule on each record."""
@@ -1297,6 +1351,40 @@ def resolve_profile(model: str) -> catalog.ModelProfile:
         raise UsageError(f"unknown model {model!r}.", hint + "Known models: " + ", ".join(names)) from None
 
 
+def _tokenizer_hint(profile: catalog.ModelProfile) -> str:
+    rank = f" or {RANK_FILES[profile.tokenizer_kind]}" if profile.tokenizer_kind in RANK_FILES else ""
+    return (
+        f"Pass --tokenizer DIR or set PHI3FT_TOKENIZER_DIR=DIR (a folder with tokenizer.json{rank}); "
+        f"on a connected machine `{download_commands(profile.hf_repo, TOKENIZER_FILES)}` makes one."
+    )
+
+
+def _refuse_foreign_tokenizer(
+    encoder: Encoder, origin: str, profile: catalog.ModelProfile, fmt: ChatFormat
+) -> None:
+    """A tokenizer without the template's control tokens belongs to another model: a usage error (exit 2).
+
+    This replaced rule T07 (retired): the data is not at fault, and counts made with it would be wrong,
+    so nothing is read.
+    """
+    missing = self_test(encoder, fmt)
+    if not missing:
+        return
+    message = (
+        f"the tokenizer from {origin} ({encoder.source}) does not belong to {profile.name}: "
+        f"it does not encode {', '.join(missing)} as single tokens."
+    )
+    fix = (
+        f"Pass {profile.name}'s own tokenizer (the folder with its tokenizer.json"
+        + (f" or {RANK_FILES[profile.tokenizer_kind]}" if profile.tokenizer_kind in RANK_FILES else "")
+        + f", e.g. from `{download_commands(profile.hf_repo, TOKENIZER_FILES)}`), or the --model this "
+        "tokenizer belongs to."
+    )
+    if origin == "PHI3FT_TOKENIZER_DIR":
+        fix = f"Point PHI3FT_TOKENIZER_DIR at {profile.name}'s tokenizer folder, or unset it. " + fix
+    raise UsageError(message, fix)
+
+
 def validate_dataset(
     train: Path,
     validation: Path | None = None,
@@ -1338,7 +1426,6 @@ def validate_dataset(
     encoder: Encoder | None = None
     tok_info: dict[str, Any]
     skipped: dict[str, str] = {}
-    t07_failures: list[str] = []
     if count_tokens:
         try:
             loaded = load_tokenizer(profile, tokenizer, env)
@@ -1356,34 +1443,24 @@ def validate_dataset(
                 "origin": loaded.origin,
                 "exact": True,
             }
-            t07_failures = self_test(encoder, fmt)
+            _refuse_foreign_tokenizer(encoder, loaded.origin, profile, fmt)
     else:
         tok_info = {"name": None, "reason": "token counting disabled (--no-tokens)", "exact": False}
     v = _Validator(
         profile=profile,
         fmt=fmt,
-        encoder=encoder if not t07_failures else None,
+        encoder=encoder,
         strict=strict,
         max_errors=max_errors,
         progress=progress,
         allow_truncation=allow_truncation,
         allow_secrets=allow_secrets,
     )
-    if t07_failures:
-        v.add(
-            "T07",
-            None,
-            None,
-            f"the tokenizer does not encode {', '.join(t07_failures)} as single tokens; counts would be wrong.",
-            file=str(tok_info.get("source")),
-        )
-        tok_info = {**tok_info, "exact": False, "self_test_failed": t07_failures}
     if v.counter is None:
-        reason = str(tok_info.get("reason") or "tokenizer self-test failed")
+        reason = str(tok_info.get("reason"))
         for rid in TOKEN_RULES:
-            if rid != "T07" or not t07_failures:
-                skipped[rid] = reason
-        if count_tokens and not t07_failures and train.is_file():  # a missing file: F01 alone, not T01
+            skipped[rid] = reason
+        if count_tokens and train.is_file():  # a missing file: F01 alone, not T01
             v._file = str(train)
             v.add(
                 "T01",
@@ -1391,6 +1468,7 @@ def validate_dataset(
                 None,
                 f"token checks skipped: {reason}. Counts below are estimates "
                 f"({CHARS_PER_TOKEN:g} characters per token).",
+                hint=_tokenizer_hint(profile),
             )
     else:
         skipped["T09"] = "exact token counts available"
@@ -1402,6 +1480,8 @@ def validate_dataset(
     pools: list[Any] = []
 
     def scan(state: _FileState) -> None:
+        if state.aborted:  # not UTF-8 JSON Lines (F05 / F17 said what it is)
+            return
         # no tokenizer at all: a loaded one (failed self-test) has started its threads, and forking
         # after that makes the tokenizers library warn in every child
         n = parallel.workers_for(state.size, workers) if encoder is None else 1

@@ -6,8 +6,11 @@ Torch-free (tokenizers + stdlib) so masking and batching are testable and reusab
 Masking: the conversation is rendered once with the model family's chat template
 (:func:`phi3ft.data.tokens.chat_format`, the validator's single source of truth for templates), recording
 the character span of every assistant turn's *content plus its end-of-turn token*; the string is encoded
-once (as ``apply_chat_template(tokenize=True)`` does) and a token is trainable
-when its first character lies inside such a span. Role tokens strip the whitespace after them, so
+once with the ``tokenizer.json`` pipeline itself (``tokenizers``, ``add_special_tokens=False``; what
+transformers 4 and vLLM do — transformers 5's ``AutoTokenizer`` on the model's own folder rebuilds Phi-3's
+pipeline and drops the space prefix after role tokens, so the trainer saves the tokenizer with the adapter
+in a form that reproduces these ids) and a token is trainable when its first character lies inside such
+a span. Role tokens strip the whitespace after them, so
 their offsets end past the template's ``\\n`` and never fall inside a content span. Everything else is
 masked, including a closing ``<|endoftext|>``; ``weight: 0`` assistant turns are context only.
 """

@@ -175,8 +175,10 @@ class TrainingSettings(BaseModel):
     base_model: str | None = Field(
         None,
         description=(
-            "Local folder or Hugging Face id to load instead of the catalog model's hf_repo "
-            "(the catalog model still picks the chat template and LoRA defaults)."
+            "Local folder or Hugging Face id (owner/name) to load instead of the catalog model's hf_repo "
+            "(the catalog model still picks the chat template and LoRA defaults). A relative folder "
+            "resolves against job.yaml's folder; a value that is neither an existing folder nor an "
+            "owner/name id is a config error."
         ),
     )
     tokenizer: Path | None = Field(

@@ -101,16 +101,52 @@ def _resolve(options: TrainOptions) -> tuple[Any, str, Path]:
     elif Path(source).is_dir():
         tok_path = Path(source)
     else:
-        try:
-            from huggingface_hub import hf_hub_download
-
-            tok_path = Path(hf_hub_download(source, "tokenizer.json"))
-        except Exception as exc:  # offline, gated, missing: one line, not a traceback
-            raise PrerequisiteError(
-                f"cannot get tokenizer.json for {source}: {type(exc).__name__}",
-                f"download it first (hf download {source}) or set training.tokenizer / training.base_model",
-            ) from None
+        tok_path = _hub_tokenizer(source)
     return profile, source, tok_path
+
+
+def _hub_cache() -> Path:
+    """The hub cache as the environment says now (huggingface_hub reads it once, at import)."""
+    from phi3ft.data.tokens import hub_cache_dirs
+
+    return hub_cache_dirs(os.environ)[0]
+
+
+def _offline_hint(repo: str, *, tokenizer: bool) -> str:
+    from phi3ft.hub import download_commands, offline_flag
+
+    fix = (
+        f"On a connected machine run `{download_commands(repo)}`, copy DIR here and set "
+        "training.base_model: DIR (or --base-model DIR)"
+    )
+    if tokenizer:
+        fix += "; or pass --tokenizer DIR (training.tokenizer) with the model's tokenizer.json"
+    if offline_flag(os.environ):
+        fix += "; or unset HF_HUB_OFFLINE on a machine that is online"
+    return fix + "."
+
+
+def _hub_tokenizer(repo: str) -> Path:
+    """tokenizer.json of hub model ``repo``: one fail-fast probe, then the download or the cached copy."""
+    from huggingface_hub import hf_hub_download
+
+    from phi3ft.hub import hub_unreachable
+
+    why = hub_unreachable(repo, "tokenizer.json")
+    try:
+        return Path(
+            hf_hub_download(repo, "tokenizer.json", cache_dir=_hub_cache(), local_files_only=why is not None)
+        )
+    except Exception as exc:  # offline and not cached, gated, missing: one line, not a traceback
+        if why is None:
+            raise PrerequisiteError(
+                f"cannot get tokenizer.json for {repo}: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                _offline_hint(repo, tokenizer=True),
+            ) from None
+        raise PrerequisiteError(
+            f"cannot get tokenizer.json for {repo}: {why}, and the hub cache ({_hub_cache()}) has no copy",
+            _offline_hint(repo, tokenizer=True),
+        ) from None
 
 
 def _pick_device(requested: str) -> tuple[Any, bool]:
@@ -129,14 +165,29 @@ def load_lora_model(options: TrainOptions, source: str, device: Any, use_bf16: b
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    from phi3ft.hub import hub_unreachable
+
     settings = options.settings
     dtype = torch.bfloat16 if use_bf16 else torch.float32
+    # A hub id: one fail-fast probe first (transformers alone retries ~50 s offline); unreachable means
+    # the cached snapshot or nothing.
+    why = None if Path(source).is_dir() else hub_unreachable(source, "config.json")
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa")
+        model = AutoModelForCausalLM.from_pretrained(
+            source,
+            dtype=dtype,
+            attn_implementation="sdpa",
+            cache_dir=_hub_cache(),
+            local_files_only=why is not None,
+        )
     except OSError as exc:
+        detail = (
+            f"{why}, and the hub cache ({_hub_cache()}) has no copy"
+            if why is not None
+            else str(exc).splitlines()[0]
+        )
         raise PrerequisiteError(
-            f"cannot load base model {source}: {str(exc).splitlines()[0]}",
-            f"download it first (hf download {source}) or set training.base_model to a local folder",
+            f"cannot load base model {source}: {detail}", _offline_hint(source, tokenizer=False)
         ) from None
     model.config.use_cache = False
     lora = LoraConfig(
@@ -700,11 +751,33 @@ def _peak_memory(device: Any) -> int:
     return 0
 
 
+#: ``tokenizer_class`` of the saved tokenizer: transformers then loads ``tokenizer.json`` as it is (5.x:
+#: ``TokenizersBackend``; 4.x: ``PreTrainedTokenizerFast``). The model-specific class (``LlamaTokenizer``
+#: for Phi-3) makes transformers 5 rebuild the pipeline from the vocabulary and drop the space-prefix
+#: rule of ``tokenizer.json`` (``Hello`` instead of ``▁Hello`` after every role token).
+SAVED_TOKENIZER_CLASS = "PreTrainedTokenizerFast"
+
+
 def _copy_tokenizer(tok_path: Path, dest: Path) -> None:
-    source_dir = tok_path if tok_path.is_dir() else tok_path.parent
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (source_dir / name).is_file():
-            shutil.copy2(source_dir / name, dest / name)
+    """Save the tokenizer the model was trained with, so ``AutoTokenizer.from_pretrained(dest)`` encodes
+    exactly as training did: ``tokenizer.json`` as is, ``tokenizer_config.json`` (chat template, special
+    tokens) with :data:`SAVED_TOKENIZER_CLASS`; written even when the source has no config."""
+    file = tok_path / "tokenizer.json" if tok_path.is_dir() else tok_path
+    source_dir = file.parent
+    shutil.copy2(file, dest / "tokenizer.json")
+    if (source_dir / "special_tokens_map.json").is_file():
+        shutil.copy2(source_dir / "special_tokens_map.json", dest / "special_tokens_map.json")
+    config_path = source_dir / "tokenizer_config.json"
+    config: dict[str, Any] = {}
+    if config_path.is_file():
+        loaded = json.loads(config_path.read_text(encoding="utf-8"))
+        config = loaded if isinstance(loaded, dict) else {}
+    else:
+        config = {"add_bos_token": False, "add_eos_token": False, "clean_up_tokenization_spaces": False}
+    for key in ("sp_model_kwargs", "legacy", "auto_map"):  # only meaningful for the slow/remote classes
+        config.pop(key, None)
+    config["tokenizer_class"] = SAVED_TOKENIZER_CLASS
+    (dest / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
 def _write_chart(metrics_path: Path, dest: Path) -> Path | None:
