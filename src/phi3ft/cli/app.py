@@ -21,6 +21,7 @@ from phi3ft.output import Output
 #: may only import heavy dependencies (azure.*, torch) inside its command functions.
 COMMAND_MODULES: tuple[str, ...] = (
     "phi3ft.cli.validate",
+    "phi3ft.cli.convert",
     "phi3ft.cli.config_cmds",
     "phi3ft.cli.check",
     "phi3ft.cli.jobs",
