@@ -22,6 +22,7 @@ import codecs
 import csv
 import gzip
 import io
+import itertools
 import json
 import os
 import sys
@@ -158,7 +159,7 @@ def sniff(path: Path) -> tuple[str, str | None]:
 def _open_binary(path: Path, compression: str | None) -> IO[bytes]:
     if compression == "gzip":
         return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    return open(path, "rb")
 
 
 def _utf8_error(path: Path, line: int, exc: UnicodeDecodeError) -> DataError:
@@ -412,7 +413,10 @@ def _from_openai(rec: dict[str, Any]) -> list[dict[str, Any]]:
         role = m.get("role")
         if not isinstance(role, str) or role.strip().lower() not in ("system", "user", "assistant"):
             raise _Skip(f"messages[{i}] has role {role!r}, not system/user/assistant")
-        msg: dict[str, Any] = {"role": role.strip().lower(), "content": _text(m.get("content"), f"messages[{i}].content")}
+        msg: dict[str, Any] = {
+            "role": role.strip().lower(),
+            "content": _text(m.get("content"), f"messages[{i}].content"),
+        }
         if "weight" in m:
             msg["weight"] = m["weight"]
         out.append(msg)
@@ -498,7 +502,7 @@ def _problem(messages: list[dict[str, Any]]) -> str | None:
     turns = roles[1:] if roles[0] == "system" else roles
     if not turns or turns[0] != "user":
         return "the conversation does not start with a user turn"
-    for a, b in zip(turns, turns[1:], strict=False):
+    for a, b in itertools.pairwise(turns):
         if a == b:
             return f"two {a} turns in a row"
     if turns[-1] != "assistant":
@@ -539,16 +543,16 @@ def convert_file(
     if dest.exists() and source.resolve() == dest.resolve():
         raise UsageError("the output would overwrite the input.", "Pass another -o/--output path.")
     if dest.exists() and not force:
-        raise UsageError(f"{dest} already exists; not overwriting.", "Pass --force to overwrite, or -o OTHER.jsonl.")
+        raise UsageError(
+            f"{dest} already exists; not overwriting.", "Pass --force to overwrite, or -o OTHER.jsonl."
+        )
     if dest.is_dir():
         raise UsageError(f"{dest} is a directory.", "Pass a file path to -o/--output.")
     if source.stat().st_size == 0:
         raise DataError(f"{source} is empty (0 bytes).", "Pass a file with records.")
     mapping = dict(mapping or {})
     if shape == "table" and not mapping:
-        raise UsageError(
-            "--from table needs --map.", "Example: --map user=question --map assistant=answer"
-        )
+        raise UsageError("--from table needs --map.", "Example: --map user=question --map assistant=answer")
     container, compression = sniff(source)
     it = records(source, container, compression)
     head: list[tuple[int, Any]] = []
@@ -567,11 +571,11 @@ def convert_file(
                 "Pass --from sharegpt|alpaca|prompt-completion|openai, or --map user=COLUMN assistant=COLUMN.",
             )
         shape = picked
+    first_rec: dict[str, Any] | None = next((rec for _, rec in head if isinstance(rec, dict)), None)
     if shape == "table" and not mapping:
-        first = next((rec for _, rec in head if isinstance(rec, dict)), {})
-        mapping = table_columns(first) or {}
-    if shape == "table" and head:
-        first = next((rec for _, rec in head if isinstance(rec, dict)), None)
+        mapping = table_columns(first_rec or {}) or {}
+    if shape == "table":
+        first = first_rec
         if first is not None:
             missing = [c for c in mapping.values() if c not in first]
             if missing:
@@ -619,10 +623,10 @@ def convert_file(
             os.fsync(tmp.fileno())
         if result.converted == 0:
             reasons = result.skip_reasons()
-            first = next(iter(reasons), "no records")
+            common = next(iter(reasons), "no records")
             raise DataError(
                 f"no record of {source.name} could be converted as {shape} ({result.skipped} skipped; "
-                f"most common reason: {first}).",
+                f"most common reason: {common}).",
                 "Check --from / --map against the file's keys or columns.",
             )
         publish(tmp.name, dest)
