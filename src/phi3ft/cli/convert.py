@@ -82,7 +82,9 @@ def convert_cmd(
     how = "detected" if result.detected else ("from --map" if columns else "from --from")
     where = result.container + (f" ({result.compression})" if result.compression else "")
     mapped = (
-        " (" + ", ".join(f"{r}={c}" for r, c in (result.mapping or {}).items()) + ")" if result.mapping else ""
+        " (" + ", ".join(f"{r}={c}" for r, c in (result.mapping or {}).items()) + ")"
+        if result.mapping
+        else ""
     )
     out.info(f"Input: {where}; shape: {result.shape}{mapped} ({how}).")
     out.print(f"converted {result.converted:,} records -> {result.output}")

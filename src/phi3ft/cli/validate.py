@@ -371,6 +371,7 @@ def _fix(
                 out.print(
                     f"  {change.rule} {change.action} {Path(change.file).name}{where}: {change.detail}",
                     markup=False,
+                    soft_wrap=True,
                 )
             if len(result.changes) > max_errors:
                 out.print(
