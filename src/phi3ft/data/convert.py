@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,7 +132,9 @@ def sniff(path: Path) -> tuple[str, str | None]:
             with gzip.open(path, "rb") as g:
                 head = g.read(4096)
         except (OSError, EOFError) as exc:
-            raise DataError(f"{path} is not a readable gzip file ({exc}).", "Check the download.") from None
+            raise DataError(
+                f"{path} is a damaged gzip file ({exc}).", f"Check the download: gzip -t {path}"
+            ) from None
     else:
         with open(path, "rb") as f:
             head = f.read(4096)
@@ -160,6 +163,17 @@ def _open_binary(path: Path, compression: str | None) -> IO[bytes]:
     if compression == "gzip":
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb")
+
+
+def _first_bad_line(path: Path, compression: str | None) -> int:
+    """The 1-based line of the first invalid UTF-8 byte (a second pass, on the error path only)."""
+    with _open_binary(path, compression) as f:
+        for ln, raw in enumerate(f, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return ln
+    return 0
 
 
 def _utf8_error(path: Path, line: int, exc: UnicodeDecodeError) -> DataError:
@@ -209,7 +223,7 @@ def read_json_array(path: Path, compression: str | None) -> Iterator[tuple[int, 
             try:
                 text = utf8.decode(chunk, final=not chunk)
             except UnicodeDecodeError as exc:
-                raise _utf8_error(path, line + buf.count("\n", pos), exc) from None
+                raise _utf8_error(path, _first_bad_line(path, compression), exc) from None
             if not chunk:
                 eof = True
             buf = buf[pos:] + text
@@ -291,7 +305,7 @@ def read_table(path: Path, compression: str | None, delimiter: str) -> Iterator[
                     raise DataError(f"{path}:{line}: {exc}.", "Check the quoting on that line.") from None
                 yield line, row
         except UnicodeDecodeError as exc:
-            raise _utf8_error(path, line, exc) from None
+            raise _utf8_error(path, _first_bad_line(path, compression), exc) from None
 
 
 def read_parquet(path: Path) -> Iterator[tuple[int, Any]]:
@@ -554,6 +568,24 @@ def convert_file(
     if shape == "table" and not mapping:
         raise UsageError("--from table needs --map.", "Example: --map user=question --map assistant=answer")
     container, compression = sniff(source)
+    try:
+        return _convert(source, dest, container, compression, shape, mapping, system)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(
+            f"{source} is a damaged gzip file ({type(exc).__name__}: {exc}).",
+            f"Check the download: gzip -t {source}",
+        ) from None
+
+
+def _convert(
+    source: Path,
+    dest: Path,
+    container: str,
+    compression: str | None,
+    shape: str,
+    mapping: dict[str, str],
+    system: str | None,
+) -> ConvertResult:
     it = records(source, container, compression)
     head: list[tuple[int, Any]] = []
     for item in it:
@@ -610,15 +642,16 @@ def convert_file(
                 except _Skip as exc:
                     result.skips.append(Skip(ln, str(exc)))
                     continue
-                if system_text and not (messages and messages[0]["role"] == "system"):
+                added = bool(system_text) and not (messages and messages[0]["role"] == "system")
+                if added:
                     messages.insert(0, {"role": "system", "content": system_text})
-                    result.system_added += 1
                 problem = _problem(messages)
                 if problem:
                     result.skips.append(Skip(ln, problem))
                     continue
                 write(orjson.dumps({"messages": messages}) + b"\n")
                 result.converted += 1
+                result.system_added += added
             tmp.flush()
             os.fsync(tmp.fileno())
         if result.converted == 0:
