@@ -312,3 +312,11 @@ def test_damaged_gzip(tmp_path: Path) -> None:
         with pytest.raises(DataError, match="damaged gzip"):
             convert_file(path, tmp_path / "o.jsonl")
         assert list(tmp_path.iterdir()) == [path]
+
+
+def test_pretty_printed_objects_get_a_jq_hint(tmp_path: Path) -> None:
+    path = tmp_path / "pretty.jsonl"
+    path.write_text(json.dumps({"prompt": "a", "completion": "b"}, indent=2) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match="pretty-printed") as info:
+        convert_file(path, tmp_path / "o.jsonl")
+    assert "jq -c ." in (info.value.hint or "")

@@ -198,6 +198,11 @@ def read_jsonl(path: Path, compression: str | None) -> Iterator[tuple[int, Any]]
                     body.decode("utf-8")
                 except UnicodeDecodeError as ude:
                     raise _utf8_error(path, ln, ude) from None
+                if body.strip() == b"{":
+                    raise DataError(
+                        f"{path}:{ln}: a lone '{{': pretty-printed JSON objects, not JSON Lines.",
+                        f"Write one object per line first: jq -c . {path} > {path.stem}.jsonl",
+                    ) from None
                 raise DataError(
                     f"{path}:{ln}: not valid JSON ({exc}).",
                     f"Fix or delete line {ln} (JSON Lines: one complete object per line), then re-run.",
