@@ -1,10 +1,12 @@
 """Speed and memory of ``phi3ft convert`` on a large generated input (a benchmark, not a timed test).
 
-``.venv/bin/python -m benchmarks.convert_bench [--size-mb 300] [--formats sharegpt-jsonl,alpaca-array,csv]``
+``.venv/bin/python -m benchmarks.convert_bench [--size-mb 300] [--formats sharegpt-jsonl,alpaca-array,csv,fix]``
 writes synthetic inputs under ``benchmarks/.data/`` (ShareGPT JSON Lines with 1-4 turns and a system
 prompt on a third of the records, an Alpaca JSON array document, a question/answer CSV; distinct text in
 several scripts), then runs ``phi3ft convert IN -o OUT --force`` once per input, each in its own process,
-and reports wall seconds, CPU seconds and that process's peak RSS (``ru_maxrss`` of the child).
+and reports wall seconds, CPU seconds and that process's peak RSS (``ru_maxrss`` of the child). ``fix``
+runs ``phi3ft validate --no-tokens --workers 1 --fix`` on the chat JSONL converted from the ShareGPT input
+(the file is clean, so this is the cost of the two validations and the copy).
 """
 
 from __future__ import annotations
@@ -128,12 +130,26 @@ def generate(fmt: str, path: Path, size_mb: int, seed: int = 7) -> None:
 SUFFIX = {"sharegpt-jsonl": ".jsonl", "alpaca-array": ".json", "csv": ".csv"}
 
 
-def run(path: Path, out: Path) -> dict[str, object]:
+def run(path: Path, out: Path, fix: bool = False) -> dict[str, object]:
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
+    if fix:
+        args = [
+            "validate",
+            str(path),
+            "--no-tokens",
+            "--workers",
+            "1",
+            "--fix",
+            str(out),
+            "--force",
+            "--json",
+        ]
+    else:
+        args = ["convert", str(path), "-o", str(out), "--force", "--json"]
     proc = subprocess.run(
-        [sys.executable, "-m", "phi3ft", "convert", str(path), "-o", str(out), "--force", "--json"],
+        [sys.executable, "-m", "phi3ft", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -142,8 +158,11 @@ def run(path: Path, out: Path) -> dict[str, object]:
     seconds = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        raise SystemExit(f"convert failed ({proc.returncode}): {proc.stderr}")
+        raise SystemExit(f"{args[0]} failed ({proc.returncode}): {proc.stderr}")
     summary = json.loads(proc.stdout)
+    if fix:
+        files = summary["fix"]["files"][0]
+        summary = {"converted": files["records_out"], "skipped": files["records_in"] - files["records_out"]}
     return {
         "seconds": round(seconds, 2),
         "cpu_seconds": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2),
@@ -157,41 +176,56 @@ def run(path: Path, out: Path) -> dict[str, object]:
     }
 
 
+def _measure(path: Path, out: Path, fix: bool = False) -> dict[str, object]:
+    """:func:`run` in a fresh interpreter, so ru_maxrss of its children is this run's peak."""
+    code = (
+        "import json, sys; sys.path[:0] = sys.argv[4:]\n"
+        "from benchmarks.convert_bench import run\n"
+        "from pathlib import Path\n"
+        "print(json.dumps(run(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == '1')))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(out), "1" if fix else "0", str(REPO)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    r: dict[str, object] = json.loads(proc.stdout)
+    r["load"] = round(os.getloadavg()[0], 1)
+    print("  " + json.dumps(r), file=sys.stderr)
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--size-mb", type=int, default=300)
-    parser.add_argument("--formats", default="sharegpt-jsonl,alpaca-array,csv")
+    parser.add_argument("--formats", default="sharegpt-jsonl,alpaca-array,csv,fix")
     parser.add_argument("--regenerate", action="store_true")
     args = parser.parse_args(argv)
     rows = []
     for fmt in args.formats.split(","):
+        fix = fmt == "fix"
+        if fix:  # validate --fix on the chat JSONL that convert wrote from the ShareGPT input
+            path = DATA / f"convert-sharegpt-jsonl-{args.size_mb}mb.out.jsonl"
+            if not path.exists():
+                raise SystemExit("put sharegpt-jsonl before fix in --formats")
+            out = DATA / f"convert-fix-{args.size_mb}mb.out.jsonl"
+            rows.append(_measure(path, out, fix=True) | {"format": "validate --fix (of the ShareGPT output)"})
+            out.unlink()
+            out.with_name(out.name[: -len(".jsonl")] + ".report.json").unlink()
+            path.unlink()
+            continue
         path = DATA / f"convert-{fmt}-{args.size_mb}mb{SUFFIX[fmt]}"
         if args.regenerate or not path.exists():
             print(f"generating {path} ...", file=sys.stderr)
             generate(fmt, path, args.size_mb)
         out = DATA / f"convert-{fmt}-{args.size_mb}mb.out.jsonl"
         print(f"converting {path.name} ...", file=sys.stderr)
-        # a fresh interpreter per input, so ru_maxrss of the children is this run's peak
-        code = (
-            "import json, resource, sys; sys.path[:0] = sys.argv[3:]\n"
-            "from benchmarks.convert_bench import run\n"
-            "from pathlib import Path\n"
-            "print(json.dumps(run(Path(sys.argv[1]), Path(sys.argv[2]))))\n"
-        )
-        proc = subprocess.run(
-            [sys.executable, "-c", code, str(path), str(out), str(REPO)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        r = json.loads(proc.stdout)
-        r["format"] = fmt
-        r["load"] = round(os.getloadavg()[0], 1)
-        out.unlink()
-        print("  " + json.dumps(r), file=sys.stderr)
-        rows.append(r)
+        rows.append(_measure(path, out) | {"format": fmt})
+        if not (fmt == "sharegpt-jsonl" and "fix" in args.formats.split(",")):
+            out.unlink()
     print("| input | MB | records converted | seconds | CPU s | peak RSS MB | load |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:

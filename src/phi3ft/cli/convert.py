@@ -25,13 +25,17 @@ def convert_cmd(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Chat JSONL to write. Default: next to the input, NAME.chat.jsonl."
+            "--output",
+            "-o",
+            metavar="OUT",
+            help="Chat JSONL to write. Default: next to the input, NAME.chat.jsonl.",
         ),
     ] = None,
     shape: Annotated[
         str,
         typer.Option(
             "--from",
+            metavar="SHAPE",
             help="Record shape: auto (detect from the first 20 records; the pick is printed), openai "
             "(`messages`; other keys dropped), sharegpt (`conversations` of from/value: human, gpt, "
             "system), alpaca (instruction/input/output), prompt-completion, table (needs --map).",
@@ -41,6 +45,7 @@ def convert_cmd(
         list[str] | None,
         typer.Option(
             "--map",
+            metavar="ROLE=COLUMN",
             help="Table columns per role, ROLE=COLUMN (repeat or comma-separate): "
             "--map user=question --map assistant=answer [--map system=context]. Implies --from table.",
         ),

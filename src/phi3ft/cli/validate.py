@@ -171,6 +171,7 @@ def validate_cmd(
         Path | None,
         typer.Option(
             "--fix",
+            metavar="OUT",
             help="Write a repaired copy of the training file to OUT (the input is never modified), plus "
             "OUT's name with .report.json listing every change by rule and line: repairs BOM, CRLF, blank "
             "lines, role letter case, surrounding whitespace, empty trailing messages; removes duplicates "
@@ -182,6 +183,7 @@ def validate_cmd(
         Path | None,
         typer.Option(
             "--fix-validation",
+            metavar="OUT2",
             help="With --fix and --validation: where the repaired validation file goes (required then). "
             "Records also in training are removed from it (kept in training).",
         ),
