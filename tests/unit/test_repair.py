@@ -240,3 +240,45 @@ def test_report_file_lists_every_change(tmp_path: Path) -> None:
     ]
     assert report["by_rule"] == {"L02": {"dropped": 1}, "M14": {"repaired": 1}}
     assert report["files"][0]["records_in"] == 122 and report["files"][0]["records_out"] == 121
+
+
+def test_interrupt_leaves_no_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from phi3ft.data import repair
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    src = write(tmp_path / "train.jsonl", [*base(), "[1]"])
+    monkeypatch.setattr(repair, "_revalidate", boom)
+    with pytest.raises(KeyboardInterrupt):
+        fix_dataset(src, tmp_path / "out.jsonl", **OPTS)
+    assert [p.name for p in tmp_path.iterdir()] == ["train.jsonl"]
+
+
+def test_unparsable_lines_are_dropped(tmp_path: Path) -> None:
+    src = tmp_path / "train.jsonl"
+    lines = [x.encode() for x in base()]
+    lines += [
+        b'{"messages": [{"role": "user", "content": "hi"},',  # 121 L01
+        b'{"messages": [{"role": "user", "content": "Caf\xe9"}]}',  # 122 F05
+        b"[" * 1100 + b"]" * 1100,  # 123 L10
+        b'{"messages": [{"role": "user", "content": "cut off',  # 124 F15 (no final newline)
+    ]
+    src.write_bytes(b"\n".join(lines))
+    result = fix_dataset(src, tmp_path / "out.jsonl", **OPTS)
+    assert result.valid
+    assert [(c.line, c.rule, c.action) for c in result.changes] == [
+        (121, "L01", "dropped"),
+        (122, "F05", "dropped"),
+        (123, "L10", "dropped"),
+        (124, "F15", "dropped"),
+    ]
+    assert validate_dataset(tmp_path / "out.jsonl", **OPTS).stats["examples"] == 120
+
+
+def test_missing_final_newline_is_added(tmp_path: Path) -> None:
+    src = tmp_path / "train.jsonl"
+    src.write_text("\n".join(base()), encoding="utf-8")
+    result = fix_dataset(src, tmp_path / "out.jsonl", **OPTS)
+    assert [(c.line, c.rule, c.action) for c in result.changes] == [(120, "F14", "repaired")]
+    assert (tmp_path / "out.jsonl").read_bytes() == src.read_bytes() + b"\n"

@@ -387,8 +387,6 @@ def _repair_file(
                 continue
             ff.records_in += 1
             issues = by_line.get((file, ln), [])
-            if not has_newline:
-                changes.append(Change(file, ln, "F14", "repaired", "added the final newline"))
             out = body
             if issues:
                 try:
@@ -423,6 +421,8 @@ def _repair_file(
                         Change(file, ln, "F11", "removed", f"also in training (line {first_ln}); kept there")
                     )
                     continue
+            if not has_newline:
+                changes.append(Change(file, ln, "F14", "repaired", "added the final newline"))
             w.write(out + b"\n")
             line_map.append(ln)
     if crlf:
