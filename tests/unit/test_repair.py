@@ -132,13 +132,15 @@ def test_repairs_without_guessing(tmp_path: Path) -> None:
 
 def test_exact_and_whitespace_duplicates_keep_the_first(tmp_path: Path) -> None:
     spaced = good(3).replace("Question number", "Question   number")
-    result = fix(tmp_path, [*base(), good(3), spaced, good(7)])
+    escaped = good(8).replace("Question", "\\u0051uestion")
+    near = good(9).replace("Question number", "Questionnumber")  # not a duplicate: "a b" != "ab"
+    result = fix(tmp_path, [*base(), good(3), spaced, good(7), escaped, near])
     assert result.valid
     removed = [c for c in result.changes if c.rule == "Q01"]
-    assert [(c.line, c.action) for c in removed] == [(121, "removed"), (122, "removed"), (123, "removed")]
-    assert removed[0].detail == "duplicate of line 4"
+    assert [(c.line, c.action) for c in removed] == [(n, "removed") for n in (121, 122, 123, 124)]
+    assert [c.detail for c in removed] == [f"duplicate of line {n}" for n in (4, 4, 8, 9)]
     again = validate_dataset(tmp_path / "out.jsonl", **OPTS)
-    assert "Q01" not in again.counts and again.stats["examples"] == 120
+    assert "Q01" not in again.counts and again.stats["examples"] == 121
 
 
 def test_overlap_is_dropped_from_validation_and_kept_in_training(tmp_path: Path) -> None:

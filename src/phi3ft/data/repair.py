@@ -8,7 +8,8 @@ a line says what happens to that record:
   trailing whitespace of the flagged content), M07 / M08 when the empty messages are the last ones
   (removed), and with ``redact_secrets`` Q08 / Q09 (each hit replaced by a typed placeholder, using the
   validator's detectors, :func:`phi3ft.data.scan.sensitive_spans`);
-- removed: Q01 duplicates after the first copy (whitespace-normalised, the validator's digest), and F11
+- removed: Q01 duplicates after the first copy (whitespace-normalised: the validator's duplicate key and
+  index, :class:`phi3ft.data.scan.DuplicateIndex`, over the repaired records), and F11
   validation records that are also in training (dropped from the validation file, kept in training);
 - dropped: every other record with an error (with ``strict``, warnings count as errors); C01-C08 on a
   record whose roles or messages were repaired are re-checked instead.
@@ -32,7 +33,7 @@ from typing import Any
 import orjson
 
 from phi3ft.data.convert import publish
-from phi3ft.data.scan import READ_BUFFER, normalised_digest, sensitive_spans
+from phi3ft.data.scan import READ_BUFFER, DuplicateIndex, dup_key, line_scan, sensitive_spans
 from phi3ft.data.tokens import WHITESPACE
 from phi3ft.data.validate import ROLES, Issue, ValidationReport, validate_dataset
 from phi3ft.errors import UsageError
@@ -211,23 +212,27 @@ def fix_dataset(
             by_line.setdefault((issue.file, issue.line), []).append(issue)
     tmps: list[Path] = []
     try:
-        train_digests: dict[bytes, int] = {}
+        index: DuplicateIndex | None = None
         maps: list[list[int]] = []
         for ff in files:
             folder = ff.output.parent
             folder.mkdir(parents=True, exist_ok=True)
             tmp = _temp(folder, ff.output.name)
             tmps.append(tmp)
+            if ff.role == "train":
+                index = DuplicateIndex(str(tmp))
             line_map = _repair_file(
                 ff,
                 tmp,
                 by_line,
                 redact=redact_secrets,
-                digests=train_digests if ff.role == "train" else None,
-                overlap=train_digests if ff.role == "validation" else None,
+                index=index if ff.role == "train" else None,
+                overlap=index if ff.role == "validation" else None,
                 changes=result.changes,
             )
             maps.append(line_map)
+        if index is not None:
+            index.close()
         final = _revalidate(files, tmps, maps, result.changes, validate_options)
         for ff, line_map in zip(files, maps, strict=False):
             ff.records_out = len(line_map)
@@ -364,14 +369,21 @@ def _repair_file(
     by_line: dict[tuple[str, int], list[Issue]],
     *,
     redact: bool,
-    digests: dict[bytes, int] | None,
-    overlap: dict[bytes, int] | None,
+    index: DuplicateIndex | None,
+    overlap: DuplicateIndex | None,
     changes: list[Change],
 ) -> list[int]:
-    """Write the repaired records of ``ff.source`` to ``tmp``; returns the source line of each output line."""
+    """Write the repaired records of ``ff.source`` to ``tmp``; returns the source line of each output line.
+
+    ``index`` (training): duplicates of a record already written are removed; ``overlap`` (validation):
+    records found in the training index are removed. Keys as in the validator (``line_scan``/``dup_key``);
+    a key hit is confirmed by re-reading the earlier record from ``tmp``.
+    """
     file = str(ff.source)
     line_map: list[int] = []
     crlf: list[int] = []
+    keys: set[int] = set()
+    offset = 0
     with open(ff.source, "rb", buffering=READ_BUFFER) as f, open(tmp, "wb") as w:
         for ln, raw in enumerate(f, 1):
             has_newline = raw.endswith(b"\n")
@@ -407,15 +419,21 @@ def _repair_file(
                 if fixes:
                     changes.extend(fixes)
                     out = orjson.dumps(obj)
-            digest = normalised_digest(out)
-            if digests is not None:
-                first_ln = digests.get(digest)
-                if first_ln is not None:
-                    changes.append(Change(file, ln, "Q01", "removed", f"duplicate of line {first_ln}"))
-                    continue
-                digests[digest] = ln
+            key = line_scan(out)[1]
+            if key < 0:  # a backslash-u escape: the key of the re-serialised record, as the validator does
+                key = dup_key(out, orjson.loads(out), True)
+            if index is not None:
+                if key in keys:
+                    w.flush()  # the index re-reads the earlier record from tmp to confirm
+                    hit = index.add(key, out, ln, offset)
+                    if hit is not None:
+                        changes.append(Change(file, ln, "Q01", "removed", f"duplicate of line {hit[0]}"))
+                        continue
+                else:
+                    keys.add(key)
+                    index.add(key, out, ln, offset)
             if overlap is not None:
-                first_ln = overlap.get(digest)
+                first_ln = overlap.find(key, out)
                 if first_ln is not None:
                     changes.append(
                         Change(file, ln, "F11", "removed", f"also in training (line {first_ln}); kept there")
@@ -424,6 +442,7 @@ def _repair_file(
             if not has_newline:
                 changes.append(Change(file, ln, "F14", "repaired", "added the final newline"))
             w.write(out + b"\n")
+            offset += len(out) + 1
             line_map.append(ln)
     if crlf:
         shown = ", ".join(str(x) for x in crlf[:10]) + (" ..." if len(crlf) > 10 else "")
