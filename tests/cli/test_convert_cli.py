@@ -206,6 +206,8 @@ def test_fix_not_repairable_exits_3(run_cli, tmp_path: Path) -> None:  # type: i
     assert not (tmp_path / "o.jsonl").exists()
     pretty = tmp_path / "array.jsonl"
     shutil.copy(Path(__file__).resolve().parent.parent / "fixtures" / "data" / "array.json", pretty)
+    code, _, stderr = run_cli("validate", str(pretty), *MODEL, "--fix", str(tmp_path / "o.jsonl"))
+    assert code == 3 and f"phi3ft convert {pretty} -o {tmp_path / 'o.jsonl'}" in stderr
     code, stdout, _ = run_cli("validate", str(pretty), *MODEL, "--fix", str(tmp_path / "o.jsonl"), "--json")
     assert code == 3
     d = json.loads(stdout)

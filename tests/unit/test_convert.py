@@ -232,6 +232,7 @@ def test_skips_records_that_cannot_be_chat(tmp_path: Path) -> None:
         {"messages": [{"role": "tool", "content": "hi"}, {"role": "assistant", "content": "x"}]},
         [1, 2],
         {"messages": [{"role": "User", "content": " hi "}, {"role": "Assistant", "content": "ok "}]},
+        {"messages": [{"role": "user", "content": "nul \u0000 here"}, {"role": "assistant", "content": "x"}]},
     ]
     path = tmp_path / "chat.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -242,6 +243,7 @@ def test_skips_records_that_cannot_be_chat(tmp_path: Path) -> None:
         (3, "the conversation does not end with an assistant turn"),
         (4, "messages[0] has role 'tool', not system/user/assistant"),
         (5, "not an object (list)"),
+        (7, "control character U+0000 in user content"),
     ]
     assert read(tmp_path / "o.jsonl")[1]["messages"][0] == {"role": "user", "content": "hi"}
 
@@ -320,3 +322,15 @@ def test_pretty_printed_objects_get_a_jq_hint(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="pretty-printed") as info:
         convert_file(path, tmp_path / "o.jsonl")
     assert "jq -c ." in (info.value.hint or "")
+
+
+def test_lone_surrogate_in_a_json_array_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "data.json"
+    path.write_text(
+        '[{"prompt": "ok", "completion": "fine"}, {"prompt": "bad \\ud800", "completion": "x"}]',
+        encoding="utf-8",
+    )
+    result = convert_file(path, tmp_path / "o.jsonl")
+    assert result.converted == 1 and [s.reason for s in result.skips] == [
+        "text with an unpaired surrogate escape"
+    ]

@@ -348,6 +348,8 @@ def _fix(
             for issue in result.not_repairable:
                 out.print(f"  {issue.rule} {issue.file}: {issue.message}", markup=False)
                 out.print(f"      [dim]hint: {issue.hint}[/dim]")
+            if any(i.rule == "F07" for i in result.not_repairable):
+                out.hint(f"a JSON document converts to JSON Lines with: phi3ft convert {file} -o {fix}")
         else:
             for ff in result.files:
                 out.print(

@@ -35,6 +35,7 @@ from typing import IO, Any
 
 import orjson
 
+from phi3ft.data.scan import CONTROL
 from phi3ft.errors import DataError, PrerequisiteError, UsageError
 
 SHAPES = ("auto", "openai", "sharegpt", "alpaca", "prompt-completion", "table")
@@ -516,6 +517,9 @@ def _problem(messages: list[dict[str, Any]]) -> str | None:
     for m in messages:
         if not m["content"]:
             return f"empty {m['role']} content"
+        bad = CONTROL.search(m["content"])
+        if bad is not None:
+            return f"control character U+{ord(bad.group(0)):04X} in {m['role']} content"
     if roles.count("system") > 1 or ("system" in roles and roles[0] != "system"):
         return "system message not (only) at the start"
     turns = roles[1:] if roles[0] == "system" else roles
@@ -654,7 +658,12 @@ def _convert(
                 if problem:
                     result.skips.append(Skip(ln, problem))
                     continue
-                write(orjson.dumps({"messages": messages}) + b"\n")
+                try:
+                    line = orjson.dumps({"messages": messages})
+                except orjson.JSONEncodeError:  # a lone surrogate (\ud800-\udfff) from a JSON array
+                    result.skips.append(Skip(ln, "text with an unpaired surrogate escape"))
+                    continue
+                write(line + b"\n")
                 result.converted += 1
                 result.system_added += added
             tmp.flush()
