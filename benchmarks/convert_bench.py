@@ -1,12 +1,13 @@
 """Speed and memory of ``phi3ft convert`` on a large generated input (a benchmark, not a timed test).
 
-``.venv/bin/python -m benchmarks.convert_bench [--size-mb 300] [--formats sharegpt-jsonl,alpaca-array,csv,fix]``
+``.venv/bin/python -m benchmarks.convert_bench [--size-mb 300] [--formats sharegpt-jsonl,alpaca-array,csv,fix,fix-messy]``
 writes synthetic inputs under ``benchmarks/.data/`` (ShareGPT JSON Lines with 1-4 turns and a system
 prompt on a third of the records, an Alpaca JSON array document, a question/answer CSV; distinct text in
 several scripts), then runs ``phi3ft convert IN -o OUT --force`` once per input, each in its own process,
 and reports wall seconds, CPU seconds and that process's peak RSS (``ru_maxrss`` of the child). ``fix``
 runs ``phi3ft validate --no-tokens --workers 1 --fix`` on the chat JSONL converted from the ShareGPT input
-(the file is clean, so this is the cost of the two validations and the copy).
+(the file is clean, so this is the cost of the two validations and the copy); ``fix-messy`` on a copy
+of it with a finding in every record (:func:`make_messy`).
 """
 
 from __future__ import annotations
@@ -130,6 +131,21 @@ def generate(fmt: str, path: Path, size_mb: int, seed: int = 7) -> None:
 SUFFIX = {"sharegpt-jsonl": ".jsonl", "alpaca-array": ".json", "csv": ".csv"}
 
 
+def make_messy(clean: Path, messy: Path) -> None:
+    """A copy of a chat JSONL with something for --fix in every record: a leading space on each user turn
+    (M14), every 100th record's roles in title case (M05) and every 50th record written twice (Q01)."""
+    with open(clean, "rb") as f, open(messy, "wb") as w:
+        for i, raw in enumerate(f):
+            rec = json.loads(raw)
+            for m in rec["messages"]:
+                if m["role"] == "user":
+                    m["content"] = " " + m["content"]
+                if i % 100 == 0:
+                    m["role"] = m["role"].title()
+            line = json.dumps(rec, ensure_ascii=False).encode() + b"\n"
+            w.write(line * (2 if i % 50 == 0 else 1))
+
+
 def run(path: Path, out: Path, fix: bool = False) -> dict[str, object]:
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -201,21 +217,26 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--size-mb", type=int, default=300)
-    parser.add_argument("--formats", default="sharegpt-jsonl,alpaca-array,csv,fix")
+    parser.add_argument("--formats", default="sharegpt-jsonl,alpaca-array,csv,fix,fix-messy")
     parser.add_argument("--regenerate", action="store_true")
     args = parser.parse_args(argv)
     rows = []
     for fmt in args.formats.split(","):
-        fix = fmt == "fix"
-        if fix:  # validate --fix on the chat JSONL that convert wrote from the ShareGPT input
+        if fmt in ("fix", "fix-messy"):  # validate --fix on the chat JSONL converted from ShareGPT
             path = DATA / f"convert-sharegpt-jsonl-{args.size_mb}mb.out.jsonl"
             if not path.exists():
-                raise SystemExit("put sharegpt-jsonl before fix in --formats")
-            out = DATA / f"convert-fix-{args.size_mb}mb.out.jsonl"
-            rows.append(_measure(path, out, fix=True) | {"format": "validate --fix (of the ShareGPT output)"})
+                raise SystemExit(f"put sharegpt-jsonl before {fmt} in --formats")
+            label = "validate --fix (of the ShareGPT output)"
+            if fmt == "fix-messy":
+                messy = DATA / f"convert-messy-{args.size_mb}mb.jsonl"
+                make_messy(path, messy)
+                path, label = messy, "validate --fix (messy copy: M14 on every record, M05, Q01)"
+            out = DATA / f"convert-{fmt}-{args.size_mb}mb.out.jsonl"
+            rows.append(_measure(path, out, fix=True) | {"format": label})
             out.unlink()
             out.with_name(out.name[: -len(".jsonl")] + ".report.json").unlink()
-            path.unlink()
+            if fmt == "fix-messy":
+                path.unlink()
             continue
         path = DATA / f"convert-{fmt}-{args.size_mb}mb{SUFFIX[fmt]}"
         if args.regenerate or not path.exists():
@@ -224,8 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         out = DATA / f"convert-{fmt}-{args.size_mb}mb.out.jsonl"
         print(f"converting {path.name} ...", file=sys.stderr)
         rows.append(_measure(path, out) | {"format": fmt})
-        if not (fmt == "sharegpt-jsonl" and "fix" in args.formats.split(",")):
+        if not (fmt == "sharegpt-jsonl" and {"fix", "fix-messy"} & set(args.formats.split(","))):
             out.unlink()
+    leftover = DATA / f"convert-sharegpt-jsonl-{args.size_mb}mb.out.jsonl"
+    if leftover.exists():
+        leftover.unlink()
     print("| input | MB | records converted | seconds | CPU s | peak RSS MB | load |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:

@@ -284,3 +284,11 @@ def test_missing_final_newline_is_added(tmp_path: Path) -> None:
     result = fix_dataset(src, tmp_path / "out.jsonl", **OPTS)
     assert [(c.line, c.rule, c.action) for c in result.changes] == [(120, "F14", "repaired")]
     assert (tmp_path / "out.jsonl").read_bytes() == src.read_bytes() + b"\n"
+
+
+def test_overlapping_hits_are_redacted_as_one() -> None:
+    from phi3ft.data.repair import _redact
+
+    text, kinds = _redact("clone https://deploy:hunter2@example.com/repo.git, mail ops@example.org")
+    assert text == "clone <URL_CREDENTIALS>/repo.git, mail <EMAIL>"  # the e-mail match overlaps the URL
+    assert "hunter2" not in text and kinds == ["password in URL", "e-mail address"]

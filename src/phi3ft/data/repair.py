@@ -280,17 +280,18 @@ def _empty(m: Any) -> bool:
 
 
 def _redact(text: str) -> tuple[str, list[str]]:
-    spans = sensitive_spans(text)
-    kinds: list[str] = []
+    """``text`` with every Q08/Q09 hit replaced by its placeholder; overlapping hits become one (the
+    kind of the one that starts first), so no part of either is left."""
+    merged: list[list[Any]] = []
+    for start, end, _rule, kind in sensitive_spans(text):
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end, kind])
     out = text
-    last = len(text) + 1
-    for start, end, _rule, kind in reversed(spans):
-        if end > last:  # overlaps the hit already replaced after it
-            continue
+    for start, end, kind in reversed(merged):
         out = out[:start] + PLACEHOLDERS.get(kind, "<REDACTED>") + out[end:]
-        kinds.append(kind)
-        last = start
-    return out, kinds[::-1]
+    return out, [kind for _, _, kind in merged]
 
 
 def _repair_record(
