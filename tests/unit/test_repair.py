@@ -229,6 +229,7 @@ def test_refuses_to_overwrite_and_never_writes_the_input(tmp_path: Path) -> None
         fix_dataset(src, tmp_path / "out.jsonl", **OPTS)
     assert (tmp_path / "out.jsonl").read_text(encoding="utf-8") == "old\n"
     assert fix_dataset(src, tmp_path / "out.jsonl", force=True, **OPTS).valid
+    assert json.loads((tmp_path / "out.report.json").read_text(encoding="utf-8"))["changes"] == []
 
 
 def test_report_file_lists_every_change(tmp_path: Path) -> None:

@@ -320,7 +320,7 @@ def _fix(
     """``validate --fix``: the original report, then what was changed and the re-validation verdict."""
     from rich.table import Table
 
-    from phi3ft.data.repair import fix_dataset
+    from phi3ft.data.repair import JSON_CHANGES, capped_report, fix_dataset
 
     out = app_ctx.output
 
@@ -337,7 +337,13 @@ def _fix(
         **options,
     )
     if out.json_mode:
-        out.emit_json({"valid": result.valid, "report": result.original.to_dict(), "fix": result.to_dict()})
+        out.emit_json(
+            {
+                "valid": result.valid,
+                "report": capped_report(result.original).to_dict(),
+                "fix": result.to_dict(max_changes=JSON_CHANGES),
+            }
+        )
     else:
         _render_text(out, result.original, max_errors)
         out.print("")

@@ -23,6 +23,7 @@ and renamed at the end. Never prints.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -35,7 +36,13 @@ import orjson
 from phi3ft.data.convert import publish
 from phi3ft.data.scan import READ_BUFFER, DuplicateIndex, dup_key, line_scan, sensitive_spans
 from phi3ft.data.tokens import WHITESPACE
-from phi3ft.data.validate import ROLES, Issue, ValidationReport, validate_dataset
+from phi3ft.data.validate import (
+    DEFAULT_STORED_PER_RULE,
+    ROLES,
+    Issue,
+    ValidationReport,
+    validate_dataset,
+)
 from phi3ft.errors import UsageError
 
 #: file-level findings that leave nothing to repair: no copy is written
@@ -59,12 +66,14 @@ PLACEHOLDERS = {
     "card number": "<CARD_NUMBER>",
     "IBAN": "<IBAN>",
 }
+#: changes listed in ``--json`` (the report file lists every change)
+JSON_CHANGES = 10_000
 #: re-validation rounds before giving up on line errors (one is normally enough)
 MAX_ROUNDS = 4
 _ALL = sys.maxsize
 
 
-@dataclass
+@dataclass(slots=True)
 class Change:
     """One change: ``action`` is repaired, removed (duplicate / overlap / blank) or dropped (invalid)."""
 
@@ -126,7 +135,16 @@ class FixResult:
             slot[c.action] = slot.get(c.action, 0) + 1
         return dict(sorted(out.items()))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, max_changes: int | None = None) -> dict[str, Any]:
+        """The ``fix`` document; ``max_changes`` lists only the first N changes (the report file has all)."""
+        shown = self.changes if max_changes is None else self.changes[:max_changes]
+        return self.summary() | {
+            "changes": [c.to_dict() for c in shown],
+            "changes_truncated": len(shown) < len(self.changes),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the list of changes."""
         final = self.final
         return {
             "written": self.written,
@@ -134,7 +152,6 @@ class FixResult:
             "files": [f.to_dict() for f in self.files],
             "report": None if self.report_path is None else str(self.report_path),
             "by_rule": self.by_rule(),
-            "changes": [c.to_dict() for c in self.changes],
             "not_repairable": [i.to_dict() for i in self.not_repairable],
             "revalidated": None
             if final is None
@@ -145,6 +162,20 @@ class FixResult:
                 "by_rule": dict(sorted(final.counts.items())),
             },
         }
+
+
+def capped_report(report: ValidationReport) -> ValidationReport:
+    """``report`` with its stored findings capped as a plain ``validate`` stores them (200 a rule): fix
+    validates with every finding kept, which ``--json`` need not print."""
+    kept: list[Issue] = []
+    per_rule: dict[str, int] = {}
+    for issue in report.issues:
+        n = per_rule.get(issue.rule, 0)
+        if n < DEFAULT_STORED_PER_RULE:
+            per_rule[issue.rule] = n + 1
+            kept.append(issue)
+    truncated = report.issues_truncated or len(kept) < len(report.issues)
+    return dataclasses.replace(report, issues=kept, issues_truncated=truncated)
 
 
 def default_report_path(output: Path) -> Path:
@@ -244,8 +275,9 @@ def fix_dataset(
         ]
         report_tmp = _temp(report_path.parent, report_path.name)
         tmps.append(report_tmp)
-        doc = result.to_dict() | {"written": True, "valid": result.final.valid}
-        report_tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+        _write_report(
+            report_tmp, result.summary() | {"written": True, "valid": result.final.valid}, result.changes
+        )
         for ff, tmp in zip(files, tmps, strict=False):
             publish(str(tmp), ff.output)
         publish(str(report_tmp), report_path)
@@ -255,6 +287,21 @@ def fix_dataset(
             if tmp.exists():
                 tmp.unlink()
     return result
+
+
+_STRIPPED = {"M14": "stripped leading whitespace", "Q05": "stripped trailing whitespace"}
+
+
+def _write_report(path: Path, head: dict[str, Any], changes: list[Change]) -> None:
+    """The report file: ``head``'s keys, then ``changes`` with one change a line (written as it goes)."""
+    with open(path, "wb") as w:
+        w.write(b"{\n")
+        for key, value in head.items():
+            w.write(b"  " + orjson.dumps(key) + b": " + orjson.dumps(value) + b",\n")
+        w.write(b'  "changes": [')
+        for i, c in enumerate(changes):
+            w.write((b",\n    " if i else b"\n    ") + orjson.dumps(c.to_dict()))
+        w.write(b"\n  ]\n}\n" if changes else b"]\n}\n")
 
 
 def _temp(folder: Path, name: str) -> Path:
@@ -330,8 +377,7 @@ def _repair_record(
             after = before.lstrip(WHITESPACE) if rid == "M14" else before.rstrip(WHITESPACE)
             if after != before and after:
                 m["content"] = after
-                side = "leading" if rid == "M14" else "trailing"
-                changes.append(Change(file, ln, rid, "repaired", f"stripped {side} whitespace", issue.path))
+                changes.append(Change(file, ln, rid, "repaired", _STRIPPED[rid], issue.path))
             continue
         elif rid in ("M07", "M08") and i is not None and i >= trailing_empty and trailing_empty > 0:
             continue  # removed below, with the other trailing empty messages
