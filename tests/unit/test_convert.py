@@ -334,3 +334,13 @@ def test_lone_surrogate_in_a_json_array_is_skipped(tmp_path: Path) -> None:
     assert result.converted == 1 and [s.reason for s in result.skips] == [
         "text with an unpaired surrogate escape"
     ]
+
+
+def test_unwritable_output_is_a_one_line_error(tmp_path: Path) -> None:
+    from phi3ft.errors import Phi3ftError
+
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x", encoding="utf-8")
+    with pytest.raises(Phi3ftError, match="cannot write") as info:
+        convert_file(SAMPLES / "faq.csv", blocker / "out.jsonl")
+    assert info.value.exit_code == 1

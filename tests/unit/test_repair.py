@@ -293,3 +293,14 @@ def test_overlapping_hits_are_redacted_as_one() -> None:
     text, kinds = _redact("clone https://deploy:hunter2@example.com/repo.git, mail ops@example.org")
     assert text == "clone <URL_CREDENTIALS>/repo.git, mail <EMAIL>"  # the e-mail match overlaps the URL
     assert "hunter2" not in text and kinds == ["password in URL", "e-mail address"]
+
+
+def test_unwritable_output_is_a_one_line_error(tmp_path: Path) -> None:
+    from phi3ft.errors import Phi3ftError
+
+    src = write(tmp_path / "train.jsonl", base())
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x", encoding="utf-8")
+    with pytest.raises(Phi3ftError, match="cannot write") as info:
+        fix_dataset(src, blocker / "out.jsonl", **OPTS)
+    assert info.value.exit_code == 1

@@ -36,7 +36,7 @@ from typing import IO, Any
 import orjson
 
 from phi3ft.data.scan import CONTROL
-from phi3ft.errors import DataError, PrerequisiteError, UsageError
+from phi3ft.errors import DataError, Phi3ftError, PrerequisiteError, UsageError
 
 SHAPES = ("auto", "openai", "sharegpt", "alpaca", "prompt-completion", "table")
 #: records looked at by ``--from auto``
@@ -583,6 +583,11 @@ def convert_file(
         raise DataError(
             f"{source} is a damaged gzip file ({type(exc).__name__}: {exc}).",
             f"Check the download: gzip -t {source}",
+        ) from None
+    except OSError as exc:  # the output folder is not writable, the disk is full, ...
+        raise Phi3ftError(
+            f"cannot write {dest}: {exc.strerror or exc}.",
+            "Pick a folder you can write to with enough free space (-o PATH).",
         ) from None
 
 

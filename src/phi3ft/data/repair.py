@@ -43,7 +43,7 @@ from phi3ft.data.validate import (
     ValidationReport,
     validate_dataset,
 )
-from phi3ft.errors import UsageError
+from phi3ft.errors import Phi3ftError, UsageError
 
 #: file-level findings that leave nothing to repair: no copy is written
 BLOCKING = frozenset({"F01", "F02", "F03", "F07"})
@@ -243,8 +243,31 @@ def fix_dataset(
             by_line.setdefault((issue.file, issue.line), []).append(issue)
     tmps: list[Path] = []
     try:
-        index: DuplicateIndex | None = None
-        maps: list[list[int]] = []
+        return _fix(result, by_line, tmps, redact_secrets, validate_options)
+    except OSError as exc:  # the output folder is not writable, the disk is full, ...
+        raise Phi3ftError(
+            f"cannot write {output}: {exc.strerror or exc}.",
+            "Pick a folder you can write to with enough free space.",
+        ) from None
+    finally:
+        for tmp in tmps:
+            if tmp.exists():
+                tmp.unlink()
+
+
+def _fix(
+    result: FixResult,
+    by_line: dict[tuple[str, int], list[Issue]],
+    tmps: list[Path],
+    redact_secrets: bool,
+    validate_options: dict[str, Any],
+) -> FixResult:
+    files = result.files
+    report_path = result.report_path
+    assert report_path is not None
+    index: DuplicateIndex | None = None
+    maps: list[list[int]] = []
+    try:
         for ff in files:
             folder = ff.output.parent
             folder.mkdir(parents=True, exist_ok=True)
@@ -262,30 +285,27 @@ def fix_dataset(
                 changes=result.changes,
             )
             maps.append(line_map)
+    finally:
         if index is not None:
             index.close()
-        final = _revalidate(files, tmps, maps, result.changes, validate_options)
-        for ff, line_map in zip(files, maps, strict=False):
-            ff.records_out = len(line_map)
-        names = {str(t): str(f.output) for t, f in zip(tmps, files, strict=True)}
-        names.update({t.name: f.output.name for t, f in zip(tmps, files, strict=True)})
-        result.final = _renamed(final, names)
-        result.not_repairable = [
-            i for i in result.final.issues if i.line is None and i.severity in ("error", "warning")
-        ]
-        report_tmp = _temp(report_path.parent, report_path.name)
-        tmps.append(report_tmp)
-        _write_report(
-            report_tmp, result.summary() | {"written": True, "valid": result.final.valid}, result.changes
-        )
-        for ff, tmp in zip(files, tmps, strict=False):
-            publish(str(tmp), ff.output)
-        publish(str(report_tmp), report_path)
-        result.written = True
-    finally:
-        for tmp in tmps:
-            if tmp.exists():
-                tmp.unlink()
+    final = _revalidate(files, tmps, maps, result.changes, validate_options)
+    for ff, line_map in zip(files, maps, strict=False):
+        ff.records_out = len(line_map)
+    names = {str(t): str(f.output) for t, f in zip(tmps, files, strict=True)}
+    names.update({t.name: f.output.name for t, f in zip(tmps, files, strict=True)})
+    result.final = _renamed(final, names)
+    result.not_repairable = [
+        i for i in result.final.issues if i.line is None and i.severity in ("error", "warning")
+    ]
+    report_tmp = _temp(report_path.parent, report_path.name)
+    tmps.append(report_tmp)
+    _write_report(
+        report_tmp, result.summary() | {"written": True, "valid": result.final.valid}, result.changes
+    )
+    for ff, tmp in zip(files, tmps, strict=False):
+        publish(str(tmp), ff.output)
+    publish(str(report_tmp), report_path)
+    result.written = True
     return result
 
 
