@@ -344,3 +344,18 @@ def test_unwritable_output_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(Phi3ftError, match="cannot write") as info:
         convert_file(SAMPLES / "faq.csv", blocker / "out.jsonl")
     assert info.value.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ('{"prompt": "a", "completion": "b"}\n'.encode("utf-16"), "UTF-16"),
+        (b"PK\x03\x04" + b"\0" * 40, "zip archive"),
+        (b"\x28\xb5\x2f\xfd" + b"\0" * 40, "zstd archive"),
+    ],
+)
+def test_other_encodings_and_archives_are_named(tmp_path: Path, data: bytes, match: str) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(data)
+    with pytest.raises(DataError, match=match):
+        convert_file(path, tmp_path / "o.jsonl")

@@ -139,6 +139,17 @@ def sniff(path: Path) -> tuple[str, str | None]:
     else:
         with open(path, "rb") as f:
             head = f.read(4096)
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise DataError(
+            f"{path} is UTF-16 text; convert reads UTF-8.",
+            f"Re-encode it: iconv -f utf-16 -t utf-8 {path} > utf8-{path.name}",
+        )
+    if head[:4] in (b"PK\x03\x04", b"\x28\xb5\x2f\xfd"):
+        kind = "zip" if head[:2] == b"PK" else "zstd"
+        raise DataError(
+            f"{path} is a {kind} archive; convert reads plain or gzip-compressed files.",
+            f"Unpack it first: {'unzip' if kind == 'zip' else 'zstd -d'} {path}",
+        )
     if head[:4] == b"PAR1":
         if compression:
             raise DataError(f"{path} is a gzip-compressed Parquet file.", f"Decompress it: gunzip -k {path}")
