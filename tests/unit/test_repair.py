@@ -304,3 +304,14 @@ def test_unwritable_output_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(Phi3ftError, match="cannot write") as info:
         fix_dataset(src, blocker / "out.jsonl", **OPTS)
     assert info.value.exit_code == 1
+
+
+def test_every_detector_kind_has_a_placeholder() -> None:
+    from phi3ft.data.scan import SECRET_PATTERNS, sensitive, sensitive_spans
+
+    kinds = {name for name, _ in SECRET_PATTERNS} | {"e-mail address", "phone number", "card number", "IBAN"}
+    assert kinds == set(PLACEHOLDERS)
+    text = "card 4111 1111 1111 1111, IBAN DE89370400440532013000, ghp_" + "a" * 36
+    spans = sensitive_spans(text)
+    assert [k for *_, k in spans] == ["card number", "IBAN", "GitHub token"]
+    assert [s[0] for s in spans] == [p for p, _, _ in sensitive(text)]  # the validator's positions
