@@ -22,6 +22,7 @@ from phi3ft.output import Output
 COMMAND_MODULES: tuple[str, ...] = (
     "phi3ft.cli.validate",
     "phi3ft.cli.rules",
+    "phi3ft.cli.convert",
     "phi3ft.cli.config_cmds",
     "phi3ft.cli.check",
     "phi3ft.cli.jobs",

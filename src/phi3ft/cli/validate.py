@@ -196,6 +196,38 @@ def validate_cmd(
             "min(CPUs, 4) for files over 32 MB, else 1. Same report for any value.",
         ),
     ] = None,
+    fix: Annotated[
+        Path | None,
+        typer.Option(
+            "--fix",
+            metavar="OUT",
+            help="Write a repaired copy of the training file to OUT (the input is never modified), plus "
+            "OUT's name with .report.json listing every change by rule and line: repairs BOM, CRLF, blank "
+            "lines, role letter case, surrounding whitespace, empty trailing messages; removes duplicates "
+            "(first copy kept); drops records with other errors. The copy is validated again; exit 0 "
+            "when it is valid.",
+        ),
+    ] = None,
+    fix_validation: Annotated[
+        Path | None,
+        typer.Option(
+            "--fix-validation",
+            metavar="OUT2",
+            help="With --fix and --validation: where the repaired validation file goes (required then). "
+            "Records also in training are removed from it (kept in training).",
+        ),
+    ] = None,
+    redact_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--redact-secrets",
+            help="With --fix: replace the credentials (Q08) and personal data (Q09) found with typed "
+            "placeholders such as <EMAIL> or <AWS_KEY> instead of dropping the record.",
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --fix: overwrite OUT, OUT2 and the report if they exist.")
+    ] = False,
 ) -> None:
     """Check chat-completion JSONL before you pay for a fine-tune.
 
@@ -203,7 +235,12 @@ def validate_cmd(
     every line in one streaming pass, with exact token counts from the model's own tokenizer and chat
     template. Tokenizer: --tokenizer PATH, else $PHI3FT_TOKENIZER_DIR, else the Hugging Face hub cache.
 
-    Exit codes: 0 valid (warnings allowed unless --strict), 3 invalid, 2 usage error.
+    --fix OUT writes a repaired copy and re-validates it (see the --fix options); file-level problems
+    (missing file, a JSON document instead of JSON Lines, a wrong tokenizer, too few examples) are not
+    repairable and are listed as such.
+
+    Exit codes: 0 valid (warnings allowed unless --strict; with --fix: the repaired copy is valid),
+    3 invalid, 2 usage error.
     """
     from phi3ft import catalog
     from phi3ft.data.report import github_annotations
@@ -216,6 +253,38 @@ def validate_cmd(
             raise UsageError("--json and --format github conflict.", "Pass one of them.")
         fmt = ReportFormat.json
     out.json_mode = fmt is ReportFormat.json
+    if fix is None and (fix_validation is not None or redact_secrets or force):
+        raise UsageError(
+            "--fix-validation, --redact-secrets and --force only work with --fix OUT.",
+            "Example: phi3ft validate train.jsonl --fix train.fixed.jsonl --redact-secrets",
+        )
+    if fix is not None:
+        if len(files) != 1:
+            raise UsageError("--fix repairs one training file at a time.", "Pass one FILE with --fix.")
+        if fmt is ReportFormat.github:
+            raise UsageError("--fix and --format github conflict.", "Use --format text or --json with --fix.")
+        _fix(
+            app_ctx,
+            files[0],
+            fix,
+            validation,
+            fix_validation,
+            max_errors=max_errors,
+            redact_secrets=redact_secrets,
+            force=force,
+            options={
+                "model": model or catalog.DEFAULT_MODEL,
+                "tokenizer": tokenizer,
+                "env": app_ctx.env,
+                "epochs": epochs,
+                "strict": strict,
+                "count_tokens": not no_tokens,
+                "allow_truncation": allow_truncation,
+                "allow_secrets": allow_secrets,
+                "workers": workers,
+            },
+        )
+        return
     reports = []
     for path in files:
         path = path if path.is_absolute() else app_ctx.cwd / path
@@ -265,6 +334,103 @@ def validate_cmd(
                 _render_text(out, report, max_errors, shown_reasons)
     if not all(r.valid for r in reports):
         raise typer.Exit(int(ExitCode.INVALID))
+
+
+def _fix(
+    app_ctx: AppContext,
+    file: Path,
+    fix: Path,
+    validation: Path | None,
+    fix_validation: Path | None,
+    *,
+    max_errors: int,
+    redact_secrets: bool,
+    force: bool,
+    options: dict[str, Any],
+) -> None:
+    """``validate --fix``: the original report, then what was changed and the re-validation verdict."""
+    from rich.table import Table
+
+    from phi3ft.data.repair import JSON_CHANGES, capped_report, fix_dataset
+
+    out = app_ctx.output
+
+    def absolute(p: Path | None) -> Path | None:
+        return None if p is None else (p if p.is_absolute() else app_ctx.cwd / p)
+
+    result = fix_dataset(
+        absolute(file),  # type: ignore[arg-type]
+        absolute(fix),  # type: ignore[arg-type]
+        absolute(validation),
+        absolute(fix_validation),
+        redact_secrets=redact_secrets,
+        force=force,
+        **options,
+    )
+    if out.json_mode:
+        out.emit_json(
+            {
+                "valid": result.valid,
+                "report": capped_report(result.original).to_dict(),
+                "fix": result.to_dict(max_changes=JSON_CHANGES),
+            }
+        )
+    else:
+        _render_text(out, result.original, max_errors)
+        out.print("")
+        if not result.written:
+            out.print(
+                "[red]Not repaired[/red]: nothing can be repaired while these file-level errors remain:"
+            )
+            for issue in result.not_repairable:
+                out.print(f"  {issue.rule} {issue.file}: {issue.message}", markup=False)
+                out.print(f"      [dim]hint: {issue.hint}[/dim]")
+            if any(i.rule == "F07" for i in result.not_repairable):
+                out.hint(f"a JSON document converts to JSON Lines with: phi3ft convert {file} -o {fix}")
+        else:
+            for ff in result.files:
+                out.print(
+                    f"[bold]repaired {ff.role}[/bold] {ff.output}  ({ff.records_out:,} of {ff.records_in:,} records kept)"
+                )
+            by_rule = result.by_rule()
+            if by_rule:
+                table = Table(title="Changes by rule", show_header=True, header_style="bold")
+                for col in ("rule", "repaired", "removed", "dropped", "first lines"):
+                    table.add_column(col, justify="left" if col in ("rule", "first lines") else "right")
+                for rid, counts in by_rule.items():
+                    lines = sorted({c.line for c in result.changes if c.rule == rid and c.line is not None})
+                    table.add_row(
+                        rid,
+                        *(f"{counts.get(a, 0):,}" for a in ("repaired", "removed", "dropped")),
+                        ", ".join(str(x) for x in lines[:5]) or "-",
+                    )
+                out.print(table)
+            else:
+                out.print("No changes were needed.")
+            for change in result.changes[:max_errors]:
+                where = f":{change.line}" if change.line else ""
+                out.print(
+                    f"  {change.rule} {change.action} {Path(change.file).name}{where}: {change.detail}",
+                    markup=False,
+                    soft_wrap=True,
+                )
+            if len(result.changes) > max_errors:
+                out.print(
+                    f"  [dim]... {len(result.changes) - max_errors:,} more changes in {result.report_path}[/dim]"
+                )
+            for issue in result.not_repairable:
+                out.print(f"  not repairable: {issue.rule} {issue.message}", markup=False)
+            final = result.final
+            if final is not None:
+                verdict = "[green]VALID[/green]" if final.valid else "[red]INVALID[/red]"
+                out.print(
+                    f"Re-validated: {verdict} ({final.severity_counts['error']} errors, "
+                    f"{final.severity_counts['warning']} warnings)"
+                )
+            out.print(f"Every change: {result.report_path}")
+    if not result.valid:
+        raise typer.Exit(int(ExitCode.INVALID))
+    out.hint(f"phi3ft validate {result.files[0].output}")
 
 
 def _progress(out: Output, path: Path) -> tuple[Any, Any]:

@@ -550,35 +550,61 @@ def _iban_ok(text: str) -> bool:
         return False
 
 
+def sensitive_spans(content: str, gates: int = G_ALL) -> list[tuple[int, int, str, str]]:
+    """Q08/Q09 hits in one content string, ``(start, end, rule, kind)`` sorted by position.
+
+    ``kind`` is the secret's name from :data:`SECRET_PATTERNS`, or ``e-mail address``, ``phone number``,
+    ``card number`` or ``IBAN``. ``gates`` (from :func:`line_gates`) skips pattern families that cannot
+    match; ``G_ALL`` runs everything. The one detector behind :func:`sensitive` (the validator) and the
+    redaction of ``phi3ft validate --fix --redact-secrets``.
+    """
+    found: list[tuple[int, int, str, str]] = []
+    if gates & G_SECRET and _secret_possible(content):
+        for hit in SECRETS.finditer(content):
+            kind = SECRET_PATTERNS[int(str(hit.lastgroup)[1:])][0]
+            found.append((hit.start(), hit.end(), "Q08", kind))
+    if gates & G_EMAIL and "@" in content:
+        found += [(h.start(), h.end(), "Q09", "e-mail address") for h in EMAIL.finditer(content)]
+    if gates & G_PHONE and "+" in content:
+        for h in PHONE.finditer(content):
+            before = content[h.start() - 1] if h.start() else " "
+            if not (before.isalnum() or before in "_+"):
+                found.append((h.start(), h.end(), "Q09", "phone number"))
+    if gates & G_CARD:
+        for h in CARD.finditer(content):
+            if _luhn(_NON_DIGIT.sub("", h.group(0))):
+                found.append((h.start(), h.end(), "Q09", "card number"))
+    if gates & G_IBAN:
+        for h in IBAN.finditer(content):
+            if _iban_ok(h.group(0)):
+                found.append((h.start(), h.end(), "Q09", "IBAN"))
+    found.sort()
+    return found
+
+
+_SENSITIVE_MESSAGE = {
+    "e-mail address": "e-mail address at character {}.",
+    "phone number": "phone number at character {}.",
+    "card number": "card number (Luhn-valid) at character {}.",
+    "IBAN": "IBAN at character {}.",
+}
+
+
 def sensitive(content: str, gates: int = G_ALL) -> list[tuple[int, str, str]]:
     """Q08/Q09 findings in one content string, ``(position, rule, message)`` sorted by position.
 
     ``gates`` (from :func:`line_gates`) skips pattern families that cannot match; ``G_ALL`` runs everything.
     """
-    found: list[tuple[int, str, str]] = []
-    if gates & G_SECRET and _secret_possible(content):
-        for hit in SECRETS.finditer(content):
-            kind = SECRET_PATTERNS[int(str(hit.lastgroup)[1:])][0]
-            found.append((hit.start(), "Q08", f"{kind} at character {hit.start()} (value not shown)."))
-    if gates & G_EMAIL and "@" in content:
-        found += [
-            (h.start(), "Q09", f"e-mail address at character {h.start()}.") for h in EMAIL.finditer(content)
-        ]
-    if gates & G_PHONE and "+" in content:
-        for h in PHONE.finditer(content):
-            before = content[h.start() - 1] if h.start() else " "
-            if not (before.isalnum() or before in "_+"):
-                found.append((h.start(), "Q09", f"phone number at character {h.start()}."))
-    if gates & G_CARD:
-        for h in CARD.finditer(content):
-            if _luhn(_NON_DIGIT.sub("", h.group(0))):
-                found.append((h.start(), "Q09", f"card number (Luhn-valid) at character {h.start()}."))
-    if gates & G_IBAN:
-        for h in IBAN.finditer(content):
-            if _iban_ok(h.group(0)):
-                found.append((h.start(), "Q09", f"IBAN at character {h.start()}."))
-    found.sort()
-    return found
+    return [
+        (
+            start,
+            rule,
+            f"{kind} at character {start} (value not shown)."
+            if rule == "Q08"
+            else _SENSITIVE_MESSAGE[kind].format(start),
+        )
+        for start, _end, rule, kind in sensitive_spans(content, gates)
+    ]
 
 
 #: ``(gates, key)`` of one raw JSONL line: :func:`line_gates` and the :func:`dup_key` key (-1 when the line
