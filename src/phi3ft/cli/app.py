@@ -143,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception:  # pragma: no cover - last resort, the group handler catches command errors
         if os.environ.get("PHI3FT_DEBUG") == "1":
-            traceback.print_exc()
+            from phi3ft.redact import redact
+
+            sys.stderr.write(redact(traceback.format_exc()))  # SDK exception texts can hold SAS URLs
         Output().error("Unexpected error.", "Re-run with PHI3FT_DEBUG=1 for the traceback.")
         return int(ExitCode.ERROR)
     return 0

@@ -1,0 +1,123 @@
+"""The one place secrets are taken out of text phi3ft prints or stores.
+
+Used by :class:`phi3ft.errors.Phi3ftError` (every error message and hint), by :class:`phi3ft.output.Output`
+(its stdout and stderr streams, so tables, JSON documents, log text and progress lines all pass through it),
+by the ledger writer (``.phi3ft/state.json``) and by the ``PHI3FT_DEBUG=1`` traceback. ``keys --show`` is
+the one deliberate exception (:meth:`phi3ft.output.Output.unredacted`).
+
+What goes: URL query secrets (SAS ``sig``/``se``/``skoid``/``sktid``/``skt``/``ske``/``sks``/``skv``, ``sv``
+next to a ``sig``, ``code``, ``key``, tokens), ``Bearer ...``, JWTs, ``AccountKey=``/``SharedAccessKey=``/
+``SharedAccessSignature=``/``Password=`` in connection strings, ``api-key:`` headers, JSON fields that carry
+keys or tokens, and every value registered with :func:`register` (endpoint keys phi3ft fetched) or found in a
+secret-looking environment variable (``AZURE_CLIENT_SECRET``, ``*_KEY``, ``*_TOKEN``, ``*PASSWORD``...).
+Leaf module: standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+MASK = "REDACTED"
+
+#: Query parameters whose value is a secret (or part of a SAS signature's scope) wherever they appear.
+_QUERY_SECRETS = (
+    "sig",
+    "se",
+    "skoid",
+    "sktid",
+    "skt",
+    "ske",
+    "sks",
+    "skv",
+    "code",
+    "key",
+    "api-key",
+    "api_key",
+    "apikey",
+    "subscription-key",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "token",
+    "client_secret",
+    "client_assertion",
+    "password",
+    "secret",
+)
+_QUERY = re.compile(r"(?i)([?&](?:" + "|".join(re.escape(k) for k in _QUERY_SECRETS) + r")=)[^&\s'\"<>#)\]]+")
+_SAS_VERSION = re.compile(r"(?i)([?&]sv=)[^&\s'\"<>#)\]]+")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+_CONNECTION = re.compile(
+    r"(?i)\b((?:AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd|ClientSecret|AccessKey)=)[^;\s'\"]+"
+)
+_HEADER = re.compile(
+    r"(?i)\b((?:api-key|x-api-key|ocp-apim-subscription-key)[\"']?\s*[:=]\s*[\"']?)[^\s'\",}]{8,}"
+)
+_SHARED_KEY = re.compile(r"\b(SharedKey(?:Lite)?\s+[\w-]+:)[A-Za-z0-9+/=]{10,}")
+#: JSON/dict fields that carry secrets in service bodies (camelCase as ARM/AML send them).
+_FIELD = re.compile(
+    r"(?i)([\"'](?:primaryKey|secondaryKey|accountKey|key1|key2|clientSecret|client_secret|accessToken|"
+    r"access_token|refreshToken|refresh_token|password|connectionString|sasToken|sas_token|secret)[\"']\s*:\s*[\"'])"
+    r"[^\"']+"
+)
+#: Environment variables whose values are secrets (never printed, whatever key they end up in).
+SECRET_NAME = re.compile(r"SECRET|KEY|TOKEN|PASSWORD|PASSWD|CONNECTION_STRING|SAS|CREDENTIAL", re.IGNORECASE)
+_MIN_SECRET = 8  # shorter values are not worth masking (and would mask ordinary words)
+
+_lock = threading.Lock()
+_known: set[str] = set()
+
+
+def register(*secrets: str | None) -> None:
+    """Mask these exact values from now on (endpoint keys, fetched tokens): the patterns cannot spot them."""
+    with _lock:
+        _known.update(s for s in secrets if s and len(s) >= _MIN_SECRET)
+
+
+def _environment_secrets(env: Mapping[str, str]) -> list[str]:
+    return [v for k, v in env.items() if SECRET_NAME.search(k) and v and len(v) >= _MIN_SECRET]
+
+
+def redact(text: str, env: Mapping[str, str] | None = None) -> str:
+    """``text`` with every secret phi3ft knows how to recognise replaced by ``REDACTED``."""
+    if not text:
+        return text
+    with _lock:
+        known = sorted(
+            {*_known, *_environment_secrets(os.environ if env is None else env)}, key=len, reverse=True
+        )
+    for secret in known:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    if "=" in text:
+        if "sig=" in text.lower():
+            text = _SAS_VERSION.sub(rf"\1{MASK}", text)
+        text = _QUERY.sub(rf"\1{MASK}", text)
+        text = _CONNECTION.sub(rf"\1{MASK}", text)
+    if "eyJ" in text:
+        text = _JWT.sub(MASK, text)
+    text = _BEARER.sub(rf"\1{MASK}", text)
+    text = _HEADER.sub(rf"\1{MASK}", text)
+    text = _SHARED_KEY.sub(rf"\1{MASK}", text)
+    if ":" in text:
+        text = _FIELD.sub(rf"\1{MASK}", text)
+    return text
+
+
+def redact_data(value: Any) -> Any:
+    """:func:`redact` applied to every string in a JSON-like structure (keys kept)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_data(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_data(v) for v in value]
+    return value
+
+
+__all__ = ["MASK", "SECRET_NAME", "redact", "redact_data", "register"]
