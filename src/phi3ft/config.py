@@ -486,7 +486,7 @@ class ConfigIssue:
         return {"file": self.file, "line": self.line, "path": list(self.path), "message": self.message}
 
 
-_STRUCTURE_PROBLEMS = ("not valid YAML", "tag ", "recursive alias", "expands to more than", "'<<' takes")
+_STRUCTURE_PROBLEMS = ("not valid YAML", "tag ", "recursive alias", "aliases expand to", "'<<' takes")
 
 
 def _default_hint(issues: list[ConfigIssue]) -> str:
@@ -648,8 +648,22 @@ class _BoundedLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._nodes = 0
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        # The scanner looks ahead over every open "[" / "{" (quadratic in their number): stop it at the bound.
+        if self.flow_level >= MAX_YAML_DEPTH:
+            raise yaml.scanner.ScannerError(
+                None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", self.get_mark()
+            )
+        super().fetch_flow_collection_start(TokenClass)
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._nodes += 1
+        if self._nodes > MAX_YAML_VALUES:  # stop parsing a huge document early (PyYAML is pure Python here)
+            raise yaml.composer.ComposerError(
+                None, None, f"more than {MAX_YAML_VALUES:,} values", self.peek_event().start_mark
+            )
         if self.check_event(yaml.AliasEvent):
             return super().compose_node(parent, index)
         self._depth += 1
@@ -716,11 +730,11 @@ def _read_yaml(
             line = node.start_mark.line + 1
             lines.setdefault(path, line)
             produced += 1
-            if produced > MAX_YAML_VALUES:
+            if produced > MAX_YAML_VALUES:  # only aliases get here: the composer bounds the document itself
                 raise _YamlProblem(
                     line,
                     path,
-                    f"expands to more than {MAX_YAML_VALUES:,} values (aliases repeating aliases?)",
+                    f"aliases expand to more than {MAX_YAML_VALUES:,} values (aliases repeating aliases?)",
                 )
             if id(node) in stack:
                 raise _YamlProblem(line, path, "recursive alias: the anchor contains itself")

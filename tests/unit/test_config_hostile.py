@@ -57,11 +57,16 @@ MERGE_LAUGHS = "".join(
 HOSTILE: dict[str, tuple[Callable[[str], str], str]] = {
     "billion laughs": (
         lambda t: "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + LAUGHS,
-        "expands to more than",
+        "aliases expand to more than",
     ),
     "billion laughs via merge keys": (
         lambda t: "a: &a {x: 1, y: 2}\n" + MERGE_LAUGHS,
-        "expands to more than",
+        "aliases expand to more than",
+    ),
+    "400,000-item list": (lambda t: t + "big: [" + "1," * 400_000 + "1]\n", "more than 10,000 values"),
+    "2,000-deep block sequences": (
+        lambda t: t + "deep:\n" + "- " * 2000 + "x\n",
+        "nested deeper than 64 levels",
     ),
     "!custom tag": (
         lambda t: t.replace("version: latest", "version: !custom latest"),
@@ -157,7 +162,7 @@ def test_billion_laughs_stops_at_the_value_budget(folder: Path) -> None:
     path.write_text("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + LAUGHS, encoding="utf-8")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(config._BoundedLoader, "construct_object", counting)
-        with pytest.raises(config.JobConfigError, match="expands to more than"):
+        with pytest.raises(config.JobConfigError, match="aliases expand to more than"):
             load_job_config(path, env={})
     assert built <= MAX_YAML_VALUES
 
