@@ -2,7 +2,8 @@
 
 Used by :class:`phi3ft.errors.Phi3ftError` (every error message and hint), by :class:`phi3ft.output.Output`
 (its stdout and stderr streams, so tables, JSON documents, log text and progress lines all pass through it),
-by the ledger writer (``.phi3ft/state.json``) and by the ``PHI3FT_DEBUG=1`` traceback. ``keys --show`` is
+by the ledger writer (``.phi3ft/state.json``), by the ``PHI3FT_DEBUG=1`` traceback and, through
+:class:`RedactingFilter` (:func:`install_log_redaction`, called by the CLI), by Python logging's handlers. ``keys --show`` is
 the one deliberate exception (:meth:`phi3ft.output.Output.unredacted`).
 
 What goes: URL query secrets (SAS ``sig``/``se``/``skoid``/``sktid``/``skt``/``ske``/``sks``/``skv``, ``sv``
@@ -15,6 +16,7 @@ Leaf module: standard library only.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -142,4 +144,32 @@ def redact_data(value: Any) -> Any:
     return value
 
 
-__all__ = ["MASK", "SECRET_NAME", "redact", "redact_data", "register"]
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts each record's final message (put it on every handler that prints)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def install_log_redaction() -> None:
+    """Redact what Python's logging prints: the root logger's handlers and ``logging.lastResort`` (which
+    prints SDK warnings to stderr when no handler is configured). Idempotent."""
+    handlers = [*logging.getLogger().handlers, logging.lastResort]
+    for handler in handlers:
+        if handler is not None and not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+
+
+__all__ = [
+    "MASK",
+    "SECRET_NAME",
+    "RedactingFilter",
+    "install_log_redaction",
+    "redact",
+    "redact_data",
+    "register",
+]

@@ -139,3 +139,19 @@ def test_ledger_never_stores_a_sas(tmp_path: Path) -> None:
     raw = (tmp_path / ".phi3ft" / "state.json").read_text()
     assert "sig=AbCd" not in raw and JWT not in raw
     assert store.get("job", "j1")["error"].startswith("log download failed: https://acct.blob")  # type: ignore[index]
+
+
+def test_logging_is_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    import phi3ft.cli.app  # noqa: F401 - the CLI installs the filter at import
+    from phi3ft.redact import install_log_redaction
+
+    install_log_redaction()  # idempotent
+    assert sum(type(f).__name__ == "RedactingFilter" for f in logging.lastResort.filters) == 1  # type: ignore[union-attr]
+    record = logging.getLogger("azure.test").makeRecord(
+        "azure.test", logging.WARNING, __file__, 1, "GET %s failed", (URL,), None
+    )
+    logging.lastResort.handle(record)  # type: ignore[union-attr] # what prints when no handler is set
+    err = capsys.readouterr().err
+    assert "failed" in err and "sig=AbCd" not in err and f"sig={MASK}" in err

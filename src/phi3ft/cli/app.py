@@ -102,6 +102,12 @@ def _root(
         ctx.obj.output.quiet = True
 
 
+def _redact_logging() -> None:
+    from phi3ft.redact import install_log_redaction
+
+    install_log_redaction()  # SDK warnings printed by logging.lastResort go through the redactor too
+
+
 def _register_commands() -> None:
     for name in COMMAND_MODULES:
         module = importlib.import_module(name)
@@ -109,6 +115,7 @@ def _register_commands() -> None:
 
 
 _register_commands()
+_redact_logging()
 
 
 def _silence_stdout() -> None:
