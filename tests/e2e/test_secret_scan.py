@@ -1,7 +1,8 @@
 """No secret in anything phi3ft prints or stores, over a whole life cycle on the offline stack.
 
-submit -> watch -> status -> list -> logs (log blob missing) -> deploy -> keys -> keys --show -> invoke
--> delete --all, once normally and once with ``PHI3FT_DEBUG=1``. Every command's stdout and stderr, and
+submit -> watch -> status -> list -> logs (log blob missing; also as a real process with ``--auth env``, the
+client secret in its environment) -> deploy -> keys -> keys --show -> invoke -> delete --all, once normally and
+once with ``PHI3FT_DEBUG=1``. Every command's stdout and stderr, and
 every file under ``.phi3ft/``, is scanned for: the client secret, JWTs, ``Bearer <token>``, the endpoint keys
 (``keys --show`` excepted: it was asked for), SAS signatures (``sig=``) and storage account keys.
 """
@@ -11,13 +12,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.azure_stack.azurite import account_key
 from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, SP_CLIENT_SECRET, STORAGE_POOL, SUBSCRIPTION_ID
-from tests.conftest import TOKENIZERS
+from tests.conftest import REPO, TOKENIZERS
 
 from phi3ft.cli.context import AppContext
 from phi3ft.output import Output
@@ -144,6 +147,24 @@ def test_life_cycle_prints_and_stores_no_secret(
     assert "Could not download log user_logs/std_log.txt" in err
     assert "sig=REDACTED" in err and "sp=rl" in err  # the URL is still there to read, its signature is not
     assert not SAS_SIG.search(out + err)
+
+    # The same as a real process: the real credential chain (client secret from the environment), real stderr.
+    env = {**stack.env, "PHI3FT_STATE_DIR": str(tmp_path / ".phi3ft"), "PYTHONPATH": str(REPO / "src")}
+    if debug:
+        env["PHI3FT_DEBUG"] = "1"
+    for args in (["logs", job], ["status", job, "--json"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "phi3ft", *args, "--auth", "env"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == (1 if args[0] == "logs" else 0), proc.stderr
+        transcript.append((f"(process) {' '.join(args)}", proc.stdout + proc.stderr))
+    assert "sig=REDACTED" in transcript[-2][1]
 
     out, _ = cli("deploy", "--json")
     endpoint = json.loads(out)["endpoint"]

@@ -155,3 +155,25 @@ def test_logging_is_redacted(capsys: pytest.CaptureFixture[str]) -> None:
     logging.lastResort.handle(record)  # type: ignore[union-attr] # what prints when no handler is set
     err = capsys.readouterr().err
     assert "failed" in err and "sig=AbCd" not in err and f"sig={MASK}" in err
+
+
+@pytest.mark.parametrize("debug", ["0", "1"])
+def test_unexpected_error_and_debug_traceback_are_redacted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, debug: str
+) -> None:
+    from phi3ft import config
+    from phi3ft.cli.app import main
+
+    def boom(*_args: object, **_kw: object) -> None:
+        raise RuntimeError(f"GET {URL} returned 403 (Authorization: Bearer {JWT})")
+
+    monkeypatch.setattr(config, "load_job_config", boom)
+    monkeypatch.setenv("PHI3FT_DEBUG", debug)
+    (tmp_path / "job.yaml").write_text("model: {name: phi-4-mini-instruct}\n")
+    assert main(["plan", "--config", str(tmp_path / "job.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "RuntimeError" in err
+    if debug == "1":
+        assert "Traceback (most recent call last)" in err
+    assert "sig=AbCd" not in err and JWT not in err
+    assert f"sig={MASK}" in err
