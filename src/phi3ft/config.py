@@ -801,14 +801,12 @@ def _read_yaml(
     return data, lines, issues, expanded
 
 
-_SECRET_NAME = re.compile(r"SECRET|KEY|TOKEN|PASSWORD|PASSWD|CONNECTION_STRING|SAS|CREDENTIAL", re.IGNORECASE)
-
-
 def _hide_expanded(message: str, value: Any, names: list[str], env: Mapping[str, str]) -> str:
     """A message about a value that came from the environment, without that value.
 
     phi3ft never echoes what a ``${VAR}`` expanded to: ``${AZURE_CLIENT_SECRET}`` pasted into the wrong key
-    must not land in a CI log. The message names the variable(s) instead.
+    must not land in a CI log (secret-looking names or not: a value from the environment is never the
+    user's literal text). The message names the variable(s) instead.
     """
     label = ", ".join(f"${{{name}}}" for name in dict.fromkeys(names))
     forms = {env[name] for name in names if env.get(name, "").strip()}
