@@ -61,10 +61,11 @@ def test_cli_never_imports_azure_at_module_level() -> None:
 
 #: Leaf modules: the stdlib, pydantic and yaml only, plus other leaves. ``train/settings.py`` is the
 #: torch-free pydantic model of job.yaml's ``training:`` block, so config.py may import it.
-LEAVES = ("errors.py", "config.py", "catalog.py", "state.py", "train/settings.py")
+LEAVES = ("errors.py", "redact.py", "config.py", "catalog.py", "state.py", "train/settings.py")
 LEAF_MODULES = {
     "phi3ft",
     "phi3ft.errors",
+    "phi3ft.redact",
     "phi3ft.config",
     "phi3ft.catalog",
     "phi3ft.state",

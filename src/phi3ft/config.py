@@ -72,11 +72,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+#: Longest file name (one path component) Linux, macOS and Windows file systems take, in bytes.
+_MAX_NAME_BYTES = 255
+
+
 def _resolve_path(value: Any, info: ValidationInfo) -> Any:
     """Relative paths resolve against the config file's folder (``context['base_dir']``)."""
     if value is None:
         return None
-    path = Path(str(value)).expanduser()
+    text = str(value)
+    if "\x00" in text:
+        raise ValueError("a path cannot contain a NUL character")
+    longest = max(
+        (len(part.encode("utf-8", "surrogateescape")) for part in re.split(r"[/\\]", text)), default=0
+    )
+    if longest > _MAX_NAME_BYTES:
+        raise ValueError(f"a file name in this path is {longest} bytes long (the limit is {_MAX_NAME_BYTES})")
+    path = Path(text).expanduser()
     base = (info.context or {}).get("base_dir")
     if not path.is_absolute() and base is not None:
         path = Path(base) / path
@@ -365,7 +377,7 @@ def data_files(cfg: JobConfig) -> dict[str, Path]:
 
 def data_hashes(cfg: JobConfig) -> dict[str, str]:
     """sha256 per data role, for files that exist."""
-    return {role: file_sha256(path) for role, path in data_files(cfg).items() if path.is_file()}
+    return {role: file_sha256(path) for role, path in data_files(cfg).items() if _path_kind(path) == "file"}
 
 
 def _normalised(cfg: JobConfig, *, include: set[str] | None = None) -> dict[str, Any]:
@@ -474,6 +486,9 @@ class ConfigIssue:
         return {"file": self.file, "line": self.line, "path": list(self.path), "message": self.message}
 
 
+_STRUCTURE_PROBLEMS = ("not valid YAML", "tag ", "recursive alias", "aliases expand to", "'<<' takes")
+
+
 def _default_hint(issues: list[ConfigIssue]) -> str:
     if any("did you mean" in issue.message for issue in issues):
         return "Rename the key as suggested; `phi3ft schema` lists every key and type."
@@ -486,6 +501,11 @@ def _default_hint(issues: list[ConfigIssue]) -> str:
         )
     if any("does not exist" in issue.message for issue in issues):
         return "Fix the path (relative paths resolve against the config file's folder)."
+    if any(issue.message.startswith(_STRUCTURE_PROBLEMS) for issue in issues):
+        return (
+            "Fix the YAML at that line: job.yaml takes plain mappings, lists and values "
+            "(no tags, no anchors that repeat or contain themselves); `phi3ft init` writes a starter file."
+        )
     return "Fix the value in job.yaml; `phi3ft schema` lists every key, type and range."
 
 
@@ -571,8 +591,12 @@ class _InterpolationError(ValueError):
     pass
 
 
-def interpolate(text: str, env: Mapping[str, str]) -> str:
-    """``${VAR}``, ``${VAR:-default}`` (default when unset or empty); ``$${`` is a literal ``${``."""
+def interpolate(text: str, env: Mapping[str, str], used: list[str] | None = None) -> str:
+    """``${VAR}``, ``${VAR:-default}`` (default when unset or empty); ``$${`` is a literal ``${``.
+
+    ``used`` (when given) collects the names whose *environment* value went into the result; a default
+    the file spells out is the user's own text and is not listed.
+    """
 
     def replace(match: re.Match[str]) -> str:
         token = match.group(0)
@@ -591,6 +615,8 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
             if sep:
                 return default
             raise _InterpolationError(f"environment variable {name} is not set (used as ${{{name}}})")
+        if used is not None:
+            used.append(name)
         return value
 
     return _INTERPOLATION.sub(replace, text)
@@ -602,56 +628,211 @@ class _YamlProblem(Exception):
         self.line, self.path, self.message = line, path, message
 
 
+#: Hostile-input bounds. A real job.yaml is a few kB, ~10 levels deep and a few hundred values.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_YAML_DEPTH = 64
+MAX_YAML_VALUES = 10_000
+_MAX_INT_DIGITS = 30
+_YAML_TAG = "tag:yaml.org,2002:"
+#: The only tags job.yaml may carry (what plain YAML resolves to); ``!custom``, ``!!python/...``,
+#: ``!!binary``, ``!!set`` and friends are refused before anything is constructed.
+_ALLOWED_TAGS = frozenset(
+    _YAML_TAG + name for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
+)
+_MERGE_TAG = _YAML_TAG + "merge"
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader whose composer refuses nesting deeper than :data:`MAX_YAML_DEPTH`.
+
+    PyYAML composes recursively, so 2,000 nested ``[`` end in RecursionError without this bound.
+    Aliases are not expanded here: the composed graph shares the anchored node, and ``_read_yaml``'s walk
+    counts every value it produces through them.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        # The scanner looks ahead over every open "[" / "{" (quadratic in their number): stop it at the bound.
+        if self.flow_level >= MAX_YAML_DEPTH:
+            raise yaml.scanner.ScannerError(
+                None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", self.get_mark()
+            )
+        super().fetch_flow_collection_start(TokenClass)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._nodes += 1
+        if self._nodes > MAX_YAML_VALUES:  # stop parsing a huge document early (PyYAML is pure Python here)
+            raise yaml.composer.ComposerError(
+                None, None, f"more than {MAX_YAML_VALUES:,} values", self.peek_event().start_mark
+            )
+        if self.check_event(yaml.AliasEvent):
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", self.peek_event().start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _tag_name(tag: str) -> str:
+    return "!!" + tag.removeprefix(_YAML_TAG) if tag.startswith(_YAML_TAG) else tag
+
+
 def _read_yaml(
     text: str, env: Mapping[str, str]
-) -> tuple[Any, dict[tuple[str | int, ...], int], list[ConfigIssue]]:
-    """Parse YAML keeping each key's line, interpolating string scalars; collect problems."""
+) -> tuple[Any, dict[tuple[str | int, ...], int], list[ConfigIssue], dict[tuple[str | int, ...], list[str]]]:
+    """Parse YAML keeping each key's line, interpolating string scalars; collect problems.
+
+    Bounded for hostile input: nesting depth, values produced (aliases included), allowed tags, integer
+    length; every failure is a :class:`_YamlProblem` or a collected problem, never an exception from
+    PyYAML. Also returns, per key path, the environment variables whose values went into it.
+    """
     lines: dict[tuple[str | int, ...], int] = {}
+    expanded: dict[tuple[str | int, ...], list[str]] = {}
     problems: list[tuple[int | None, tuple[str | int, ...], str]] = []
-    loader = yaml.SafeLoader(text)
+    produced = 0
+    try:
+        loader = _BoundedLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        code = exc.character if isinstance(exc.character, int) else -1
+        what = "a NUL byte" if code == 0 else f"control character U+{code:04X}" if code >= 0 else "a byte"
+        raise _YamlProblem(line, (), f"not valid YAML: {what} is not allowed in YAML text") from None
     try:
         try:
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark else None
-            raise _YamlProblem(line, (), f"not valid YAML: {exc.problem or exc}") from None
+            raise _YamlProblem(
+                mark.line + 1 if mark else None, (), f"not valid YAML: {exc.problem or exc}"
+            ) from None
         except yaml.YAMLError as exc:
             raise _YamlProblem(None, (), f"not valid YAML: {exc}") from None
 
-        def build(node: yaml.Node, path: tuple[str | int, ...]) -> Any:
-            lines.setdefault(path, node.start_mark.line + 1)
+        def scalar(node: yaml.ScalarNode, path: tuple[str | int, ...]) -> Any:
+            line = node.start_mark.line + 1
+            if node.tag == _YAML_TAG + "int" and len(node.value) > _MAX_INT_DIGITS:
+                raise _YamlProblem(line, path, f"integer with {len(node.value):,} digits is out of range")
+            try:
+                value = loader.construct_object(node, deep=True)
+            except (yaml.YAMLError, ValueError, OverflowError) as exc:
+                reason = getattr(exc, "problem", None) or str(exc)
+                raise _YamlProblem(line, path, f"not valid YAML: {reason}") from None
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1 << 63:
+                raise _YamlProblem(line, path, f"integer {node.value} is out of range (64-bit)")
+            return value
+
+        def build(node: yaml.Node, path: tuple[str | int, ...], stack: tuple[int, ...]) -> Any:
+            nonlocal produced
+            line = node.start_mark.line + 1
+            lines.setdefault(path, line)
+            produced += 1
+            if produced > MAX_YAML_VALUES:  # only aliases get here: the composer bounds the document itself
+                raise _YamlProblem(
+                    line,
+                    path,
+                    f"aliases expand to more than {MAX_YAML_VALUES:,} values (aliases repeating aliases?)",
+                )
+            if id(node) in stack:
+                raise _YamlProblem(line, path, "recursive alias: the anchor contains itself")
+            if len(path) > MAX_YAML_DEPTH:
+                raise _YamlProblem(line, path, f"nested deeper than {MAX_YAML_DEPTH} levels")
+            if node.tag not in _ALLOWED_TAGS:
+                raise _YamlProblem(
+                    line, path, f"tag {_tag_name(node.tag)} is not allowed (job.yaml takes plain values only)"
+                )
+            inner = (*stack, id(node))
             if isinstance(node, yaml.MappingNode):
-                loader.flatten_mapping(node)
                 out: dict[str, Any] = {}
+                merged: dict[str, Any] = {}
                 for key_node, value_node in node.value:
-                    key = loader.construct_object(key_node, deep=True)
                     key_line = key_node.start_mark.line + 1
+                    if key_node.tag == _MERGE_TAG:
+                        sources = (
+                            value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                        )
+                        for source in sources:
+                            if not isinstance(source, yaml.MappingNode):
+                                raise _YamlProblem(
+                                    key_line,
+                                    path,
+                                    "'<<' takes a mapping or a list of mappings (e.g. <<: *defaults)",
+                                )
+                            for sub_key, sub_value in build(source, path, inner).items():
+                                merged.setdefault(sub_key, sub_value)
+                        continue
+                    if not isinstance(key_node, yaml.ScalarNode):
+                        problems.append((key_line, path, "a key must be a plain string"))
+                        continue
+                    if key_node.tag not in _ALLOWED_TAGS:
+                        raise _YamlProblem(key_line, path, f"tag {_tag_name(key_node.tag)} is not allowed")
+                    key = scalar(key_node, path)
                     if not isinstance(key, str):
                         problems.append((key_line, path, f"key {key!r} is not a string"))
                         continue
                     if key in out:
                         problems.append((key_line, (*path, key), "duplicate key"))
                     lines[(*path, key)] = key_line
-                    out[key] = build(value_node, (*path, key))
+                    out[key] = build(value_node, (*path, key), inner)
+                for key, value in merged.items():
+                    out.setdefault(key, value)
                 return out
             if isinstance(node, yaml.SequenceNode):
-                return [build(item, (*path, index)) for index, item in enumerate(node.value)]
-            value = loader.construct_object(node, deep=True)
+                return [build(item, (*path, index), inner) for index, item in enumerate(node.value)]
+            assert isinstance(node, yaml.ScalarNode)
+            value = scalar(node, path)
             if isinstance(value, str) and "$" in value:
+                used: list[str] = []
                 try:
-                    value = interpolate(value, env)
+                    value = interpolate(value, env, used)
                 except _InterpolationError as exc:
-                    problems.append((node.start_mark.line + 1, path, str(exc)))
+                    problems.append((line, path, str(exc)))
+                if used:
+                    expanded[path] = used
             return value
 
-        data = build(node, ()) if node is not None else None
+        data = build(node, (), ()) if node is not None else None
     finally:
         loader.dispose()
-    return data, lines, [ConfigIssue("", line, path, message) for line, path, message in problems]
+    issues = [ConfigIssue("", line, path, message) for line, path, message in problems]
+    return data, lines, issues, expanded
 
 
-def _pydantic_issue(error: Any, lines: Mapping[tuple[str | int, ...], int]) -> tuple[int | None, tuple, str]:
+def _hide_expanded(message: str, value: Any, names: list[str], env: Mapping[str, str]) -> str:
+    """A message about a value that came from the environment, without that value.
+
+    phi3ft never echoes what a ``${VAR}`` expanded to: ``${AZURE_CLIENT_SECRET}`` pasted into the wrong key
+    must not land in a CI log (secret-looking names or not: a value from the environment is never the
+    user's literal text). The message names the variable(s) instead.
+    """
+    label = ", ".join(f"${{{name}}}" for name in dict.fromkeys(names))
+    forms = {env[name] for name in names if env.get(name, "").strip()}
+    if isinstance(value, str) and value.strip():
+        forms.update({value, value.strip(), repr(value), repr(value.strip())})
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+        else:
+            forms.update({f"{number:g}", str(number), repr(number)})
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        forms.update({f"{value:g}", str(value), repr(value)})
+    for form in sorted(forms, key=len, reverse=True):
+        message = re.sub(rf"(?<![\w.]){re.escape(form)}(?![\w.])", label, message)
+    return f"{message} (from {label}; value not shown)"
+
+
+def _pydantic_issue(
+    error: Any, lines: Mapping[tuple[str | int, ...], int], *, echo: bool = True
+) -> tuple[int | None, tuple, str]:
     loc = tuple(error["loc"])
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -664,7 +845,7 @@ def _pydantic_issue(error: Any, lines: Mapping[tuple[str | int, ...], int]) -> t
         return _nearest_line(lines, loc[:-1]), loc, "required key is missing"
     message = str(error["msg"]).removeprefix("Value error, ")
     value = error.get("input")
-    if kind not in {"value_error"} and not isinstance(value, (dict, list)):
+    if echo and kind not in {"value_error"} and not isinstance(value, (dict, list)):
         message += f" (got {value!r})"
     return _nearest_line(lines, loc), loc, message
 
@@ -701,17 +882,31 @@ def _cross_checks(cfg: JobConfig) -> list[tuple[tuple[str | int, ...], str]]:
     return found
 
 
+def _path_kind(path: Path) -> str:
+    """``file``, ``other`` (exists, not a regular file), ``missing``, or the OS's reason it cannot be used."""
+    try:
+        if path.is_file():
+            return "file"
+        return "other" if path.exists() else "missing"
+    except (OSError, ValueError) as exc:  # ENAMETOOLONG, ELOOP, EACCES on a parent...
+        return getattr(exc, "strerror", None) or str(exc)
+
+
 def _file_checks(cfg: JobConfig) -> list[tuple[tuple[str | int, ...], str]]:
     found: list[tuple[tuple[str | int, ...], str]] = []
     for role, path in data_files(cfg).items():
-        if not path.exists():
+        kind = _path_kind(path)
+        if kind == "missing":
             found.append((("data", role), f"file {path} does not exist"))
-        elif not path.is_file():
+        elif kind == "other":
             found.append((("data", role), f"{path} is not a file"))
-    if cfg.eval.data is not None and not cfg.eval.data.is_file():
-        found.append((("eval", "data"), f"file {cfg.eval.data} does not exist"))
+        elif kind != "file":
+            found.append((("data", role), f"cannot use {path}: {kind}"))
+    if cfg.eval.data is not None and (kind := _path_kind(cfg.eval.data)) != "file":
+        reason = "does not exist" if kind in ("missing", "other") else f"cannot be used: {kind}"
+        found.append((("eval", "data"), f"file {cfg.eval.data} {reason}"))
     tokenizer = cfg.training.tokenizer
-    if cfg.backend != "serverless" and tokenizer is not None and not tokenizer.exists():
+    if cfg.backend != "serverless" and tokenizer is not None and _path_kind(tokenizer) == "missing":
         found.append((("training", "tokenizer"), f"{tokenizer} does not exist"))
     base_model = cfg.training.base_model
     if cfg.backend != "serverless" and base_model:
@@ -771,7 +966,7 @@ def parse_job_config(
     """Validate job.yaml text. Raises :class:`JobConfigError` (exit 3) listing every problem found."""
     env = {} if env is None else env
     try:
-        data, lines, problems = _read_yaml(text, env)
+        data, lines, problems, expanded = _read_yaml(text, env)
     except _YamlProblem as exc:
         raise JobConfigError([ConfigIssue(source, exc.line, exc.path, exc.message)]) from None
     issues = [ConfigIssue(source, p.line, p.path, p.message) for p in problems]
@@ -787,29 +982,94 @@ def parse_job_config(
     azure = data.get("azure")
     if isinstance(azure, dict) and azure.get("subscription_id") in (None, "") and env.get(SUBSCRIPTION_ENV):
         azure["subscription_id"] = env[SUBSCRIPTION_ENV]
+        expanded[("azure", "subscription_id")] = [SUBSCRIPTION_ENV]
         from_env = True
     if issues:
         raise JobConfigError(issues)
+
+    def env_names(loc: tuple[str | int, ...]) -> list[str]:
+        for end in range(len(loc), 0, -1):
+            if loc[:end] in expanded:
+                return expanded[loc[:end]]
+        return []
+
+    def hide(loc: tuple[str | int, ...], message: str) -> str:
+        names = env_names(loc)
+        if not names:
+            return message
+        value: Any = data
+        for part in loc:
+            value = value.get(part) if isinstance(value, dict) else None
+        return _hide_expanded(message, value, names, env)
 
     try:
         cfg = JobConfig.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         for error in exc.errors():
-            line, loc, message = _pydantic_issue(error, lines)
-            if loc == ("azure", "subscription_id") and from_env:
-                message += f" (from ${SUBSCRIPTION_ENV})"
-            issues.append(ConfigIssue(source, line, loc, message))
+            loc = tuple(error["loc"])
+            line, loc, message = _pydantic_issue(error, lines, echo=not env_names(loc))
+            issues.append(ConfigIssue(source, line, loc, hide(loc, message)))
         issues.sort(key=lambda issue: issue.line or 0)
         raise JobConfigError(issues) from None
 
     _resolve_training_paths(cfg.training, base_dir)
     checks = _cross_checks(cfg) + (_file_checks(cfg) if check_files else [])
     if checks:
-        issues = [ConfigIssue(source, _nearest_line(lines, path), path, message) for path, message in checks]
+        issues = [
+            ConfigIssue(source, _nearest_line(lines, path), path, hide(path, message))
+            for path, message in checks
+        ]
         raise JobConfigError(sorted(issues, key=lambda issue: issue.line or 0))
     cfg._lines = dict(lines)
     cfg._env_subscription = from_env
     return cfg
+
+
+def _read_config_text(path: Path) -> str:
+    """The config's text, refusing what no job.yaml is before reading it.
+
+    ``/dev/zero``, a FIFO, a socket or a directory is refused from ``stat`` (exit 3, like any config that
+    cannot be used); so is a file over :data:`MAX_CONFIG_BYTES`. The read itself is bounded too, in case the
+    file grows between ``stat`` and ``read``.
+    """
+    import os
+    import stat
+
+    limit = f"{MAX_CONFIG_BYTES // (1 << 20)} MB"
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} does not exist", "Create one with `phi3ft init --out job.yaml`."
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a device, pipe or socket)"
+        raise ConfigError(f"config {path} is {kind}", "Pass the path of a job.yaml file with --config.")
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config {path} is {info.st_size:,} bytes; a job.yaml is at most {limit}",
+            "Pass the path of a job.yaml file with --config (a data file goes under data: in it).",
+        )
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config {path} is larger than {limit}", "Pass the path of a job.yaml file with --config."
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+            "Save job.yaml as UTF-8.",
+        ) from None
 
 
 def load_job_config(
@@ -817,14 +1077,7 @@ def load_job_config(
 ) -> JobConfig:
     """Read and validate a job.yaml; relative paths inside resolve against its folder."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"config file {path} does not exist", "Create one with `phi3ft init --out job.yaml`."
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
+    text = _read_config_text(path)
     cfg = parse_job_config(
         text, source=str(path), base_dir=path.resolve().parent, env=env, check_files=check_files
     )

@@ -1,12 +1,16 @@
 """The exception hierarchy: every expected failure is a Phi3ftError carrying an exit code and a hint.
 
 The CLI has one handler that prints ``Error: ...`` and ``Hint: ...`` to stderr and exits with the code.
-Leaf module: imports only the standard library.
+Messages and hints pass through :func:`phi3ft.redact.redact` here, once: a SAS, token or key inside an
+SDK's error text never reaches a terminal, a CI log or a JSON error document.
+Leaf module: imports only the standard library (and phi3ft.redact, itself stdlib-only).
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
+
+from phi3ft.redact import redact
 
 
 class ExitCode(IntEnum):
@@ -27,9 +31,10 @@ class Phi3ftError(Exception):
     exit_code: ExitCode = ExitCode.ERROR
 
     def __init__(self, message: str, hint: str | None = None, *, exit_code: ExitCode | None = None) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = redact(hint) if hint else hint
         if exit_code is not None:
             self.exit_code = exit_code
 

@@ -22,6 +22,7 @@ Ledger records (kinds from :data:`phi3ft.state.KINDS`; ``deploy``/``delete`` rea
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -145,6 +146,10 @@ def _default_split(train: Path, fraction: float, seed: int, out_dir: Path, key: 
     return result.train_path, result.validation_path
 
 
+#: Creating an AmlCompute cluster takes minutes on real Azure; stop waiting (it keeps going) after this.
+DEFAULT_COMPUTE_TIMEOUT = 30 * 60.0
+
+
 @dataclass
 class SubmitOptions:
     force: bool = False
@@ -152,6 +157,10 @@ class SubmitOptions:
     today: date | None = None
     tokenizer: Path | None = None
     env: dict[str, str] | None = None
+    #: Waits inside submit (the GPU cluster's creation): injected in tests, real time otherwise.
+    clock: Callable[[], float] | None = None
+    sleep: Callable[[float], None] | None = None
+    compute_timeout: float | None = DEFAULT_COMPUTE_TIMEOUT
 
 
 def apply_backend_override(cfg: Any, backend: str | None) -> Any:
@@ -515,7 +524,9 @@ def submit(
     output_model = names.output_model if attempt == 1 else f"{names.output_model}-{attempt}"
     compute_fields: dict[str, Any] = {}
     if compute_job and job is None:
-        compute_fields = yield from _ensure_cluster_and_environment(cfg, backend, store, where, project.name)
+        compute_fields = yield from _ensure_cluster_and_environment(
+            cfg, backend, store, where, project.name, opts
+        )
     yield SubmitEvent(
         "step", "job", f"Submitting {'command' if compute_job else 'fine-tuning'} job {names.job}"
     )
@@ -599,8 +610,31 @@ def submit(
     )
 
 
+def _wait_for_cluster(
+    backend: Any, name: str, opts: SubmitOptions
+) -> Generator[SubmitEvent, None, dict[str, Any]]:
+    """Cluster creation, with a timeout and a progress line per poll (like the job and endpoint waits)."""
+    polls = backend.watch_compute(
+        name,
+        timeout=opts.compute_timeout,
+        clock=opts.clock or time.monotonic,
+        sleep=opts.sleep or time.sleep,
+    )
+    while True:
+        try:
+            state, elapsed = next(polls)
+        except StopIteration as stop:
+            return {**stop.value, "created": True}
+        yield SubmitEvent(
+            "note",
+            "compute",
+            f"Cluster {name}: {state} ({int(elapsed)} s)",
+            {"state": state, "elapsed_s": elapsed},
+        )
+
+
 def _ensure_cluster_and_environment(
-    cfg: Any, backend: Any, store: StateStore, where: dict[str, str], project: str
+    cfg: Any, backend: Any, store: StateStore, where: dict[str, str], project: str, opts: SubmitOptions
 ) -> Generator[SubmitEvent, None, dict[str, Any]]:
     """``backend: azureml-compute``: the GPU cluster (scales to zero) and the training environment."""
     from phi3ft.config import ComputeConfig
@@ -629,10 +663,14 @@ def _ensure_cluster_and_environment(
         project=project,
         **where,
     )
-    if cluster.get("vm_size") and str(cluster["vm_size"]).lower() != compute.vm_size.lower():
-        yield SubmitEvent(
-            "warn", "compute", f"Cluster {cluster['name']} exists with {cluster['vm_size']}; reusing it as is"
-        )
+    if cluster.get("created"):
+        if str(cluster.get("state") or "").lower() != "succeeded":
+            cluster = yield from _wait_for_cluster(backend, cluster["name"], opts)
+    else:
+        from phi3ft.backends.azureml.compute import check_reused_cluster
+
+        for warning in check_reused_cluster(cluster, compute):  # exit 4 when it cannot run the job
+            yield SubmitEvent("warn", "compute", warning)
     yield SubmitEvent(
         "done",
         "compute",

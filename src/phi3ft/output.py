@@ -16,6 +16,22 @@ from typing import Any, TextIO
 from rich.console import Console
 
 from phi3ft.errors import UsageError
+from phi3ft.redact import redact
+
+
+class _RedactingStream:
+    """A text stream that passes every write through :func:`phi3ft.redact.redact` (unless revealing)."""
+
+    def __init__(self, raw: TextIO, owner: Output) -> None:
+        self.raw = raw
+        self._owner = owner
+
+    def write(self, text: str) -> int:
+        self.raw.write(text if self._owner._revealing else redact(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
 
 
 def _json_default(value: Any) -> Any:
@@ -49,15 +65,35 @@ class Output:
         self._out_console: Console | None = None
         self._err_console: Console | None = None
         self._no_color = no_color
+        self._revealing = False
+        self._wrapped: dict[int, _RedactingStream] = {}
 
-    # Streams are resolved lazily so CliRunner's swapped sys.stdout/sys.stderr are honoured.
+    # Streams are resolved lazily so CliRunner's swapped sys.stdout/sys.stderr are honoured. Both are
+    # wrapped: whatever a command writes through them (tables, JSON, log text, progress) is redacted.
+    def _wrap(self, raw: TextIO) -> TextIO:
+        if isinstance(raw, _RedactingStream):
+            return raw
+        wrapped = self._wrapped.get(id(raw))
+        if wrapped is None or wrapped.raw is not raw:
+            wrapped = self._wrapped[id(raw)] = _RedactingStream(raw, self)
+        return wrapped  # type: ignore[return-value]
+
     @property
     def stdout(self) -> TextIO:
-        return self._stdout or sys.stdout
+        return self._wrap(self._stdout or sys.stdout)
 
     @property
     def stderr(self) -> TextIO:
-        return self._stderr or sys.stderr
+        return self._wrap(self._stderr or sys.stderr)
+
+    @contextmanager
+    def unredacted(self) -> Iterator[None]:
+        """Print secrets the user explicitly asked for (``keys --show``); nothing else uses it."""
+        self._revealing = True
+        try:
+            yield
+        finally:
+            self._revealing = False
 
     @property
     def console(self) -> Console:

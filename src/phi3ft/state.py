@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from phi3ft.redact import redact_data
+
 try:  # POSIX advisory locks; on Windows the lock is a no-op (single-user tool).
     import fcntl
 except ImportError:  # pragma: no cover
@@ -110,7 +112,7 @@ class StateStore:
         fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=self.dir)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=2, sort_keys=True)
+                json.dump(redact_data(data), fh, indent=2, sort_keys=True)  # no SAS/key in the ledger
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)

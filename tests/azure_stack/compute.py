@@ -108,7 +108,9 @@ def register(t: RouteTable, state: State) -> None:
         def done() -> None:
             record["state"] = "Succeeded"
 
-        op = state.new_operation(f"compute-create:{ws.key}/{name.lower()}", done)
+        op = state.new_operation(
+            f"compute-create:{ws.key}/{name.lower()}", done, remaining=state.compute_create_polls
+        )
         headers = lro_headers(op, ws.sub, ws.location, r.api_version)
         headers.pop("Location")
         return Response(201, compute_body(ws, name, record), headers)

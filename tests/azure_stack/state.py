@@ -352,6 +352,7 @@ class State:
         self.fast_deployments = True  # ARM deployments answer Succeeded in the PUT (else 201 + async polling)
         self.lro_retry_after = "1"  # Retry-After on InProgress polls; "0" would make azure-core sleep 30 s
         self.lro_polls = 1  # polls (or resource reads) an LRO stays InProgress; 1 = done on first poll
+        self.compute_create_polls: int | None = None  # reads a new cluster stays Creating (None: lro_polls)
         self.provider_register_reads = 1  # provider GETs still answering Registering after register
         self.refuse_hub_delete_with_projects = True
         self.datastore_secret_type = "Sas"  # or "AccountKey"

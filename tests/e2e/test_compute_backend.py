@@ -195,3 +195,76 @@ def test_existing_cluster_is_reused_and_watch_cancel_work(stack: Any, cli: Any, 
     assert not stack.requests.find(route="environments.versions.create_or_update")
     ws = stack.state.workspace(PROJECT)
     assert "1" in stack.state.model_versions(ws, "phi4-mini-cluster-2")
+
+
+# ---- the cluster phi3ft creates, and the one it reuses ---------------------------------------------------
+def test_new_cluster_closes_ssh_sends_zero_idle_and_reports_progress(
+    stack: Any, cli: Any, folder: Path
+) -> None:
+    (folder / "job.yaml").write_text(
+        JOB_YAML.replace("idle_seconds_before_scaledown: 600", "idle_seconds_before_scaledown: 0")
+    )
+    stack.state.compute_create_polls = 4  # the cluster reads Creating a few times, as on real Azure
+    code, _out, err = submit(cli, folder, "--detach", "--json", "--skip-checks")
+    assert code == 0, err
+    (put,) = stack.requests.find(route="computes.create_or_update")
+    inner = put.body["properties"]["properties"]
+    assert inner["remoteLoginPortPublicAccess"] == "Disabled"  # phi3ft never needs SSH
+    assert inner["scaleSettings"] == {
+        "maxNodeCount": 2,
+        "minNodeCount": 0,
+        "nodeIdleTimeBeforeScaleDown": "PT0S",
+    }
+    assert inner["vmSize"] == "Standard_NC48ads_A100_v4" and inner["osType"] == "Linux"
+    progress = [line for line in err.splitlines() if line.startswith(f"Cluster {CLUSTER}: ")]
+    assert progress and all("Creating (" in line for line in progress[:-1])
+    assert progress[-1].startswith(f"Cluster {CLUSTER}: Succeeded (")
+    assert len(stack.requests.find(route="computes.get")) >= 4  # watched by GETs, not by an SDK poller thread
+    assert len(stack.requests.find(route="jobs.create_or_update")) == 1
+
+
+def test_cluster_creation_times_out_with_a_hint_and_stays_in_the_ledger(
+    stack: Any, cli: Any, folder: Path
+) -> None:
+    stack.state.compute_create_polls = 10**6  # never finishes
+    code, _out, err = submit(cli, folder, "--skip-checks")
+    assert code == 1, err
+    assert "Timed out after 1" in err and f"waiting for compute cluster '{CLUSTER}' (Creating)" in err
+    assert "re-run `phi3ft submit` later (it reuses the cluster)" in err
+    assert not stack.requests.find(route="jobs.create_or_update")
+    record = StateStore(folder / ".phi3ft").get("compute", CLUSTER)
+    assert record is not None and record["created_by_phi3ft"] is True  # delete --all removes it
+
+
+def test_reused_cluster_smaller_than_the_job_is_refused(stack: Any, cli: Any, folder: Path) -> None:
+    (folder / "job.yaml").write_text(JOB_YAML.replace("max_nodes: 2", "max_nodes: 1"))
+    code, _out, err = submit(cli, folder, "--detach", "--skip-checks")
+    assert code == 0, err
+    # the job now asks for 4 instances on the existing 1-node cluster
+    (folder / "job.yaml").write_text(JOB_YAML.replace("max_nodes: 2", "max_nodes: 4"))
+    stack.requests.clear()
+    code, _out, err = submit(cli, folder, "--detach", "--skip-checks")
+    assert code == 4, err
+    assert f"Compute cluster {CLUSTER} exists with at most 1 node(s); the job asks for 4 instances" in err
+    assert (
+        f"Set compute.max_nodes: 1 in job.yaml, or raise the cluster's limit: `az ml compute update --name {CLUSTER} --max-instances 4`"
+        in err
+    )
+    assert not stack.requests.find(route="jobs.create_or_update")
+    assert not stack.requests.find(route="computes.create_or_update")  # never resized behind the user's back
+
+
+def test_reused_cluster_of_another_size_is_warned_with_the_fix(stack: Any, cli: Any, folder: Path) -> None:
+    (folder / "job.yaml").write_text(JOB_YAML.replace("max_nodes: 2", "max_nodes: 2\n  min_nodes: 1"))
+    code, _out, err = submit(cli, folder, "--detach", "--skip-checks")
+    assert code == 0, err
+    (folder / "job.yaml").write_text(JOB_YAML.replace("Standard_NC48ads_A100_v4", "Standard_NC24ads_A100_v4"))
+    code, _out, err = submit(cli, folder, "--detach", "--skip-checks")
+    assert code == 0, err
+    assert (
+        f"Cluster {CLUSTER} exists with VM size Standard_NC48ads_A100_v4, not Standard_NC24ads_A100_v4; reusing it"
+        in err
+    )
+    assert "Set compute.vm_size: Standard_NC48ads_A100_v4 to match it" in err
+    assert "keeps 1 node(s) running while idle" in err and "--min-instances 0" in err
+    assert len(stack.requests.find(route="computes.create_or_update")) == 1

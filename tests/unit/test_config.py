@@ -256,7 +256,8 @@ def test_unknown_model_suggests(folder: Path) -> None:
 def test_invalid_subscription_from_env_says_so(folder: Path) -> None:
     text = BASE.replace("  subscription_id: 11111111-2222-3333-4444-555555555555\n", "")
     err = error_of(folder, text, env={"AZURE_SUBSCRIPTION_ID": "not-a-guid"})
-    assert "azure -> subscription_id" in err.message and "(from $AZURE_SUBSCRIPTION_ID)" in err.message
+    assert "azure -> subscription_id" in err.message and "(from ${AZURE_SUBSCRIPTION_ID}" in err.message
+    assert "not-a-guid" not in err.message
 
 
 def test_validation_and_split_are_exclusive(folder: Path) -> None:

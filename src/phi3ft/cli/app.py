@@ -104,6 +104,12 @@ def _root(
         ctx.obj.output.quiet = True
 
 
+def _redact_logging() -> None:
+    from phi3ft.redact import install_log_redaction
+
+    install_log_redaction()  # SDK warnings printed by logging.lastResort go through the redactor too
+
+
 def _register_commands() -> None:
     for name in COMMAND_MODULES:
         module = importlib.import_module(name)
@@ -111,6 +117,7 @@ def _register_commands() -> None:
 
 
 _register_commands()
+_redact_logging()
 
 
 def _silence_stdout() -> None:
@@ -145,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception:  # pragma: no cover - last resort, the group handler catches command errors
         if os.environ.get("PHI3FT_DEBUG") == "1":
-            traceback.print_exc()
+            from phi3ft.redact import redact
+
+            sys.stderr.write(redact(traceback.format_exc()))  # SDK exception texts can hold SAS URLs
         Output().error("Unexpected error.", "Re-run with PHI3FT_DEBUG=1 for the traceback.")
         return int(ExitCode.ERROR)
     return 0

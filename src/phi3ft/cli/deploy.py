@@ -6,6 +6,7 @@ in :mod:`phi3ft.deploy`; nothing here imports Azure.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -273,11 +274,12 @@ def register(app: typer.Typer) -> None:
             "secondary_key": k.secondary if show else masked(k.secondary),
             "shown": show,
         }
-        if json:
-            out.emit_json(data)
-            return
-        out.print(f"primary:   {data['primary_key']}")
-        out.print(f"secondary: {data['secondary_key']}")
+        with out.unredacted() if show else contextlib.nullcontext():
+            if json:
+                out.emit_json(data)
+                return
+            out.print(f"primary:   {data['primary_key']}")
+            out.print(f"secondary: {data['secondary_key']}")
 
     # ---- invoke ----------------------------------------------------------------------------------------
     @app.command("invoke")

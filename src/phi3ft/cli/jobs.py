@@ -239,7 +239,12 @@ def register(app: typer.Typer) -> None:
                 out.info(event.message)
 
         options = svc.SubmitOptions(
-            force=force, skip_checks=skip_checks, tokenizer=tokenizer, env=dict(app_ctx.env)
+            force=force,
+            skip_checks=skip_checks,
+            tokenizer=tokenizer,
+            env=dict(app_ctx.env),
+            clock=app_ctx.clock,
+            sleep=app_ctx.sleep,
         )
         result = svc.run_submit(svc.submit(cfg, backend, store, confirm=confirm, options=options), on_event)
         job = result.job

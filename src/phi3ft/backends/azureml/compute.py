@@ -3,8 +3,11 @@
 What goes to Azure (one ``submit``):
 
 - **cluster**: ``AmlCompute`` (``min_instances`` 0 by default, so it costs nothing while idle;
-  ``idle_time_before_scale_down`` and the VM size from ``compute:``). Get-or-create by name: an existing
-  cluster is reused as it is (its size is reported, never changed).
+  ``idle_time_before_scale_down`` and the VM size from ``compute:``, 0 s sent as ``PT0S``; the SSH port
+  closed: ``remoteLoginPortPublicAccess: Disabled``). Get-or-create by name; the create is waited for with a
+  timeout and a progress line (:meth:`ComputeOps.watch_compute`). An existing cluster is reused as it is
+  (never changed) after :func:`check_reused_cluster`: too few nodes for the job or a failed cluster is
+  refused (exit 4), another VM size or always-on nodes are warned about, with the fix.
 - **environment** ``phi3ft-train``: a Docker build context, ``FROM`` the curated Azure ML PyTorch image
   (:data:`BASE_IMAGE`, which brings CUDA, NCCL, OpenMPI and the Azure ML runtime) plus ``pip install`` of
   phi3ft's own dependencies and its ``train`` extra (:func:`training_requirements`, read from the
@@ -37,13 +40,14 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+from collections.abc import Callable, Generator, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from phi3ft.backends.azureml._core import AzureSession, call, quiet_experimental_warnings
 from phi3ft.backends.base import JobInfo
-from phi3ft.errors import NotFoundError, UsageError
+from phi3ft.errors import AzureError, NotFoundError, PrerequisiteError, UsageError
 
 #: Curated Azure ML PyTorch image the training environment starts from (pip upgrades torch to the
 #: train extra's range when the image's is older).
@@ -154,25 +158,90 @@ class ComputeOps:
         idle_seconds_before_scaledown: int = 1800,
         tags: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Get-or-create an AmlCompute cluster (``created`` says whether this call made it)."""
+        """Get-or-create an AmlCompute cluster (``created`` says whether this call made it).
+
+        Returns once the create is accepted (``state`` ``Creating`` on real Azure): wait for it with
+        :meth:`watch_compute`, which polls against a timeout and reports progress.
+        """
         existing = self.find_compute(name)
         if existing is not None:
             return existing
-        from azure.ai.ml.entities import AmlCompute
+        cluster = _cluster_entity(
+            name,
+            vm_size=vm_size,
+            min_nodes=min_nodes,
+            max_nodes=max_nodes,
+            idle_seconds=idle_seconds_before_scaledown,
+            tags=tags,
+        )
+        ops = self.session.ml.compute
+        generated = getattr(ops, "_operation", None)
+        if generated is None:  # pragma: no cover - older/newer SDK layout: its poller thread waits alone
+            call(f"create compute cluster {name!r}", lambda: ops.begin_create_or_update(cluster))
+        else:
+            # The SDK's own begin_create_or_update starts a poller thread that cannot be stopped; send the
+            # same body (the SDK's _to_rest_object) with polling=False and wait in watch_compute instead.
+            cluster.location = call("read the project's region", ops._get_workspace_location)
+            body = cluster._to_rest_object()
+            call(
+                f"create compute cluster {name!r}",
+                lambda: generated.begin_create_or_update(
+                    self.session.resource_group,
+                    self.session.workspace,
+                    compute_name=name,
+                    parameters=body,
+                    polling=False,
+                ).result(),
+            )
+        found = self.find_compute(name)
+        if found is None:  # pragma: no cover - the PUT was accepted, so a GET finds it
+            raise AzureError(
+                f"Compute cluster {name!r} was accepted but cannot be read back.", "Re-run submit."
+            )
+        return {**found, "created": True}
 
-        cluster = AmlCompute(
-            name=name,
-            size=vm_size,
-            min_instances=min_nodes,
-            max_instances=max_nodes,
-            idle_time_before_scale_down=idle_seconds_before_scaledown,
-            tags=dict(tags or {}),
-        )
-        created = call(
-            f"create compute cluster {name!r}",
-            lambda: self.session.ml.compute.begin_create_or_update(cluster).result(),
-        )
-        return _compute_dict(created, created=True)
+    def watch_compute(
+        self,
+        name: str,
+        *,
+        timeout: float | None,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        schedule: Iterator[float] | None = None,
+    ) -> Generator[tuple[str, float], None, dict[str, Any]]:
+        """Poll the cluster until its provisioning ends: yields ``(state, elapsed_s)`` after each GET.
+
+        Returns the cluster; raises :class:`PollTimeout` after ``timeout`` seconds (the create keeps going
+        in Azure) and :class:`AzureError` when provisioning ends Failed/Canceled.
+        """
+        from phi3ft.polling import PollTimeout, default_schedule
+
+        delays = schedule if schedule is not None else default_schedule()
+        start = clock()
+        while True:
+            found = self.find_compute(name)
+            state = str((found or {}).get("state") or "Creating")
+            elapsed = clock() - start
+            yield state, elapsed
+            if found is not None and state.lower() in _DONE_STATES:
+                break
+            wait = next(delays)
+            if timeout is not None and elapsed + wait > timeout:
+                raise PollTimeout(
+                    f"Timed out after {int(elapsed)} s waiting for compute cluster {name!r} ({state}).",
+                    "Azure keeps creating it: re-run `phi3ft submit` later (it reuses the cluster), or check it "
+                    "in the Azure ML studio (Compute > Compute clusters).",
+                )
+            sleep(wait)
+        if state.lower() != "succeeded":
+            errors = (found or {}).get("errors") or ""
+            raise AzureError(
+                f"Compute cluster {name!r} ended {state} while provisioning"
+                + (f": {errors}" if errors else "."),
+                f"Delete it (`az ml compute delete --name {name} --yes`) and re-run submit; if it fails again, "
+                "check the VM size's quota in the region (`az ml compute list-usage`).",
+            )
+        return found or {}
 
     def delete_compute(self, name: str) -> bool:
         """Delete the cluster; ``False`` when it was already gone (idempotent)."""
@@ -278,14 +347,97 @@ class ComputeOps:
         )
 
 
+_DONE_STATES = {"succeeded", "failed", "canceled"}
+
+
+def _cluster_entity(
+    name: str, *, vm_size: str, min_nodes: int, max_nodes: int, idle_seconds: int, tags: dict[str, str] | None
+) -> Any:
+    """The ``AmlCompute`` phi3ft creates: SSH port closed, the idle time as given (0 included)."""
+    from azure.ai.ml.entities import AmlCompute
+
+    class _Cluster(AmlCompute):
+        def _to_rest_object(self) -> Any:
+            rest: Any = super()._to_rest_object()
+            if idle_seconds == 0:  # the SDK drops a falsy idle time, and the service default (not 0) applies
+                rest.properties.properties.scale_settings.node_idle_time_before_scale_down = "PT0S"
+            return rest
+
+    return _Cluster(
+        name=name,
+        size=vm_size,
+        min_instances=min_nodes,
+        max_instances=max_nodes,
+        idle_time_before_scale_down=idle_seconds,
+        # phi3ft never needs SSH: without this the SDK sends NotSpecified, which (no VNet) leaves the SSH
+        # port open on every public node.
+        ssh_public_access_enabled=False,
+        tags=dict(tags or {}),
+    )
+
+
+def check_reused_cluster(cluster: dict[str, Any], compute: Any) -> list[str]:
+    """A cluster that already exists, against ``compute:`` of job.yaml: warnings, or PrerequisiteError.
+
+    Refused (exit 4): fewer nodes than the job asks instances for (``instance_count`` is
+    ``compute.max_nodes``: the job would queue for nodes the cluster can never have), or a cluster whose
+    provisioning failed. Warned: another VM size (``processes_per_node`` may not match its GPUs), nodes
+    kept running while idle (``min_nodes`` > 0 bills around the clock), SSH open to the internet.
+    """
+    name = cluster.get("name")
+    state = str(cluster.get("state") or "")
+    if state.lower() in {"failed", "canceled", "deleting"}:
+        raise PrerequisiteError(
+            f"Compute cluster {name} exists but is {state}.",
+            f"Delete it (`az ml compute delete --name {name} --yes`) and re-run submit, or set "
+            "compute.cluster_name to another cluster.",
+        )
+    limit = cluster.get("max_nodes")
+    if isinstance(limit, int) and limit < compute.max_nodes:
+        raise PrerequisiteError(
+            f"Compute cluster {name} exists with at most {limit} node(s); the job asks for "
+            f"{compute.max_nodes} instances (compute.max_nodes).",
+            f"Set compute.max_nodes: {limit} in job.yaml, or raise the cluster's limit: "
+            f"`az ml compute update --name {name} --max-instances {compute.max_nodes}`.",
+        )
+    warnings = []
+    size = cluster.get("vm_size")
+    if size and str(size).lower() != compute.vm_size.lower():
+        warnings.append(
+            f"Cluster {name} exists with VM size {size}, not {compute.vm_size}; reusing it as is "
+            f"(compute.processes_per_node {compute.processes_per_node} must match its GPUs). Set "
+            f"compute.vm_size: {size} to match it, or pick another compute.cluster_name for a {compute.vm_size} "
+            "cluster."
+        )
+    floor = cluster.get("min_nodes")
+    if isinstance(floor, int) and floor > compute.min_nodes:
+        warnings.append(
+            f"Cluster {name} keeps {floor} node(s) running while idle (min nodes {floor}): it bills even "
+            f"when no job runs. Scale it to zero: `az ml compute update --name {name} --min-instances 0`."
+        )
+    if cluster.get("ssh_public_access") == "Enabled":
+        warnings.append(f"Cluster {name} has its SSH port open to the internet; phi3ft does not need it.")
+    return warnings
+
+
+def _text(value: Any) -> str | None:
+    """An SDK enum (``ProvisioningState.SUCCEEDED``) or a string, as the service's string (``Succeeded``)."""
+    value = getattr(value, "value", value)
+    return None if value is None else str(value)
+
+
 def _compute_dict(entity: Any, *, created: bool) -> dict[str, Any]:
+    errors = getattr(entity, "provisioning_errors", None)
+    ssh = getattr(entity, "ssh_public_access_enabled", None)
     return {
+        "errors": errors,
+        "ssh_public_access": None if ssh is None else ("Enabled" if ssh else "Disabled"),
         "name": entity.name,
         "id": getattr(entity, "id", None),
         "vm_size": getattr(entity, "size", None),
         "min_nodes": getattr(entity, "min_instances", None),
         "max_nodes": getattr(entity, "max_instances", None),
         "idle_seconds_before_scaledown": getattr(entity, "idle_time_before_scale_down", None),
-        "state": getattr(entity, "provisioning_state", None),
+        "state": _text(getattr(entity, "provisioning_state", None)),
         "created": created,
     }

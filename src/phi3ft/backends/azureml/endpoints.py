@@ -120,6 +120,11 @@ class EndpointKeys:
     primary: str = field(repr=False)
     secondary: str | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        from phi3ft.redact import register
+
+        register(self.primary, self.secondary)  # masked in every later message (keys --show excepted)
+
     def __str__(self) -> str:
         return "EndpointKeys(****)"
 
