@@ -474,8 +474,17 @@ def submit(
             "done",
             "upload",
             f"{key}: "
-            + (f"uploaded {asset.uploaded_bytes:,} bytes" if asset.uploaded_bytes else "already there"),
-            {"created": bool(asset.uploaded_bytes), "uploaded_bytes": int(asset.uploaded_bytes)},
+            + (
+                f"uploaded {asset.uploaded_bytes:,} bytes"
+                if asset.uploaded_bytes
+                else "already uploaded (Azure had the file; 0 bytes sent)"
+                if getattr(asset, "reused_blob", False)
+                else "already there"
+            ),
+            {
+                "created": bool(asset.uploaded_bytes) or bool(getattr(asset, "reused_blob", False)),
+                "uploaded_bytes": int(asset.uploaded_bytes),
+            },
         )
 
     # 6. the job: exact model id, deterministic name, re-attach unless it failed (or --force)

@@ -170,6 +170,28 @@ def test_submit_end_to_end_then_resubmit_reattaches_and_uploads_nothing(
     assert blob_snapshot(stack) == blobs
 
 
+def test_resubmit_after_the_blob_but_before_the_asset_reports_zero_bytes_sent(
+    stack: Any, cli: Any, folder: Path
+) -> None:
+    """A run that stopped after the blob upload but before the data-asset PUT: Azure has the blob, so the
+    SDK sends nothing on the next submit, and phi3ft says so (not the file size)."""
+    code, out, err = submit(cli, folder, "--json", "--detach", "--skip-checks")
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["uploaded_bytes"] == (folder / "train.jsonl").stat().st_size
+    with stack.state.lock:
+        stack.state.data.clear()  # the assets are gone, the blobs stay
+    blobs = blob_snapshot(stack)
+    code, out, err = submit(cli, folder, "--json", "--detach", "--skip-checks")
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["uploaded_bytes"] == 0
+    assert err.count("already uploaded (Azure had the file; 0 bytes sent)") == 2, err
+    assert "uploaded 0 bytes" not in err and "bytes\n" not in err.replace("bytes sent", "")
+    assert len(stack.requests.find(route="data.versions.create_or_update", method="PUT")) >= 2
+    assert blob_snapshot(stack) == blobs  # no blob written again
+
+
 def test_failed_job_exits_5_with_the_service_message(stack: Any, cli: Any, folder: Path) -> None:
     name = derived_names(load_job_config(folder / "job.yaml")).job
     stack.faults.fail_job(name, message="Training data validation failed: line 7: no assistant turn.")
