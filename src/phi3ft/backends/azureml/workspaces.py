@@ -243,7 +243,10 @@ _sent = threading.local()
 _hook_lock = threading.Lock()
 _HOOKED = "_phi3ft_counts_sent"
 #: azure-ai-ml modules that import ``upload_file`` by name (blob and ADLS Gen2 datastores).
-_UPLOAD_MODULES = ("azure.ai.ml._artifacts._blob_storage_helper", "azure.ai.ml._artifacts._gen2_storage_helper")
+_UPLOAD_MODULES = (
+    "azure.ai.ml._artifacts._blob_storage_helper",
+    "azure.ai.ml._artifacts._gen2_storage_helper",
+)
 
 
 def _install_upload_counter() -> bool:
