@@ -202,6 +202,37 @@ def test_failed_job_exits_5_with_the_service_message(stack: Any, cli: Any, folde
     assert code == 0 and json.loads(out)["error"].startswith("Training data validation failed")
 
 
+def test_logs_and_status_when_run_history_cannot_be_reached(stack: Any, cli: Any, folder: Path) -> None:
+    """Run history lives behind the workspace's region discovery: when that fails, ``logs`` says so in one
+    line with a fix, and ``status`` of a Failed job still answers (never "Unexpected error")."""
+    name = derived_names(load_job_config(folder / "job.yaml")).job
+    stack.state.fail_job(name, after=())  # Failed at the first read
+    code, out, err = submit(cli, folder, "--json", "--detach", "--skip-checks")
+    assert code == 0, err
+    stack.faults.error("discovery.get", status=404, message="no such region endpoint", times=None)
+    code, out, err = cli("logs", name)
+    assert code == 1, err
+    assert "Unexpected error" not in err and "issue tracker" not in err, err
+    lines = err.strip().splitlines()
+    assert lines[0].startswith(f"Error: Could not read the run history of job {name!r}"), err
+    assert lines[-1].startswith("Hint: Check the network and proxy"), err
+
+    code, out, err = cli("status", name, "--json")
+    assert "Unexpected error" not in err, err
+    doc = json.loads(out)
+    assert doc["status"] == "Failed"
+    assert doc["error"].startswith("(the reason could not be read from run history: Could not read"), doc
+
+    stack.faults.clear()
+    stack.faults.error(
+        "run_history.details", status=404, code="RunNotFound", message="Run not found", times=None
+    )
+    code, out, err = cli("logs", name)
+    assert code == 1 and "Unexpected error" not in err, err
+    assert f"Run history has no record of job {name!r}" in err
+    assert f"Hint: It appears once the job starts: `phi3ft status {name}`" in err
+
+
 def test_429_and_503_are_retried_with_backoff(stack: Any, cli: Any, folder: Path) -> None:
     stack.faults.throttle("jobs.create_or_update", retry_after=1, times=1)
     stack.faults.error("data.versions.get", status=503, times=1)
