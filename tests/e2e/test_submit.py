@@ -233,6 +233,26 @@ def test_logs_and_status_when_run_history_cannot_be_reached(stack: Any, cli: Any
     assert f"Hint: It appears once the job starts: `phi3ft status {name}`" in err
 
 
+def test_service_refusing_the_region_exits_4_with_the_region_fix(stack: Any, cli: Any, folder: Path) -> None:
+    """The service's own refusal (``UserError`` / inner ``ModelNotSupportedByMaaS``) reads like phi3ft's
+    region check: exit 4 and the azure.location fix, not exit 1 without a hint."""
+    stack.faults.error(
+        "jobs.create_or_update",
+        status=400,
+        code="UserError",
+        inner_code="ModelNotSupportedByMaaS",
+        message="Serverless FineTuning not supported in westus",
+        times=None,
+    )
+    code, _, err = submit(cli, folder, "--detach", "--skip-checks")
+    assert code == 4, err
+    assert (
+        "UserError/ModelNotSupportedByMaaS" in err and "Serverless FineTuning not supported in westus" in err
+    )
+    assert "Hint: Set azure.location in job.yaml to a region that offers it" in err
+    assert stack.requests.find(route="jobs.create_or_update")[0].status == 400
+
+
 def test_429_and_503_are_retried_with_backoff(stack: Any, cli: Any, folder: Path) -> None:
     stack.faults.throttle("jobs.create_or_update", retry_after=1, times=1)
     stack.faults.error("data.versions.get", status=503, times=1)

@@ -111,6 +111,143 @@ def error_code(exc: BaseException) -> str | None:
     return str(code) if code else None
 
 
+def _response_json(exc: BaseException) -> Any:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    try:
+        text = response.text()
+    except Exception:  # a streamed or already-closed body: no codes to read
+        return None
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def service_error_codes(exc: BaseException) -> list[str]:
+    """Every error code in the envelope, outermost first: ``error.code``, then ``details[].code`` and the
+    Azure ML service's ``innerError.code`` chain (``UserError`` -> ``ModelNotSupportedByMaaS``). azure-core
+    parses only ``innererror`` (lower case), so the raw body is read as well."""
+    codes: list[str] = []
+
+    def add(code: Any) -> None:
+        if code and str(code) not in codes:
+            codes.append(str(code))
+
+    def walk(node: Any, depth: int = 0) -> None:
+        if node is None or depth > 8:
+            return
+        if isinstance(node, dict):
+            add(node.get("code"))
+            for key in ("details", "innerError", "innererror", "inner_error", "error"):
+                walk(node.get(key), depth + 1)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, depth + 1)
+        else:
+            add(getattr(node, "code", None))
+            walk(getattr(node, "details", None), depth + 1)
+            walk(getattr(node, "innererror", None), depth + 1)
+
+    walk(getattr(exc, "error", None))
+    body = _response_json(exc)
+    if isinstance(body, dict):
+        walk(body.get("error", body))
+    return codes
+
+
+#: Service error codes (any level of the envelope) -> what they mean for the user.
+REGION_CODES = frozenset(
+    {
+        "ModelNotSupportedByMaaS",
+        "ModelNotSupportedInRegion",
+        "RegionNotSupported",
+        "UnsupportedRegion",
+        "LocationNotAvailableForResourceType",
+        "LocationNotSupported",
+        "ServerlessFineTuningNotSupported",
+    }
+)
+QUOTA_CODES = frozenset(
+    {
+        "QuotaExceeded",
+        "InsufficientQuota",
+        "ResourceQuotaExceeded",
+        "SubscriptionQuotaExceeded",
+        "OperationNotAllowedQuotaExceeded",
+        "ServerlessQuotaExceeded",
+    }
+)
+AUTHORIZATION_CODES = frozenset(
+    {
+        "AuthorizationFailed",
+        "LinkedAuthorizationFailed",
+        "InsufficientPermissions",
+        "Forbidden",
+        "RoleAssignmentRequired",
+        "UserNotAuthorized",
+    }
+)
+CONFLICT_CODES = frozenset({"Conflict", "ResourceExists", "AnotherOperationInProgress", "OperationConflict"})
+LOCK_CODES = frozenset({"ScopeLocked"})
+
+REGION_FIX = (
+    "Set azure.location in job.yaml to a region that offers it for this model "
+    "(`phi3ft check` reads the live list; `phi3ft models` shows the catalog's); the hub and project are "
+    "created there."
+)
+QUOTA_FIX = (
+    "Request more quota (Azure AI Foundry portal -> Management center -> Quota, or Azure portal -> "
+    "Subscriptions -> Usage + quotas), or use another region; then re-run (phi3ft resumes)."
+)
+ROLE_FIX = (
+    "Ask an Owner of the resource group to grant you the role `phi3ft check` names "
+    "(Azure AI Developer; Contributor when phi3ft creates the hub)."
+)
+CONFLICT_FIX = (
+    "Another operation is changing the same resource: wait for it to finish (`phi3ft status` / the portal), "
+    "then re-run; phi3ft resumes where it stopped."
+)
+LOCK_FIX = (
+    "A resource lock blocks the change: ask an Owner to remove it (`az lock list --resource-group <rg>`)."
+)
+
+
+def classify_http_error(action: str, exc: BaseException) -> Phi3ftError:
+    """The phi3ft error (exit code + fix) for an HTTP error answer of an Azure service."""
+    status = getattr(exc, "status_code", None)
+    message = innermost_message(exc)
+    codes = service_error_codes(exc)
+    code_set = set(codes)
+    label = (f"HTTP {status}" if status else "error") + (f" {'/'.join(codes)}" if codes else "")
+    lower = message.lower()
+    if code_set & REGION_CODES or (
+        status == 400 and "not supported in" in lower and ("region" in lower or "finetuning" in lower)
+    ):
+        return PrerequisiteError(f"Azure refused to {action} ({label}): {message}", REGION_FIX)
+    if code_set & QUOTA_CODES or (status in (400, 403, 409) and "quota" in lower):
+        return PrerequisiteError(f"Not enough quota to {action} ({label}): {message}", QUOTA_FIX)
+    if "MissingSubscriptionRegistration" in code_set:
+        return PrerequisiteError(
+            f"A resource provider is not registered ({action}): {message}",
+            "Run `phi3ft check --fix` to register the providers the flow needs.",
+        )
+    if status == 403 or code_set & AUTHORIZATION_CODES:
+        return PrerequisiteError(f"Permission denied while trying to {action}: {message}", ROLE_FIX)
+    if code_set & LOCK_CODES:
+        return AzureError(f"Azure refused to {action} ({label}): {message}", LOCK_FIX)
+    if status == 409 or code_set & CONFLICT_CODES:
+        return AzureError(f"Azure refused to {action} ({label}): {message}", CONFLICT_FIX)
+    if status == 429:
+        return AzureError(
+            f"Azure kept throttling requests while trying to {action} (429 after retries): {message}",
+            "Wait a few minutes and re-run; phi3ft resumes where it stopped.",
+        )
+    hint = "Re-run the command; phi3ft resumes where it stopped." if status and status >= 500 else None
+    return AzureError(f"Azure refused to {action} ({label}): {message}", hint)
+
+
 @contextlib.contextmanager
 def translate_errors(action: str) -> Iterator[None]:
     """Map SDK exceptions to phi3ft errors with a hint; ``action`` says what we were doing."""
@@ -128,27 +265,7 @@ def translate_errors(action: str) -> Iterator[None]:
     except ace.ResourceNotFoundError as exc:
         raise NotFoundError(f"Not found while trying to {action}: {innermost_message(exc)}") from None
     except ace.HttpResponseError as exc:
-        status = getattr(exc, "status_code", None)
-        message = innermost_message(exc)
-        code = error_code(exc)
-        if status == 403 or code in {"AuthorizationFailed", "LinkedAuthorizationFailed"}:
-            raise PrerequisiteError(
-                f"Permission denied while trying to {action}: {message}",
-                "Ask an Owner to grant you 'Azure AI Developer' on the resource group; `phi3ft check` lists what is missing.",
-            ) from None
-        if code == "MissingSubscriptionRegistration":
-            raise PrerequisiteError(
-                f"A resource provider is not registered ({action}): {message}",
-                "Run `phi3ft check --fix` to register the providers the flow needs.",
-            ) from None
-        if status == 429:
-            raise AzureError(
-                f"Azure kept throttling requests while trying to {action} (429 after retries): {message}",
-                "Wait a few minutes and re-run; phi3ft resumes where it stopped.",
-            ) from None
-        hint = "Re-run the command; phi3ft resumes where it stopped." if status and status >= 500 else None
-        label = f"HTTP {status}" + (f" {code}" if code else "") if status else (code or "error")
-        raise AzureError(f"Azure refused to {action} ({label}): {message}", hint) from None
+        raise classify_http_error(action, exc) from None
     except (ace.ServiceRequestError, ace.ServiceResponseError) as exc:
         raise AzureError(
             f"Could not reach Azure while trying to {action}: {innermost_message(exc)}",
