@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.fakes.prereqs import RG, SUB, FakePrereqBackend
+from tests.fakes.prereqs import RG, SUB, FakePrereqBackend, contributor_on_rg
 
 from phi3ft.cli.context import AppContext
 from phi3ft.output import Output
@@ -38,7 +38,11 @@ def ctx_with(backend: FakePrereqBackend, tmp_path: Path) -> AppContext:
 
 def test_check_json_all_pass(run_cli, job: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     code, out, err = run_cli(
-        "check", "--config", str(job), "--json", ctx=ctx_with(FakePrereqBackend(), tmp_path)
+        "check",
+        "--config",
+        str(job),
+        "--json",
+        ctx=ctx_with(FakePrereqBackend(assignments=contributor_on_rg()), tmp_path),
     )
     assert code == 0, err
     data = json.loads(out)
@@ -80,8 +84,18 @@ def test_check_json_failure_keeps_stdout_parseable(run_cli, job: Path, tmp_path:
     assert "Error:" in err
 
 
+def test_check_ai_developer_and_a_hub_to_create_exits_4_naming_contributor(
+    run_cli, job: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run_cli("check", "-c", str(job), ctx=ctx_with(FakePrereqBackend(), tmp_path))
+    assert code == 4, err
+    text = " ".join(out.split())  # the table folds long details
+    assert "needs Contributor or Owner on the resource group" in text
+    assert '--role "Contributor"' in text
+
+
 def test_check_fix_reports_progress_on_stderr(run_cli, job: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    backend = FakePrereqBackend()
+    backend = FakePrereqBackend(assignments=contributor_on_rg())
     backend.providers["Microsoft.Network"] = "NotRegistered"
     code, _, err = run_cli("check", "-c", str(job), "--fix", ctx=ctx_with(backend, tmp_path))
     assert code == 0, err
