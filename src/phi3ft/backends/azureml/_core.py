@@ -248,9 +248,35 @@ def classify_http_error(action: str, exc: BaseException) -> Phi3ftError:
     return AzureError(f"Azure refused to {action} ({label}): {message}", hint)
 
 
+def credential_error(action: str, exc: BaseException, auth: str | None = None) -> Phi3ftError:
+    """A failed token request: a network/proxy/DNS/TLS failure (azure-identity wraps those too) gets its
+    own error and fix; a refused or unavailable credential gets the fix for the ``--auth`` mode in use."""
+    from phi3ft.network import classify_transport_failure, credential_hint
+
+    network = classify_transport_failure(exc, action=action)
+    if network is not None:
+        return network
+    return PrerequisiteError(
+        f"Azure authentication failed while trying to {action}: {innermost_message(exc)}",
+        credential_hint(auth),
+    )
+
+
+def transport_error(action: str, exc: BaseException) -> Phi3ftError:
+    """A request that never got an answer: the kind of failure (proxy, DNS, TLS, connect) and its fix."""
+    from phi3ft.errors import NetworkError
+    from phi3ft.network import classify_transport_failure
+
+    return classify_transport_failure(exc, action=action) or NetworkError(
+        f"Could not reach Azure while trying to {action}: {innermost_message(exc)}",
+        "Check the network, proxy (HTTPS_PROXY) and CA settings (REQUESTS_CA_BUNDLE), then re-run.",
+    )
+
+
 @contextlib.contextmanager
-def translate_errors(action: str) -> Iterator[None]:
-    """Map SDK exceptions to phi3ft errors with a hint; ``action`` says what we were doing."""
+def translate_errors(action: str, *, auth: str | None = None) -> Iterator[None]:
+    """Map SDK exceptions to phi3ft errors with a hint; ``action`` says what we were doing, ``auth`` the
+    ``--auth`` mode (for the credential fix)."""
     from azure.core import exceptions as ace
 
     try:
@@ -258,24 +284,27 @@ def translate_errors(action: str) -> Iterator[None]:
     except Phi3ftError:
         raise
     except ace.ClientAuthenticationError as exc:
-        raise PrerequisiteError(
-            f"Azure authentication failed while trying to {action}: {innermost_message(exc)}",
-            "Run `az login` (or set AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and use --auth env).",
-        ) from None
+        raise credential_error(action, exc, auth) from None
     except ace.ResourceNotFoundError as exc:
         raise NotFoundError(f"Not found while trying to {action}: {innermost_message(exc)}") from None
     except ace.HttpResponseError as exc:
         raise classify_http_error(action, exc) from None
     except (ace.ServiceRequestError, ace.ServiceResponseError) as exc:
-        raise AzureError(
-            f"Could not reach Azure while trying to {action}: {innermost_message(exc)}",
-            "Check the network, proxy (HTTPS_PROXY) and CA settings (REQUESTS_CA_BUNDLE), then re-run.",
-        ) from None
+        raise transport_error(action, exc) from None
+    except (
+        OSError
+    ) as exc:  # requests' "Could not find a suitable TLS CA certificate bundle" is a bare OSError
+        from phi3ft.network import classify_transport_failure
+
+        network = classify_transport_failure(exc, action=action)
+        if network is None:
+            raise
+        raise network from None
 
 
-def call(action: str, fn: Callable[[], T]) -> T:
+def call(action: str, fn: Callable[[], T], *, auth: str | None = None) -> T:
     """Run one SDK call under :func:`translate_errors`."""
-    with translate_errors(action):
+    with translate_errors(action, auth=auth):
         return fn()
 
 
@@ -294,8 +323,10 @@ class AzureSession:
         *,
         workspace: str | None = None,
         location: str | None = None,
+        auth: str | None = None,
     ) -> None:
         self.credential = credential
+        self.auth = auth  # the --auth mode that built the credential (None: given by the caller)
         self.subscription_id = subscription_id
         self.resource_group = resource_group
         self.workspace = workspace
@@ -304,7 +335,7 @@ class AzureSession:
     # ---- identity ----------------------------------------------------------------------------------
     def identity(self) -> Identity:
         """Obtain an ARM token and read who we are from its claims (no signature check needed)."""
-        token = call("obtain an Azure token", lambda: self.credential.get_token(ARM_SCOPE))
+        token = call("obtain an Azure token", lambda: self.credential.get_token(ARM_SCOPE), auth=self.auth)
         source = None
         with contextlib.suppress(AttributeError):
             source = type(
