@@ -327,6 +327,9 @@ def submit(
     azure = cfg.azure
     if azure is None:
         raise UsageError("job.yaml has no azure: section.", "Add one (see `phi3ft init`).")
+    from phi3ft.connect import refuse_placeholder_subscription
+
+    refuse_placeholder_subscription(azure.subscription_id)  # exit 4 before validating or any credential
 
     # 1. validate the data (exact tokens when the tokenizer is available) -> exit 3, nothing created
     plan = yield from _validate(cfg, opts, build_plan)

@@ -162,6 +162,9 @@ class CheckTarget:
                 "No subscription: azure.subscription_id is empty and AZURE_SUBSCRIPTION_ID is not set.",
                 "Set azure.subscription_id in job.yaml or export AZURE_SUBSCRIPTION_ID (`az account show --query id`).",
             )
+        from phi3ft.connect import refuse_placeholder_subscription
+
+        refuse_placeholder_subscription(azure.subscription_id)
         model = cfg.model
         version = getattr(model, "pinned_version", None) or getattr(model, "version", None)
         return cls(

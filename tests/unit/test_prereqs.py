@@ -169,7 +169,7 @@ def test_region_read_from_registry_tag_beats_catalog() -> None:
 def test_region_falls_back_to_catalog_without_tag() -> None:
     model = phi_model()
     model.tags.pop("maas-finetuning-regions")
-    report = check(FakePrereqBackend(models=[model]), target(location="westus"))
+    report = check(FakePrereqBackend(models=[model]), target(location="westeurope"))
     assert report.get("region").status == "fail"
     assert "phi3ft catalog" in report.get("region").detail
 

@@ -126,3 +126,55 @@ def test_check_help_explains(run_cli) -> None:  # type: ignore[no-untyped-def]
     text = " ".join(out.replace("│", " ").split())
     for word in ("--fix", "--json", "--auth", "Azure AI Developer", "Exit 0"):
         assert word in text
+
+
+PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
+
+
+@pytest.mark.parametrize("command", ["check", "submit"])
+def test_placeholder_subscription_is_refused_before_any_credential(
+    run_cli, tmp_path: Path, command: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The all-zero subscription of `phi3ft init`: exit 4 at once, no credential built or tried."""
+    (tmp_path / "train.jsonl").write_text(
+        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n',
+        encoding="utf-8",
+    )
+    path = tmp_path / "job.yaml"
+    path.write_text(JOB.replace(SUB, PLACEHOLDER), encoding="utf-8")
+    tried: list[str] = []
+
+    def credential(mode: str) -> object:
+        tried.append(mode)
+        raise AssertionError("a credential was built")
+
+    ctx = AppContext(output=Output(interactive=False), env={}, cwd=tmp_path, credential_factory=credential)
+    args = [command, "-c", str(path)] + (["--yes"] if command == "submit" else [])
+    code, _out, err = run_cli(*args, ctx=ctx)
+    assert code == 4, err
+    assert f"Error: azure.subscription_id is the placeholder {PLACEHOLDER}" in err
+    assert "Hint: export AZURE_SUBSCRIPTION_ID=$(az account show --query id -o tsv)" in err
+    assert tried == []
+
+
+def test_placeholder_subscription_is_refused_by_the_check_service_too() -> None:
+    from phi3ft.errors import PrerequisiteError
+    from phi3ft.prereqs import CheckTarget
+
+    class Cfg:
+        class azure:
+            subscription_id = PLACEHOLDER
+            resource_group = RG
+            location = "eastus2"
+
+            class hub:
+                name = "hub-phi"
+
+            class project:
+                name = "proj-phi"
+
+        class model:
+            name = "phi-4-mini-instruct"
+
+    with pytest.raises(PrerequisiteError):
+        CheckTarget.from_config(Cfg)
