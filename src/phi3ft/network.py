@@ -40,7 +40,7 @@ _VERIFY_TEXT = re.compile(
 _SSL_TEXT = re.compile(r"\bSSLError\b|\[SSL[:\]]|SSL: |WRONG_VERSION_NUMBER|TLSV1_ALERT", re.I)
 _CONNECT_TEXT = re.compile(
     r"Connection refused|Failed to establish a new connection|Network is unreachable|No route to host|"
-    r"Connection reset by peer|Max retries exceeded|timed out|ConnectTimeout",
+    r"Connection reset by peer|Max retries exceeded|(?:Read|Connect|connection) timed out|ConnectTimeout",
     re.I,
 )
 _HOST_TEXT = re.compile(r"host='([^']+)'(?:, port=(\d+))?")

@@ -240,3 +240,18 @@ def test_credential_hint_depends_on_the_auth_mode_and_what_is_set(
 ) -> None:
     hint = credential_hint(auth, env)
     assert expected in hint and absent not in hint
+
+
+def test_an_unavailable_credential_chain_is_not_a_network_error() -> None:
+    """DefaultAzureCredential's text of credentials that are simply not set up (no az, no IMDS) stays a
+    credential problem with the login fix."""
+    text = (
+        "DefaultAzureCredential failed to retrieve a token from the included credentials.\n"
+        "Attempted credentials:\n\tEnvironmentCredential: EnvironmentCredential authentication unavailable. "
+        "Environment variables are not fully configured.\n\tManagedIdentityCredential: ManagedIdentityCredential "
+        "authentication unavailable, no response from the IMDS endpoint.\n\tAzureCliCredential: Timed out "
+        "waiting for Azure CLI\n"
+    )
+    err = credential_error("obtain an Azure token", ClientAuthenticationError(text), "auto")
+    assert type(err) is PrerequisiteError
+    assert err.hint and "az login" in err.hint
