@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, SUBSCRIPTION_ID
+from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
 from tests.conftest import REPO, TOKENIZERS
 
 from phi3ft.cli.context import AppContext
@@ -115,6 +115,12 @@ def submit(cli: Callable[..., tuple[int, str, str]], folder: Path, *extra: str) 
     return cli("submit", "-c", str(folder / "job.yaml"), "--tokenizer", str(TOKENIZER), "--yes", *extra)
 
 
+def grant_contributor(stack: Any) -> None:
+    """Submit creates the hub (a storage account and key vault): its checks want Contributor on the group."""
+    scope = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}"
+    stack.state.add_role_assignment(scope, ROLE_CONTRIBUTOR, USER_OID)
+
+
 def wire(stack: Any) -> list[str]:
     return [f"{r.method} {r.route}" for r in stack.requests]
 
@@ -134,6 +140,7 @@ def blob_snapshot(stack: Any) -> dict[tuple[str, str], Any]:
 def test_submit_end_to_end_then_resubmit_reattaches_and_uploads_nothing(
     stack: Any, cli: Any, folder: Path
 ) -> None:
+    grant_contributor(stack)
     code, out, err = submit(cli, folder, "--json")
     assert code == 0, err
     doc = json.loads(out)
@@ -195,6 +202,7 @@ def test_resubmit_after_the_blob_but_before_the_asset_reports_zero_bytes_sent(
 def test_failed_job_exits_5_with_the_service_message(stack: Any, cli: Any, folder: Path) -> None:
     name = derived_names(load_job_config(folder / "job.yaml")).job
     stack.faults.fail_job(name, message="Training data validation failed: line 7: no assistant turn.")
+    grant_contributor(stack)
     code, _, err = submit(cli, folder)
     assert code == 5
     assert f"Job {name} ended Failed: Training data validation failed: line 7: no assistant turn." in err
