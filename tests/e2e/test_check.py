@@ -366,3 +366,37 @@ def test_cli_subprocess_real_credential_chain(stack: Any, tmp_path: Path) -> Non
         f"\nfull check: {requests} HTTP requests, {wall:.2f} s wall (subprocess), {data['elapsed_s']} s in checks"
     )
     assert requests <= 20
+
+
+def test_cli_subprocess_missing_ca_bundle_is_a_tls_failure_not_a_login_one(
+    stack: Any, tmp_path: Path
+) -> None:
+    """The shipped binary with ``--auth env`` and the variables set, but REQUESTS_CA_BUNDLE pointing nowhere:
+    the credential check names the TLS setting, and does not tell the user to log in or set the variables."""
+    missing = tmp_path / "no-such-ca.pem"
+    env = {
+        **os.environ,
+        **stack.env,
+        "AZURE_TENANT_ID": TENANT_ID,
+        "AZURE_CLIENT_ID": SP_CLIENT_ID,
+        "AZURE_CLIENT_SECRET": SP_CLIENT_SECRET,
+        "REQUESTS_CA_BUNDLE": str(missing),
+        "NO_COLOR": "1",
+    }
+    before = len(stack.requests)
+    proc = subprocess.run(
+        [sys.executable, "-m", "phi3ft", "check", "-c", str(write_job(tmp_path)), "--auth", "env", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 4, proc.stderr
+    cred = json.loads(proc.stdout)["checks"][0]
+    assert cred["status"] == "fail"
+    assert f"the CA bundle {missing} does not exist (REQUESTS_CA_BUNDLE)" in cred["detail"]
+    assert cred["fix"].startswith("Point REQUESTS_CA_BUNDLE at an existing PEM bundle")
+    assert "az login" not in proc.stdout + proc.stderr and "Set AZURE_" not in cred["fix"]
+    assert len(stack.requests) == before  # nothing was sent
