@@ -94,7 +94,11 @@ def init_cmd(
     ),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a commented starter job.yaml for a Phi model (refuses to overwrite without --force)."""
+    """Write a commented starter job.yaml for a Phi model (refuses to overwrite without --force).
+
+    A model whose serverless fine-tuning is retired or not offered gets backend: azureml-compute (a
+    warning says why); the subscription is a placeholder until you set AZURE_SUBSCRIPTION_ID.
+    """
     from phi3ft import catalog
     from phi3ft.config import render_starter_config, starter_backend
 
