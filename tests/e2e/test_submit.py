@@ -230,6 +230,9 @@ def test_logs_and_status_when_run_history_cannot_be_reached(stack: Any, cli: Any
     doc = json.loads(out)
     assert doc["status"] == "Failed"
     assert doc["error"].startswith("(the reason could not be read from run history: Could not read"), doc
+    code, out, err = cli("watch", name)
+    assert code == 5 and "Unexpected error" not in err, err
+    assert "the reason could not be read from run history" in err
 
     stack.faults.clear()
     stack.faults.error(
