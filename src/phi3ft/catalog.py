@@ -22,6 +22,13 @@ LifecycleStatus = Literal["active", "deprecated", "retired"]
 
 #: Regions where fine-tuned Phi-3.5 / Phi-4-mini models can be deployed serverless (MaaS sample matrix).
 _SIX_DEPLOY_REGIONS = ("eastus2", "eastus", "northcentralus", "westus3", "westus", "southcentralus")
+#: Phi-4 family, Microsoft Learn as of 2026-02: serverless fine-tuning in these six regions; the fine-tuned
+#: model deploys serverless there and in swedencentral.
+_PHI4_FINETUNE_REGIONS = ("eastus2", "eastus", "northcentralus", "southcentralus", "westus", "westus3")
+_PHI4_DEPLOY_REGIONS = (*_PHI4_FINETUNE_REGIONS, "swedencentral")
+_PHI4_REGIONS_SOURCE = (
+    "Microsoft Learn, Azure AI Foundry: fine-tune Phi models, region availability (2026-02)"
+)
 #: Phi-3-style attention/MLP projection names (Phi3ForCausalLM: Phi-3, Phi-3.5-mini, Phi-4-mini, Phi-4).
 _PHI3_LORA_TARGETS = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj")
 
@@ -118,7 +125,7 @@ _PHI3_FACTS = FactDates(
 )
 _PHI4_FACTS = FactDates(
     model_card=date(2025, 10, 24),
-    regions=date(2025, 8, 30),
+    regions=date(2026, 2, 1),
     hyperparameters=date(2025, 8, 30),
     lifecycle=date(2025, 8, 30),
 )
@@ -149,6 +156,10 @@ class ModelProfile:
     finetune_regions: tuple[str, ...] = ("eastus2",)
     #: Regions where the fine-tuned model can be deployed serverless (``maas-finetuning-deploy-regions``).
     deploy_regions: tuple[str, ...] = ("eastus2",)
+    #: The region lists were read in a current Microsoft source (``regions_source``, ``as_of.regions``):
+    #: ``plan`` blocks a region outside a verified list and only warns outside an unverified one.
+    regions_verified: bool = False
+    regions_source: str = "Microsoft Learn, Phi-3 fine-tuning and region availability pages"
     hyperparameters: HyperparameterDefaults = _PHI3_MINI_HP
     lora: LoraDefaults = LoraDefaults()
     #: Trainer default for ``training.max_seq_length`` (the registry pipeline's, capped by the context).
@@ -163,6 +174,11 @@ class ModelProfile:
     def registry_id_prefix(self) -> str:
         """``azureml://registries/azureml/models/<Name>``; append ``/versions/N`` or ``/labels/latest``."""
         return f"azureml://registries/azureml/models/{self.registry_name}"
+
+    def regions_provenance(self) -> str:
+        """``verified: <source>, as of <date>`` (or ``unverified: ...``) for messages."""
+        state = "verified" if self.regions_verified else "unverified"
+        return f"{state}: {self.regions_source}, as of {self.as_of.regions.isoformat()}"
 
     def to_dict(self, today: date | None = None) -> dict[str, object]:
         """JSON-ready view (``phi3ft models --json``); dates as ISO strings."""
@@ -180,6 +196,8 @@ class ModelProfile:
             "serverless_finetune": self.serverless_finetune,
             "finetune_regions": list(self.finetune_regions),
             "deploy_regions": list(self.deploy_regions),
+            "regions_verified": self.regions_verified,
+            "regions_source": self.regions_source,
             "hyperparameters": {
                 key: {"default": rng.default, "min": rng.min, "max": rng.max, "azure_name": azure}
                 for key, azure in AZURE_HYPERPARAMETER_NAMES.items()
@@ -337,15 +355,36 @@ PROFILES: tuple[ModelProfile, ...] = (
         "tiktoken-o200k",
         ("phi-4-mini",),
         family="phi-4",
-        deploy_regions=_SIX_DEPLOY_REGIONS,
+        finetune_regions=_PHI4_FINETUNE_REGIONS,
+        deploy_regions=_PHI4_DEPLOY_REGIONS,
+        regions_verified=True,
+        regions_source=_PHI4_REGIONS_SOURCE,
         hyperparameters=_PHI35_HP,
         max_seq_length=8192,
+        unverified=("hyperparameter range assumed equal to Phi-3.5-mini",),
+        notes="Named replacement for the retired Phi-3 / Phi-3.5 models.",
+    ),
+    ModelProfile(
+        "phi-4-multimodal-instruct",
+        "Phi-4-multimodal-instruct",
+        "microsoft/Phi-4-multimodal-instruct",
+        131072,
+        "phi4-mini",
+        "tiktoken-o200k",
+        ("phi-4-multimodal",),
+        family="phi-4",
+        finetune_regions=_PHI4_FINETUNE_REGIONS,
+        deploy_regions=_PHI4_DEPLOY_REGIONS,
+        regions_verified=True,
+        regions_source=_PHI4_REGIONS_SOURCE,
+        hyperparameters=_PHI35_HP,
+        max_seq_length=8192,
+        lora=LoraDefaults(target_modules=("qkv_proj", "o_proj", "gate_up_proj", "down_proj")),
         unverified=(
-            "fine-tuning regions (one Learn table says fine-tuning is not available; `phi3ft check` reads "
-            "the live catalog)",
+            "text-only chat data: tokenizer and template assumed equal to Phi-4-mini-instruct",
             "hyperparameter range assumed equal to Phi-3.5-mini",
         ),
-        notes="Named replacement for the retired Phi-3 / Phi-3.5 models.",
+        notes="Text, image and audio model; phi3ft fine-tunes and validates its text chat format.",
     ),
     ModelProfile(
         "phi-4",
@@ -355,12 +394,13 @@ PROFILES: tuple[ModelProfile, ...] = (
         "phi4",
         "tiktoken-cl100k",
         family="phi-4",
+        finetune_regions=_PHI4_FINETUNE_REGIONS,
+        deploy_regions=_PHI4_DEPLOY_REGIONS,
+        regions_verified=True,
+        regions_source=_PHI4_REGIONS_SOURCE,
         hyperparameters=_PHI35_HP,
         max_seq_length=8192,
-        unverified=(
-            "serverless fine-tuning offer and regions",
-            "hyperparameter range assumed equal to Phi-3.5-mini",
-        ),
+        unverified=("hyperparameter range assumed equal to Phi-3.5-mini",),
         notes="14B; named replacement for Phi-3-medium.",
     ),
 )

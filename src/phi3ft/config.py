@@ -1100,6 +1100,15 @@ def job_json_schema_text() -> str:
 
 
 # ------------------------------------------------------------------------------------------------------
+def starter_backend(profile: ModelProfile) -> str:
+    """The backend a starter config for ``profile`` uses: serverless where Azure offers it, else
+    azureml-compute (phi3ft's LoRA trainer on an Azure ML cluster: the open weights stay trainable) for a
+    model whose serverless fine-tuning has a retirement date or was never offered."""
+    if not profile.serverless_finetune or profile.lifecycle.finetune_retired is not None:
+        return "azureml-compute"
+    return "serverless"
+
+
 def render_starter_config(
     profile: ModelProfile,
     *,
@@ -1116,17 +1125,18 @@ def render_starter_config(
     location = profile.finetune_regions[0] if profile.finetune_regions else DEFAULT_LOCATION
     short = _slug(profile.name.removesuffix("-instruct").replace(".", ""), 40)
     status_note = ""
-    if profile.lifecycle.finetune_retired is not None:
+    backend = starter_backend(profile)
+    if profile.lifecycle.finetune_retired is not None and profile.serverless_finetune:
         status_note = (
             f"# NOTE: serverless fine-tuning of {profile.registry_name} retired on "
-            f"{profile.lifecycle.finetune_retired.isoformat()} (replacement: {profile.lifecycle.replacement}).\n"
-            "# `phi3ft plan` refuses it with backend: serverless; backend: local or azureml-compute still\n"
-            "# fine-tune the open weights.\n"
+            f"{profile.lifecycle.finetune_retired.isoformat()} (replacement: {profile.lifecycle.replacement}),\n"
+            "# so this file uses backend: azureml-compute (LoRA on your Azure ML GPU cluster); backend: local\n"
+            "# trains on this machine. For serverless fine-tuning use the replacement model.\n"
         )
     elif not profile.serverless_finetune:
         status_note = (
-            f"# NOTE: {profile.registry_name} is not offered for serverless fine-tuning; use backend: local or\n"
-            "# azureml-compute.\n"
+            f"# NOTE: {profile.registry_name} is not offered for serverless fine-tuning, so this file uses\n"
+            "# backend: azureml-compute (your Azure ML GPU cluster); backend: local trains on this machine.\n"
         )
     schema_note = (
         "" if schema_exists else f"# (editor completion: create it with `phi3ft schema > {schema_ref}`)\n"
@@ -1136,7 +1146,7 @@ def render_starter_config(
 # Check it offline with `phi3ft plan --config <this file>`; every key: `phi3ft schema`.
 {status_note}
 # serverless (Azure pay-as-you-go fine-tuning) | local (this machine's GPU) | azureml-compute (your cluster)
-backend: serverless
+backend: {backend}
 
 azure:
   # Subscription GUID; ${{VAR}} and ${{VAR:-default}} read the environment.

@@ -11,7 +11,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from phi3ft.errors import UsageError
+from phi3ft.errors import PrerequisiteError, UsageError
+
+#: The all-zero subscription that ``phi3ft init`` and examples/job.yaml write, so that ``plan`` runs without an
+#: Azure account. No real subscription has it: Azure commands refuse it before trying a credential.
+PLACEHOLDER_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+SET_SUBSCRIPTION_HINT = (
+    "export AZURE_SUBSCRIPTION_ID=$(az account show --query id -o tsv) (job.yaml reads "
+    "${AZURE_SUBSCRIPTION_ID:-...}), or set azure.subscription_id; `az account list -o table` lists yours."
+)
+
+
+def is_placeholder_subscription(value: object) -> bool:
+    return str(value or "").strip().lower() == PLACEHOLDER_SUBSCRIPTION
+
+
+def refuse_placeholder_subscription(value: object) -> None:
+    """Exit 4 at once for the placeholder subscription (before any credential is tried)."""
+    if is_placeholder_subscription(value):
+        raise PrerequisiteError(
+            f"azure.subscription_id is the placeholder {PLACEHOLDER_SUBSCRIPTION} that `phi3ft init` writes; "
+            "this command needs your Azure subscription.",
+            SET_SUBSCRIPTION_HINT,
+        )
 
 
 @dataclass(frozen=True)
@@ -38,6 +60,7 @@ class AzureTarget:
                 "No subscription: azure.subscription_id is empty and AZURE_SUBSCRIPTION_ID is not set.",
                 "Set azure.subscription_id in job.yaml or export AZURE_SUBSCRIPTION_ID.",
             )
+        refuse_placeholder_subscription(azure.subscription_id)
         return cls(
             subscription_id=str(azure.subscription_id),
             resource_group=str(azure.resource_group),

@@ -78,6 +78,22 @@ class AzureError(Phi3ftError):
     """An Azure call failed after retries; the message is the innermost service message."""
 
 
+class NetworkError(AzureError):
+    """Azure could not be reached (connection refused, timed out): a transport failure, not a credential one."""
+
+
+class DnsError(NetworkError):
+    """A host name did not resolve (offline, DNS down, a typo in a custom endpoint)."""
+
+
+class ProxyError(NetworkError):
+    """The proxy in HTTPS_PROXY could not be reached or refused the tunnel."""
+
+
+class TlsError(NetworkError):
+    """TLS failed: the CA bundle path does not exist, or the server's certificate is not trusted."""
+
+
 class NotFoundError(Phi3ftError):
     """A named resource (job, endpoint, model) does not exist."""
 

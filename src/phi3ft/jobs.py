@@ -338,6 +338,9 @@ def submit(
     azure = cfg.azure
     if azure is None:
         raise UsageError("job.yaml has no azure: section.", "Add one (see `phi3ft init`).")
+    from phi3ft.connect import refuse_placeholder_subscription
+
+    refuse_placeholder_subscription(azure.subscription_id)  # exit 4 before validating or any credential
 
     # 1. validate the data (exact tokens when the tokenizer is available) -> exit 3, nothing created
     plan = yield from _validate(cfg, opts, build_plan)
@@ -485,8 +488,17 @@ def submit(
             "done",
             "upload",
             f"{key}: "
-            + (f"uploaded {asset.uploaded_bytes:,} bytes" if asset.uploaded_bytes else "already there"),
-            {"created": bool(asset.uploaded_bytes), "uploaded_bytes": int(asset.uploaded_bytes)},
+            + (
+                f"uploaded {asset.uploaded_bytes:,} bytes"
+                if asset.uploaded_bytes
+                else "already uploaded (Azure had the file; 0 bytes sent)"
+                if getattr(asset, "reused_blob", False)
+                else "already there"
+            ),
+            {
+                "created": bool(asset.uploaded_bytes) or bool(getattr(asset, "reused_blob", False)),
+                "uploaded_bytes": int(asset.uploaded_bytes),
+            },
         )
 
     # 6. the job: exact model id, deterministic name, re-attach unless it failed (or --force)

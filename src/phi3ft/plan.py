@@ -430,15 +430,17 @@ def _model_findings(cfg: JobConfig, today: date, findings: list[PlanFinding]) ->
         )
     assert cfg.azure is not None  # serverless requires it (config cross-check)
     location = cfg.azure.location
+    provenance = profile.regions_provenance()
     if profile.serverless_finetune and location not in profile.finetune_regions:
+        # A verified list: submit cannot succeed there (the service refuses with ModelNotSupportedByMaaS).
         findings.append(
             PlanFinding(
                 "region-no-finetune",
-                "warning",
+                "blocker" if profile.regions_verified else "warning",
                 f"{location} does not offer serverless fine-tuning of {profile.registry_name} "
-                f"(known regions: {', '.join(profile.finetune_regions)}; as of {profile.as_of.regions.isoformat()})",
-                f"Set azure.location: {profile.finetune_regions[0]}; `phi3ft check` reads the live "
-                "maas-finetuning-regions tag.",
+                f"(offered in {', '.join(profile.finetune_regions)}; {provenance})",
+                f"Set azure.location: {profile.finetune_regions[0]} (the hub and project are created there); "
+                "`phi3ft check` reads the live maas-finetuning-regions tag.",
                 cfg.line_of("azure", "location"),
             )
         )
@@ -448,7 +450,7 @@ def _model_findings(cfg: JobConfig, today: date, findings: list[PlanFinding]) ->
                 "region-no-deploy",
                 "warning",
                 f"a fine-tuned {profile.registry_name} cannot be deployed serverless in {location} "
-                f"(known regions: {', '.join(profile.deploy_regions)}; as of {profile.as_of.regions.isoformat()})",
+                f"(deploys in {', '.join(profile.deploy_regions)}; {provenance})",
                 "Use a project in one of those regions, or set deploy.enabled: false.",
                 cfg.line_of("azure", "location"),
             )
@@ -486,6 +488,23 @@ def _config_findings(cfg: JobConfig, findings: list[PlanFinding]) -> None:
                 f"compute: is ignored by backend {cfg.backend}",
                 "Remove it, or set backend: azureml-compute.",
                 cfg.line_of("compute"),
+            )
+        )
+    from phi3ft.connect import PLACEHOLDER_SUBSCRIPTION, SET_SUBSCRIPTION_HINT, is_placeholder_subscription
+
+    if (
+        cfg.azure is not None
+        and cfg.backend != "local"
+        and is_placeholder_subscription(cfg.azure.subscription_id)
+    ):
+        findings.append(
+            PlanFinding(
+                "placeholder-subscription",
+                "warning",
+                f"azure.subscription_id is the placeholder {PLACEHOLDER_SUBSCRIPTION}: this plan is an offline "
+                "preview; `phi3ft check` and `phi3ft submit` refuse it until it is your subscription",
+                SET_SUBSCRIPTION_HINT,
+                cfg.line_of("azure", "subscription_id"),
             )
         )
     if cfg.azure is not None and cfg.backend != "local" and not cfg.azure.subscription_id:

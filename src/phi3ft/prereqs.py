@@ -48,6 +48,15 @@ GRANTING_ROLES: dict[str, str] = {
     OWNER: "Owner",
     CONTRIBUTOR: "Contributor",
 }
+#: Creating a hub deploys an ARM template that writes a new storage account and key vault next to the
+#: workspace: Azure AI Developer cannot (it may create projects, compute and connections, not hubs).
+HUB_CREATING_ROLES: dict[str, str] = {OWNER: "Owner", CONTRIBUTOR: "Contributor"}
+HUB_CREATE_ACTIONS: tuple[str, ...] = (
+    "Microsoft.Resources/deployments/write",
+    "Microsoft.MachineLearningServices/workspaces/write",
+    "Microsoft.Storage/storageAccounts/write",
+    "Microsoft.KeyVault/vaults/write",
+)
 CHAT_TASK = "chat-completion"
 #: How long ``--fix`` waits for a provider registration (ARM usually takes 1-5 minutes).
 PROVIDER_WAIT_S = 900.0
@@ -134,6 +143,8 @@ class CheckTarget:
     model_version: str | None = None  # None = latest
     hub_create: bool = True
     project_create: bool = True
+    backend: str = "serverless"  # serverless | azureml-compute (what submit will run)
+    cluster: str | None = None  # compute.cluster_name for azureml-compute
 
     @classmethod
     def from_config(cls, cfg: Any) -> CheckTarget:
@@ -151,6 +162,9 @@ class CheckTarget:
                 "No subscription: azure.subscription_id is empty and AZURE_SUBSCRIPTION_ID is not set.",
                 "Set azure.subscription_id in job.yaml or export AZURE_SUBSCRIPTION_ID (`az account show --query id`).",
             )
+        from phi3ft.connect import refuse_placeholder_subscription
+
+        refuse_placeholder_subscription(azure.subscription_id)
         model = cfg.model
         version = getattr(model, "pinned_version", None) or getattr(model, "version", None)
         return cls(
@@ -164,6 +178,12 @@ class CheckTarget:
             hub_create=bool(getattr(azure.hub, "create_if_missing", getattr(azure.hub, "create", True))),
             project_create=bool(
                 getattr(azure.project, "create_if_missing", getattr(azure.project, "create", True))
+            ),
+            backend=str(getattr(cfg, "backend", None) or "serverless"),
+            cluster=(
+                str(cfg.compute.cluster_name)
+                if getattr(cfg, "backend", None) == "azureml-compute" and getattr(cfg, "compute", None)
+                else None
             ),
         )
 
@@ -273,7 +293,8 @@ def observe(
     if "roles" in futures:
         obs.roles = futures["roles"].result()
         listing = obs.roles.value
-        if isinstance(listing, RoleAssignmentListing) and not _granting(listing):
+        need = access_needed(target, obs.hub, obs.project)
+        if isinstance(listing, RoleAssignmentListing) and not _granting(listing, need.roles):
             # Name what the caller does hold, and look inside custom roles (best effort, concurrently).
             unknown = {
                 a.role_definition_id
@@ -452,13 +473,61 @@ def assignment_applies(assignment_scope: str, target_scope: str) -> bool:
     return t == a or t.startswith(a + "/")
 
 
-def _granting(listing: RoleAssignmentListing) -> list[tuple[str, str]]:
-    """(role name, scope) of each applying assignment that grants enough."""
+def _granting(listing: RoleAssignmentListing, roles: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(role name, scope) of each applying assignment whose role is one of ``roles`` (default: the roles
+    that allow the no-hub-creation path)."""
+    roles = GRANTING_ROLES if roles is None else roles
     return [
-        (GRANTING_ROLES[a.role_guid], a.scope)
+        (roles[a.role_guid], a.scope)
         for a in listing.assignments
-        if a.role_guid in GRANTING_ROLES and assignment_applies(a.scope, listing.scope)
+        if a.role_guid in roles and assignment_applies(a.scope, listing.scope)
     ]
+
+
+@dataclass(frozen=True)
+class AccessNeed:
+    """What submit will create, and which roles (any one, on the resource group or above) allow it."""
+
+    creates: tuple[str, ...]  # "hub H (a new storage account and key vault)", "project P", ...
+    roles: dict[str, str]  # role definition GUID -> name
+    grant: str  # the least role to ask for
+    actions: tuple[str, ...] = ()  # the ARM actions a custom role must allow (hub creation only)
+
+    @property
+    def creates_hub(self) -> bool:
+        return bool(self.actions)
+
+    def what(self) -> str:
+        return ", ".join(self.creates) if self.creates else "nothing new (hub and project exist)"
+
+
+def access_needed(target: CheckTarget, hub: Outcome, project: Outcome) -> AccessNeed:
+    """The role the plan needs, from what submit will create (a pure function of what was read).
+
+    A new hub: Contributor or Owner (its template writes a storage account and a key vault). A new
+    project in an existing hub, a compute cluster, data assets, jobs and endpoints: Azure AI Developer is
+    enough (so are Contributor and Owner).
+    """
+    creates: list[str] = []
+    hub_new = _hub_will_be_created(target, hub)
+    if hub_new:
+        creates.append(f"hub {target.hub} (a new storage account and key vault)")
+    if project.error is None and project.value is None and target.project_create:
+        creates.append(f"project {target.project}")
+    if target.backend == "azureml-compute" and target.cluster:
+        creates.append(f"compute cluster {target.cluster} (if missing)")
+    if hub_new:
+        return AccessNeed(tuple(creates), dict(HUB_CREATING_ROLES), "Contributor", HUB_CREATE_ACTIONS)
+    return AccessNeed(tuple(creates), dict(GRANTING_ROLES), "Azure AI Developer")
+
+
+def _action_allowed(definition: RoleDefinitionInfo, action: str) -> bool:
+    """``action`` matches an allowed pattern of the role and no NotActions pattern (ARM wildcards)."""
+    import fnmatch
+
+    wanted = action.lower()
+    allowed = any(fnmatch.fnmatchcase(wanted, a.lower()) for a in definition.actions)
+    return allowed and not any(fnmatch.fnmatchcase(wanted, n.lower()) for n in definition.not_actions)
 
 
 def _scope_label(scope: str, target: CheckTarget) -> str:
@@ -494,10 +563,18 @@ def evaluate_role(target: CheckTarget, identity: Identity | None, obs: Observed)
         else "--assignee <your-object-id>"
     )
     rg_scope = f"/subscriptions/{target.subscription_id}/resourceGroups/{target.resource_group}"
+    need = access_needed(target, obs.hub, obs.project)
+    names = " or ".join(sorted(set(need.roles.values())))
     fix = (
         f"Ask an Owner of the resource group to run: az role assignment create {assignee} "
-        f'--role "Azure AI Developer" --scope {rg_scope}'
+        f'--role "{need.grant}" --scope {rg_scope}'
     )
+    if need.creates_hub:
+        fix += (
+            f"; or have someone who can create hub {target.hub} once (az ml workspace create --kind hub "
+            f"--resource-group {target.resource_group} --name {target.hub} --location {target.location}), "
+            "after which Azure AI Developer is enough"
+        )
     if not oid:
         return _result("role", "skip", "no object id in the token, so assignments cannot be listed", fix)
     if obs.roles.error is not None:
@@ -505,37 +582,55 @@ def evaluate_role(target: CheckTarget, identity: Identity | None, obs: Observed)
             "role",
             "warn",
             f"could not read your role assignments ({obs.roles.error.message}); "
-            "Azure AI Developer on the group (or Owner/Contributor) is needed",
+            f"{names} on the group is needed to create {need.what()}",
             "Ask an Owner to confirm your role (portal: resource group -> Access control (IAM) -> Check access).",
         )
     listing: RoleAssignmentListing | None = obs.roles.value
     if listing is None:
         return _result("role", "skip", "role assignments were not read", fix)
-    granting = _granting(listing)
+    granting = _granting(listing, need.roles)
     if granting:
         name, scope = granting[0]
         return _result("role", "pass", f"{name} at {_scope_label(scope, target)}")
     held: list[str] = []
     custom_ok: list[str] = []
+    custom_missing: set[str] = set()
     for a in listing.assignments:
         if not assignment_applies(a.scope, listing.scope):
             continue
         definition = obs.role_definitions.get(a.role_definition_id.lower())
         name = BUILTIN_ROLE_NAMES.get(a.role_guid) or (definition.role_name if definition else a.role_guid)
         held.append(f"{name} at {_scope_label(a.scope, target)}")
-        if definition is not None and _custom_role_may_grant(definition):
+        if definition is None:
+            continue
+        if need.creates_hub:
+            missing = [act for act in need.actions if not _action_allowed(definition, act)]
+            if missing:
+                custom_missing.update(missing)
+            else:
+                custom_ok.append(name)
+        elif _custom_role_may_grant(definition):
             custom_ok.append(name)
     if custom_ok:
         return _result(
             "role",
             "warn",
-            f"custom role {', '.join(sorted(set(custom_ok)))} may be enough (not Azure AI Developer, Owner or Contributor)",
+            f"custom role {', '.join(sorted(set(custom_ok)))} may be enough to create {need.what()} "
+            f"(not {names})",
             fix,
         )
     where = "the resource group" if listing.scope.lower() == rg_scope.lower() else "the subscription"
-    detail = f"no Azure AI Developer, Owner or Contributor on {where}" + (
-        f"; you hold {', '.join(sorted(set(held)))}" if held else "; you hold no role there"
-    )
+    holding = f"you hold {', '.join(sorted(set(held)))}" if held else "you hold no role there"
+    if need.creates_hub:
+        lacking = sorted(custom_missing) if custom_missing else list(need.actions)
+        detail = (
+            f"submit will create {need.what()}: that needs {names} on {where} "
+            f"(actions {', '.join(lacking)}); {holding}"
+        )
+        if _granting(listing):
+            detail += " (enough for an existing hub, not for creating one)"
+        return _result("role", "fail", detail, fix)
+    detail = f"no Azure AI Developer, Owner or Contributor on {where}; {holding}"
     return _result("role", "fail", detail, fix)
 
 

@@ -19,7 +19,8 @@ class Fault:
     see ``stack.routes()``); ``host``/``path``/``method`` narrow it further (``path`` is a regex search).
 
     ``skip`` lets the first N matching requests through; ``times`` is how many it then affects
-    (``None`` = every later match). ``hits`` counts the requests it affected.
+    (``None`` = every later match). ``hits`` counts the requests it affected. ``inner_code`` adds the
+    Azure ML service's ``innerError: {code}`` to the envelope (``UserError`` / ``ModelNotSupportedByMaaS``).
     """
 
     route: str = "*"
@@ -29,6 +30,7 @@ class Fault:
     status: int | None = None
     code: str | None = None
     message: str | None = None
+    inner_code: str | None = None
     retry_after: float | None = None
     drop: bool = False
     latency: float = 0.0

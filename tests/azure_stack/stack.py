@@ -374,4 +374,7 @@ def _fault_response(fault: Any) -> Response:
         headers["Retry-After"] = (
             str(int(fault.retry_after)) if float(fault.retry_after).is_integer() else str(fault.retry_after)
         )
-    return arm_error(status, code, message, headers=headers)
+    response = arm_error(status, code, message, headers=headers)
+    if getattr(fault, "inner_code", None):
+        response.body["error"]["innerError"] = {"code": fault.inner_code, "innerError": None}
+    return response

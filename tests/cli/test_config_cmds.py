@@ -117,13 +117,12 @@ def test_every_template_loads_and_plans(run_cli: RunCli, profile: catalog.ModelP
     assert set(plan) == PLAN_KEYS
     if profile.name.startswith("phi-4"):
         assert code == 0, err
-        assert plan["status"] == "ok"
-    else:  # Phi-3 / 3.5 serverless fine-tuning is retired: exit 4 naming the replacement
-        assert code == 4
-        assert plan["status"] == "blocked"
-        blocker = next(b for b in plan["blockers"] if b["code"] in ("model-retired", "model-not-serverless"))
-        assert (profile.lifecycle.replacement or "") in blocker["message"] + blocker["hint"]
-        assert "backend: local" in blocker["hint"]
+        assert plan["status"] == "ok" and plan["backend"] == "serverless"
+    else:  # Phi-3 / 3.5 serverless fine-tuning is retired: the template trains on an Azure ML cluster
+        assert code == 0, err
+        assert plan["status"] == "ok" and plan["backend"] == "azureml-compute"
+        note = next(n for n in plan["notes"] if n["code"] == "model-retired-in-azure")
+        assert profile.hf_repo in note["message"]
         assert "Error" not in err
 
 
@@ -147,6 +146,32 @@ def test_init_writes_a_loadable_config_and_refuses_to_overwrite(run_cli: RunCli,
     code, _out, _err = run_cli("init", "--out", str(target), "--model", "phi-4", "--force")
     assert code == 0
     assert load_job_config(target, env={}, check_files=False).profile.name == "phi-4"
+
+
+@pytest.mark.parametrize("model", ["phi-3-mini-4k-instruct", "phi-3-small-8k-instruct"])
+def test_init_for_a_model_without_serverless_fine_tuning_picks_azureml_compute_and_says_why(
+    run_cli: RunCli, tmp_path: Path, model: str
+) -> None:
+    target = tmp_path / "job.yaml"
+    code, _out, err = run_cli("init", "--out", str(target), "--model", model)
+    assert code == 0, err
+    cfg = load_job_config(target, env={}, check_files=False)
+    assert cfg.backend == "azureml-compute"
+    assert "uses backend: azureml-compute" in err
+    reason = "retired on 2025-08-30" if "mini" in model else "not offered for serverless fine-tuning"
+    assert reason in err
+    if "mini" in model:
+        assert "`phi3ft init --model phi-4-mini-instruct`" in err
+    shutil.copytree(REPO / "examples" / "data", tmp_path / "data")
+    code, _out, err = run_cli("plan", "--config", str(target), "--json", env=TODAY)
+    assert code == 0, err  # no retired-model blocker: the cluster trains the open weights
+
+
+def test_init_for_a_current_model_stays_serverless_without_a_warning(run_cli: RunCli, tmp_path: Path) -> None:
+    target = tmp_path / "job.yaml"
+    code, _out, err = run_cli("init", "--out", str(target), "--model", "phi-4-multimodal-instruct")
+    assert code == 0 and "Warning" not in err and "azureml-compute" not in err
+    assert load_job_config(target, env={}, check_files=False).backend == "serverless"
 
 
 def test_init_then_plan_without_data_is_exit_3(run_cli: RunCli, tmp_path: Path) -> None:
@@ -197,7 +222,8 @@ def test_plan_example_exact_tokens(run_cli: RunCli) -> None:
         "smoke_test",
     ]
     assert plan["validation"]["valid"] is True and plan["validation"]["errors"] == 0
-    assert {w["code"] for w in plan["warnings"]} == set()
+    # the example's all-zero subscription: an offline preview, said plainly (check/submit refuse it)
+    assert {w["code"] for w in plan["warnings"]} == {"placeholder-subscription"}
 
 
 def test_plan_example_without_tokenizer_is_labelled_estimate(run_cli: RunCli) -> None:
@@ -229,12 +255,21 @@ def test_plan_human_report(run_cli: RunCli) -> None:
     assert "phi3ft check" in out
     assert "; exact" in out
     assert "Cost      not estimated" in out
-    assert out.rstrip().splitlines()[-1].startswith("Plan OK (exit 0)")
+    assert "warning: azure.subscription_id is the placeholder 00000000-0000-0000-0000-000000000000" in out
+    assert "export AZURE_SUBSCRIPTION_ID=$(az account show --query id -o tsv)" in out
+    assert out.rstrip().splitlines()[-1].startswith("Plan OK (exit 0) as an offline preview")
 
 
-def test_plan_phi3_template_with_tokenizer_exits_4(run_cli: RunCli) -> None:
+def test_plan_phi3_template_with_tokenizer_exits_4(run_cli: RunCli, tmp_path: Path) -> None:
     needs(PHI3_TOKENIZER_DIR)
-    path = CONFIGS / "phi-3-mini-4k-instruct.yaml"
+    text = (CONFIGS / "phi-3-mini-4k-instruct.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "job.yaml"  # the template uses azureml-compute; serverless is the retired offer
+    path.write_text(
+        text.replace("backend: azureml-compute", "backend: serverless").replace(
+            "../examples/", f"{EXAMPLE.parent}/"
+        ),
+        encoding="utf-8",
+    )
     code, out, _err = run_cli(
         "plan", "--config", str(path), "--tokenizer", str(PHI3_TOKENIZER_DIR), env=TODAY
     )

@@ -100,6 +100,7 @@ def test_credential_env_real_chain_passes(stack: Any, monkeypatch: pytest.Monkey
     monkeypatch.setenv("AZURE_TENANT_ID", TENANT_ID)
     monkeypatch.setenv("AZURE_CLIENT_ID", SP_CLIENT_ID)
     monkeypatch.setenv("AZURE_CLIENT_SECRET", SP_CLIENT_SECRET)
+    stack.state.add_hub(HUB)  # Azure AI Developer suffices for an existing hub
     report = check(stack, credential=None, auth="env")
     cred = report.get("credential")
     assert cred.status == "pass", cred
@@ -115,7 +116,8 @@ def test_credential_failure_fails_and_skips_the_rest(stack: Any, monkeypatch: py
     cred = report.get("credential")
     assert cred.status == "fail"
     assert "AADSTS7000215" in cred.detail
-    assert cred.fix and "az login" in cred.fix
+    # --auth env with the variables set: the fix is about their values, not about setting them
+    assert cred.fix and "check those values" in cred.fix and "Set AZURE_" not in cred.fix
     assert set(status(report).values()) == {"fail", "skip"}
 
 
@@ -168,10 +170,38 @@ def test_fix_registers_the_provider_in_the_stack(stack: Any) -> None:
 def test_missing_role_fails(stack: Any) -> None:
     stack.state.clear_role_assignments()
     stack.state.add_role_assignment(RG_SCOPE, ROLE_READER, USER_OID)
+    stack.state.add_hub(HUB)
     role = check(stack).get("role")
     assert role.status == "fail"
     assert "you hold Reader at the resource group" in role.detail
     assert role.fix and '--role "Azure AI Developer"' in role.fix
+
+
+def test_ai_developer_with_a_hub_to_create_fails_naming_contributor(
+    stack: Any, run_cli: Any, tmp_path: Path
+) -> None:
+    """The default seed: Azure AI Developer on the group, no hub. Creating the hub (a storage account and
+    key vault) needs Contributor or Owner, so check exits 4 and its fix names Contributor."""
+    role = check(stack).get("role")
+    assert role.status == "fail"
+    assert "submit will create hub hub-phi3ft (a new storage account and key vault)" in role.detail
+    assert "you hold Azure AI Developer at the resource group" in role.detail
+    assert role.fix and f'--role "Contributor" --scope {RG_SCOPE}' in role.fix
+    ctx = AppContext(
+        output=Output(interactive=False),
+        env=dict(os.environ),
+        cwd=tmp_path,
+        credential_factory=lambda mode: stack.credential,
+        sleep=lambda s: None,
+    )
+    code, out, err = run_cli("check", "-c", str(write_job(tmp_path)), "--json", ctx=ctx)
+    assert code == 4, err
+    checks = {c["id"]: c for c in json.loads(out)["checks"]}
+    assert checks["role"]["status"] == "fail" and '--role "Contributor"' in checks["role"]["fix"]
+    assert [c for c, v in checks.items() if v["status"] == "fail"] == ["role"]
+    # once the hub exists, Azure AI Developer is enough
+    stack.state.add_hub(HUB)
+    assert check(stack).get("role").status == "pass"
 
 
 def test_role_inherited_from_the_subscription_passes(stack: Any) -> None:
@@ -313,6 +343,7 @@ def test_cli_subprocess_real_credential_chain(stack: Any, tmp_path: Path) -> Non
         "NO_COLOR": "1",
     }
     job = write_job(tmp_path)
+    stack.state.add_role_assignment(RG_SCOPE, ROLE_CONTRIBUTOR, USER_OID)  # the hub is to be created
     before = len(stack.requests)
     start = time.monotonic()
     proc = subprocess.run(
@@ -335,3 +366,37 @@ def test_cli_subprocess_real_credential_chain(stack: Any, tmp_path: Path) -> Non
         f"\nfull check: {requests} HTTP requests, {wall:.2f} s wall (subprocess), {data['elapsed_s']} s in checks"
     )
     assert requests <= 20
+
+
+def test_cli_subprocess_missing_ca_bundle_is_a_tls_failure_not_a_login_one(
+    stack: Any, tmp_path: Path
+) -> None:
+    """The shipped binary with ``--auth env`` and the variables set, but REQUESTS_CA_BUNDLE pointing nowhere:
+    the credential check names the TLS setting, and does not tell the user to log in or set the variables."""
+    missing = tmp_path / "no-such-ca.pem"
+    env = {
+        **os.environ,
+        **stack.env,
+        "AZURE_TENANT_ID": TENANT_ID,
+        "AZURE_CLIENT_ID": SP_CLIENT_ID,
+        "AZURE_CLIENT_SECRET": SP_CLIENT_SECRET,
+        "REQUESTS_CA_BUNDLE": str(missing),
+        "NO_COLOR": "1",
+    }
+    before = len(stack.requests)
+    proc = subprocess.run(
+        [sys.executable, "-m", "phi3ft", "check", "-c", str(write_job(tmp_path)), "--auth", "env", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 4, proc.stderr
+    cred = json.loads(proc.stdout)["checks"][0]
+    assert cred["status"] == "fail"
+    assert f"the CA bundle {missing} does not exist (REQUESTS_CA_BUNDLE)" in cred["detail"]
+    assert cred["fix"].startswith("Point REQUESTS_CA_BUNDLE at an existing PEM bundle")
+    assert "az login" not in proc.stdout + proc.stderr and "Set AZURE_" not in cred["fix"]
+    assert len(stack.requests) == before  # nothing was sent

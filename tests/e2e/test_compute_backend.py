@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, SUBSCRIPTION_ID
+from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
 from tests.conftest import TOKENIZERS
 
 from phi3ft.backends.azureml.compute import ENVIRONMENT_NAME, environment_files, environment_version
@@ -95,6 +95,9 @@ def submit(cli: Callable[..., tuple[int, str, str]], folder: Path, *extra: str) 
 def test_cluster_path_submits_the_right_job_and_registers_the_adapter(
     stack: Any, cli: Any, folder: Path
 ) -> None:
+    stack.state.add_role_assignment(  # submit creates the hub (storage account, key vault): Contributor
+        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
+    )
     code, out, err = submit(cli, folder, "--json")
     assert code == 0, err
     doc = json.loads(out)

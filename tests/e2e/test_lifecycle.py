@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.azure_stack.state import RESOURCE_GROUP, SUBSCRIPTION_ID
+from tests.azure_stack.state import RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
 from tests.conftest import TOKENIZERS
 
 from phi3ft.cli.context import AppContext
@@ -115,7 +115,10 @@ def test_whole_life_leaves_nothing_behind(stack: Any, tmp_path: Path, run_cli: A
     )
     assert stack.requests.records == []
 
-    # 3. check: live, read-only
+    # 3. check: live, read-only (submit creates the hub: a storage account and key vault need Contributor)
+    stack.state.add_role_assignment(
+        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
+    )
     _, out, _ = cli("check", "-c", str(folder / "job.yaml"), "--json")
     assert stack.state.workspace(HUB) is None  # check never creates anything
     assert not [r for r in stack.requests if r.method in ("PUT", "DELETE", "PATCH")]

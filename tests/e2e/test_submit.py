@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, SUBSCRIPTION_ID
+from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
 from tests.conftest import REPO, TOKENIZERS
 
 from phi3ft.cli.context import AppContext
@@ -115,6 +115,12 @@ def submit(cli: Callable[..., tuple[int, str, str]], folder: Path, *extra: str) 
     return cli("submit", "-c", str(folder / "job.yaml"), "--tokenizer", str(TOKENIZER), "--yes", *extra)
 
 
+def grant_contributor(stack: Any) -> None:
+    """Submit creates the hub (a storage account and key vault): its checks want Contributor on the group."""
+    scope = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}"
+    stack.state.add_role_assignment(scope, ROLE_CONTRIBUTOR, USER_OID)
+
+
 def wire(stack: Any) -> list[str]:
     return [f"{r.method} {r.route}" for r in stack.requests]
 
@@ -134,6 +140,7 @@ def blob_snapshot(stack: Any) -> dict[tuple[str, str], Any]:
 def test_submit_end_to_end_then_resubmit_reattaches_and_uploads_nothing(
     stack: Any, cli: Any, folder: Path
 ) -> None:
+    grant_contributor(stack)
     code, out, err = submit(cli, folder, "--json")
     assert code == 0, err
     doc = json.loads(out)
@@ -170,14 +177,91 @@ def test_submit_end_to_end_then_resubmit_reattaches_and_uploads_nothing(
     assert blob_snapshot(stack) == blobs
 
 
+def test_resubmit_after_the_blob_but_before_the_asset_reports_zero_bytes_sent(
+    stack: Any, cli: Any, folder: Path
+) -> None:
+    """A run that stopped after the blob upload but before the data-asset PUT: Azure has the blob, so the
+    SDK sends nothing on the next submit, and phi3ft says so (not the file size)."""
+    code, out, err = submit(cli, folder, "--json", "--detach", "--skip-checks")
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["uploaded_bytes"] == (folder / "train.jsonl").stat().st_size
+    with stack.state.lock:
+        stack.state.data.clear()  # the assets are gone, the blobs stay
+    blobs = blob_snapshot(stack)
+    code, out, err = submit(cli, folder, "--json", "--detach", "--skip-checks")
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["uploaded_bytes"] == 0
+    assert err.count("already uploaded (Azure had the file; 0 bytes sent)") == 2, err
+    assert "uploaded 0 bytes" not in err and "bytes\n" not in err.replace("bytes sent", "")
+    assert len(stack.requests.find(route="data.versions.create_or_update", method="PUT")) >= 2
+    assert blob_snapshot(stack) == blobs  # no blob written again
+
+
 def test_failed_job_exits_5_with_the_service_message(stack: Any, cli: Any, folder: Path) -> None:
     name = derived_names(load_job_config(folder / "job.yaml")).job
     stack.faults.fail_job(name, message="Training data validation failed: line 7: no assistant turn.")
+    grant_contributor(stack)
     code, _, err = submit(cli, folder)
     assert code == 5
     assert f"Job {name} ended Failed: Training data validation failed: line 7: no assistant turn." in err
     code, out, _ = cli("status", "--json")
     assert code == 0 and json.loads(out)["error"].startswith("Training data validation failed")
+
+
+def test_logs_and_status_when_run_history_cannot_be_reached(stack: Any, cli: Any, folder: Path) -> None:
+    """Run history lives behind the workspace's region discovery: when that fails, ``logs`` says so in one
+    line with a fix, and ``status`` of a Failed job still answers (never "Unexpected error")."""
+    name = derived_names(load_job_config(folder / "job.yaml")).job
+    stack.state.fail_job(name, after=())  # Failed at the first read
+    code, out, err = submit(cli, folder, "--json", "--detach", "--skip-checks")
+    assert code == 0, err
+    stack.faults.error("discovery.get", status=404, message="no such region endpoint", times=None)
+    code, out, err = cli("logs", name)
+    assert code == 1, err
+    assert "Unexpected error" not in err and "issue tracker" not in err, err
+    lines = err.strip().splitlines()
+    assert lines[0].startswith(f"Error: Could not read the run history of job {name!r}"), err
+    assert lines[-1].startswith("Hint: Check the network and proxy"), err
+
+    code, out, err = cli("status", name, "--json")
+    assert "Unexpected error" not in err, err
+    doc = json.loads(out)
+    assert doc["status"] == "Failed"
+    assert doc["error"].startswith("(the reason could not be read from run history: Could not read"), doc
+    code, out, err = cli("watch", name)
+    assert code == 5 and "Unexpected error" not in err, err
+    assert "the reason could not be read from run history" in err
+
+    stack.faults.clear()
+    stack.faults.error(
+        "run_history.details", status=404, code="RunNotFound", message="Run not found", times=None
+    )
+    code, out, err = cli("logs", name)
+    assert code == 1 and "Unexpected error" not in err, err
+    assert f"Run history has no record of job {name!r}" in err
+    assert f"Hint: It appears once the job starts: `phi3ft status {name}`" in err
+
+
+def test_service_refusing_the_region_exits_4_with_the_region_fix(stack: Any, cli: Any, folder: Path) -> None:
+    """The service's own refusal (``UserError`` / inner ``ModelNotSupportedByMaaS``) reads like phi3ft's
+    region check: exit 4 and the azure.location fix, not exit 1 without a hint."""
+    stack.faults.error(
+        "jobs.create_or_update",
+        status=400,
+        code="UserError",
+        inner_code="ModelNotSupportedByMaaS",
+        message="Serverless FineTuning not supported in westus",
+        times=None,
+    )
+    code, _, err = submit(cli, folder, "--detach", "--skip-checks")
+    assert code == 4, err
+    assert (
+        "UserError/ModelNotSupportedByMaaS" in err and "Serverless FineTuning not supported in westus" in err
+    )
+    assert "Hint: Set azure.location in job.yaml to a region that offers it" in err
+    assert stack.requests.find(route="jobs.create_or_update")[0].status == 400
 
 
 def test_429_and_503_are_retried_with_backoff(stack: Any, cli: Any, folder: Path) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from phi3ft.backends.azureml.prereqs import (
     AZURE_AI_DEVELOPER,
+    CONTRIBUTOR,
     ProviderState,
     ResourceGroupInfo,
     RoleAssignmentInfo,
@@ -30,6 +31,15 @@ TID = "22222222-2222-2222-2222-222222222222"
 
 def role_id(guid: str, sub: str = SUB) -> str:
     return f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
+
+
+def contributor_on_rg(sub: str = SUB, rg: str = RG, oid: str = OID) -> list[RoleAssignmentInfo]:
+    """Contributor on the group: what creating a hub needs (the default fake holds Azure AI Developer)."""
+    return [
+        RoleAssignmentInfo(
+            f"/subscriptions/{sub}/resourceGroups/{rg}", role_id(CONTRIBUTOR, sub), oid, "User"
+        )
+    ]
 
 
 def workspace_id(name: str, sub: str = SUB, rg: str = RG) -> str:

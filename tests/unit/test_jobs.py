@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from tests.conftest import TOKENIZERS
 from tests.fakes.jobs import Crash, FakeJobBackend
-from tests.fakes.prereqs import FakePrereqBackend
+from tests.fakes.prereqs import FakePrereqBackend, contributor_on_rg
 
 from phi3ft.backends.base import MetricPoint
 from phi3ft.cli.context import AppContext
@@ -62,7 +62,7 @@ class Backend(FakeJobBackend):
 
     def __init__(self) -> None:
         super().__init__()
-        self.prereq = FakePrereqBackend()
+        self.prereq = FakePrereqBackend(assignments=contributor_on_rg())  # submit creates the hub
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__dict__["prereq"], name)

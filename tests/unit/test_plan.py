@@ -204,12 +204,60 @@ def test_phi3_small_is_not_serverless(folder: Path) -> None:
     assert [b.code for b in plan.blockers] == ["model-not-serverless"]
 
 
-def test_region_warnings(folder: Path) -> None:
+def test_region_outside_a_verified_list_is_a_blocker(folder: Path) -> None:
+    """Phi-4-mini's regions are verified (Microsoft Learn, 2026-02): submit cannot succeed elsewhere."""
     plan = plan_for(folder, BASE.replace("location: eastus2", "location: westeurope"))
+    assert plan.exit_code == ExitCode.PREREQ
+    assert [b.code for b in plan.blockers] == ["region-no-finetune"]
+    blocker = plan.blockers[0]
+    assert blocker.message == (
+        "westeurope does not offer serverless fine-tuning of Phi-4-mini-instruct (offered in eastus2, eastus, "
+        "northcentralus, southcentralus, westus, westus3; verified: Microsoft Learn, Azure AI Foundry: "
+        "fine-tune Phi models, region availability (2026-02), as of 2026-02-01)"
+    )
+    assert blocker.hint and blocker.hint.startswith("Set azure.location: eastus2") and blocker.line == 4
+    assert "region-no-deploy" in {w.code for w in plan.warnings}
+
+
+@pytest.mark.parametrize("region", ["eastus", "northcentralus", "southcentralus", "westus", "westus3"])
+def test_phi4_family_fine_tunes_in_the_six_documented_regions(folder: Path, region: str) -> None:
+    for model in ("phi-4-mini-instruct", "phi-4", "phi-4-multimodal-instruct"):
+        text = BASE.replace("location: eastus2", f"location: {region}").replace("phi-4-mini-instruct", model)
+        plan = plan_for(folder, text)
+        assert plan.exit_code == ExitCode.OK, (model, [b.message for b in plan.blockers])
+        assert not {"region-no-finetune", "region-no-deploy"} & codes(plan)
+
+
+def test_swedencentral_deploys_but_does_not_fine_tune(folder: Path) -> None:
+    plan = plan_for(folder, BASE.replace("location: eastus2", "location: swedencentral"))
+    assert [b.code for b in plan.blockers] == ["region-no-finetune"]
+    assert "region-no-deploy" not in codes(plan)
+
+
+def test_region_outside_an_unverified_list_is_a_warning_naming_its_source(folder: Path) -> None:
+    text = BASE.replace("location: eastus2", "location: westeurope").replace(
+        "phi-4-mini-instruct", "phi-3.5-mini-instruct"
+    )
+    path = folder / "job.yaml"
+    path.write_text(text, encoding="utf-8")
+    plan = build_plan(load_job_config(path, env={}), today=date(2025, 1, 1), validate=stub(StubReport()))
     assert plan.exit_code == ExitCode.OK
-    assert {"region-no-finetune", "region-no-deploy"} <= codes(plan)
-    warning = next(f for f in plan.findings if f.code == "region-no-finetune")
-    assert "as of" in warning.message and warning.line == 4
+    warning = next(f for f in plan.warnings if f.code == "region-no-finetune")
+    assert (
+        "unverified: Microsoft Learn, Phi-3 fine-tuning and region availability pages, as of 2025-06-30"
+        in (warning.message)
+    )
+
+
+def test_placeholder_subscription_is_an_offline_preview(folder: Path) -> None:
+    plan = plan_for(
+        folder, BASE.replace("11111111-2222-3333-4444-555555555555", "00000000-0000-0000-0000-000000000000")
+    )
+    assert plan.exit_code == ExitCode.OK
+    warning = next(f for f in plan.warnings if f.code == "placeholder-subscription")
+    assert "offline preview" in warning.message and warning.line == 2
+    assert warning.hint and "AZURE_SUBSCRIPTION_ID" in warning.hint
+    assert "placeholder-subscription" not in codes(plan_for(folder, BASE))
 
 
 def test_local_backend_trains_phi3_without_blockers(folder: Path) -> None:

@@ -59,8 +59,12 @@ def project(name: str = "proj-phi", hub_name: str = "hub-phi", location: str = "
 
 
 # ---- the happy path ---------------------------------------------------------------------------------
+def contributor() -> list[RoleAssignmentInfo]:
+    return [RoleAssignmentInfo(RG_SCOPE, role_id(CONTRIBUTOR), OID, "User")]
+
+
 def test_all_pass_in_order_with_identity_and_json_shape() -> None:
-    report = check(FakePrereqBackend())
+    report = check(FakePrereqBackend(assignments=contributor()))
     assert [r.id for r in report.results] == [
         "credential",
         "resource-group",
@@ -165,7 +169,7 @@ def test_region_read_from_registry_tag_beats_catalog() -> None:
 def test_region_falls_back_to_catalog_without_tag() -> None:
     model = phi_model()
     model.tags.pop("maas-finetuning-regions")
-    report = check(FakePrereqBackend(models=[model]), target(location="westus"))
+    report = check(FakePrereqBackend(models=[model]), target(location="westeurope"))
     assert report.get("region").status == "fail"
     assert "phi3ft catalog" in report.get("region").detail
 
@@ -191,7 +195,7 @@ def test_unregistered_network_provider_fails_with_register_command() -> None:
 
 
 def test_fix_registers_and_waits_with_progress_events() -> None:
-    backend = FakePrereqBackend(registering_polls=3)
+    backend = FakePrereqBackend(registering_polls=3, assignments=contributor())
     backend.providers["Microsoft.Network"] = "NotRegistered"
     events: list[CheckEvent] = []
     report = check(backend, fix=True, on_event=events.append)
@@ -235,9 +239,10 @@ def test_unreadable_provider_is_a_warning() -> None:
 # ---- 5. role ---------------------------------------------------------------------------------------
 def test_missing_role_fails_naming_what_is_held() -> None:
     backend = FakePrereqBackend(
+        workspaces={"hub-phi": hub()},
         assignments=[
             RoleAssignmentInfo(RG_SCOPE, role_id("acdd72a7-3385-48ef-bd42-f606fba81ae7"), OID, "User"),
-        ]
+        ],
     )
     report = check(backend)
     role = report.get("role")
@@ -266,7 +271,8 @@ def test_role_on_a_child_resource_does_not_count() -> None:
 def test_role_matched_by_guid_not_by_name() -> None:
     other_sub = "99999999-0000-0000-0000-000000000000"
     backend = FakePrereqBackend(
-        assignments=[RoleAssignmentInfo(RG_SCOPE, role_id(AZURE_AI_DEVELOPER, other_sub), OID, "User")]
+        workspaces={"hub-phi": hub()},
+        assignments=[RoleAssignmentInfo(RG_SCOPE, role_id(AZURE_AI_DEVELOPER, other_sub), OID, "User")],
     )
     assert check(backend).get("role").status == "pass"
 
@@ -274,6 +280,7 @@ def test_role_matched_by_guid_not_by_name() -> None:
 def test_custom_role_with_wide_actions_is_a_warning() -> None:
     custom = role_id("c0ffee00-0000-0000-0000-000000000000")
     backend = FakePrereqBackend(
+        workspaces={"hub-phi": hub()},
         assignments=[RoleAssignmentInfo(RG_SCOPE, custom, OID, "User")],
         role_definitions={
             custom.lower(): RoleDefinitionInfo(
@@ -284,6 +291,76 @@ def test_custom_role_with_wide_actions_is_a_warning() -> None:
     role = check(backend).get("role")
     assert role.status == "warn"
     assert "ML Power User" in role.detail
+
+
+def test_ai_developer_cannot_create_the_hub_the_plan_creates() -> None:
+    """Creating a hub writes a storage account and key vault: Azure AI Developer passes only when the hub
+    exists; the fix names Contributor and the actions, and the detail says what submit will create."""
+    report = check(FakePrereqBackend())  # Azure AI Developer on the group, no hub yet
+    role = report.get("role")
+    assert role.status == "fail" and not report.ok
+    assert role.detail.startswith(
+        "submit will create hub hub-phi (a new storage account and key vault), project proj-phi: "
+        "that needs Contributor or Owner on the resource group"
+    )
+    assert "Microsoft.Storage/storageAccounts/write" in role.detail
+    assert "Microsoft.KeyVault/vaults/write" in role.detail
+    assert "you hold Azure AI Developer at the resource group" in role.detail
+    assert "(enough for an existing hub, not for creating one)" in role.detail
+    assert role.fix is not None and f'--role "Contributor" --scope {RG_SCOPE}' in role.fix
+    assert "az ml workspace create --kind hub" in role.fix
+    assert report.get("workspace").status == "pass"  # the hub *can* be created, by the right role
+
+
+@pytest.mark.parametrize(
+    ("workspaces", "backend_kind", "status"),
+    [
+        ({"hub-phi": "hub"}, "serverless", "pass"),  # project only
+        ({"hub-phi": "hub", "proj-phi": "project"}, "serverless", "pass"),  # nothing created
+        ({"hub-phi": "hub", "proj-phi": "project"}, "azureml-compute", "pass"),  # compute cluster
+        ({}, "azureml-compute", "fail"),  # a new hub, whatever the backend
+    ],
+)
+def test_ai_developer_is_enough_without_a_new_hub(
+    workspaces: dict[str, str], backend_kind: str, status: str
+) -> None:
+    ws = {name: hub() if kind == "hub" else project() for name, kind in workspaces.items()}
+    tgt = target(backend=backend_kind, cluster="gpu" if backend_kind == "azureml-compute" else None)
+    assert check(FakePrereqBackend(workspaces=ws), tgt).get("role").status == status
+
+
+@pytest.mark.parametrize("guid", [CONTRIBUTOR, OWNER])
+def test_contributor_or_owner_may_create_the_hub(guid: str) -> None:
+    backend = FakePrereqBackend(assignments=[RoleAssignmentInfo(RG_SCOPE, role_id(guid), OID, "User")])
+    assert check(backend).get("role").status == "pass"
+
+
+def test_hub_not_created_when_create_if_missing_is_false_needs_no_contributor() -> None:
+    role = check(FakePrereqBackend(), target(hub_create=False)).get("role")
+    assert role.status == "pass"
+
+
+def test_custom_role_for_a_new_hub_names_the_missing_actions() -> None:
+    custom = role_id("c0ffee00-0000-0000-0000-000000000001")
+    definition = RoleDefinitionInfo(
+        custom,
+        "ML Builder",
+        ("Microsoft.MachineLearningServices/*", "Microsoft.Resources/deployments/*"),
+        ("Microsoft.MachineLearningServices/workspaces/delete",),
+    )
+    backend = FakePrereqBackend(
+        assignments=[RoleAssignmentInfo(RG_SCOPE, custom, OID, "User")],
+        role_definitions={custom.lower(): definition},
+    )
+    role = check(backend).get("role")
+    assert role.status == "fail"
+    assert "(actions Microsoft.KeyVault/vaults/write, Microsoft.Storage/storageAccounts/write)" in role.detail
+    wide = replace(definition, actions=("*",), not_actions=())
+    backend = FakePrereqBackend(
+        assignments=[RoleAssignmentInfo(RG_SCOPE, custom, OID, "User")],
+        role_definitions={custom.lower(): wide},
+    )
+    assert check(backend).get("role").status == "warn"
 
 
 def test_forbidden_role_listing_is_a_warning_not_a_crash() -> None:

@@ -63,7 +63,8 @@ class DataAsset:
     version: str
     id: str
     path: str
-    uploaded_bytes: int = 0  # 0 when the content was already there
+    uploaded_bytes: int = 0  # what was sent: 0 when the content was already there
+    reused_blob: bool = False  # the asset is new but Azure already had the blob (nothing sent)
 
 
 @dataclass

@@ -58,11 +58,14 @@ def register(app: typer.Typer) -> None:
 
         Checks, in order: 1 credential (who you are), 2 subscription and resource group, 3 region offers
         serverless fine-tuning for the model, 4 resource providers registered (MachineLearningServices,
-        Network; Storage and KeyVault when a hub will be created), 5 Azure AI Developer (or Owner /
-        Contributor) on the resource group, inherited roles included, 6 hub and project (kind, hub link,
-        region), 7 base model in the azureml registry (version, chat-completion fine-tuning, retirement).
+        Network; Storage and KeyVault when a hub will be created), 5 the role for what submit will
+        create on the resource group, inherited roles included (a new hub: Contributor or Owner; else
+        Azure AI Developer), 6 hub and project (kind, hub link, region), 7 base model in the azureml
+        registry (version, chat-completion fine-tuning, retirement). Network, proxy, DNS and TLS failures
+        are reported as such, not as a login problem.
 
-        Exit 0 when nothing fails (warnings allowed), 4 when a check fails, 3 for an invalid job.yaml.
+        Exit 0 when nothing fails (warnings allowed), 4 when a check fails or the subscription is the
+        placeholder that `phi3ft init` writes, 3 for an invalid job.yaml.
         """
         from phi3ft.config import load_job_config
         from phi3ft.connect import open_backend

@@ -94,9 +94,13 @@ def init_cmd(
     ),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a commented starter job.yaml for a Phi model (refuses to overwrite without --force)."""
+    """Write a commented starter job.yaml for a Phi model (refuses to overwrite without --force).
+
+    A model whose serverless fine-tuning is retired or not offered gets backend: azureml-compute (a
+    warning says why); the subscription is a placeholder until you set AZURE_SUBSCRIPTION_ID.
+    """
     from phi3ft import catalog
-    from phi3ft.config import render_starter_config
+    from phi3ft.config import render_starter_config, starter_backend
 
     app_ctx: AppContext = ctx.obj
     name = model or catalog.DEFAULT_MODEL
@@ -114,6 +118,22 @@ def init_cmd(
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render_starter_config(profile), encoding="utf-8")
     app_ctx.output.success(f"wrote {out_path} for {profile.registry_name}")
+    if starter_backend(profile) != "serverless":
+        lc = profile.lifecycle
+        why = (
+            f"serverless fine-tuning of {profile.registry_name} retired on {lc.finetune_retired.isoformat()}"
+            if lc.finetune_retired is not None and profile.serverless_finetune
+            else f"{profile.registry_name} is not offered for serverless fine-tuning"
+        )
+        app_ctx.output.warn(
+            f"{why}, so {out_path} uses backend: azureml-compute (LoRA on your Azure ML GPU cluster; "
+            "backend: local trains on this machine)"
+            + (
+                f"; for serverless fine-tuning run `phi3ft init --model {lc.replacement}`"
+                if lc.replacement
+                else ""
+            )
+        )
     app_ctx.output.hint(
         f"Put your JSONL files in {out_path.parent / 'data'}/, edit azure:, then run "
         f"`phi3ft plan --config {out_path}`."
@@ -249,6 +269,11 @@ def _render_plan(out: Output, plan: dict[str, Any], cwd: Path) -> None:
         "invalid": "Data invalid (exit 3): fix the problems above (phi3ft validate shows all of them).",
         "blocked": "The plan cannot work (exit 4): see BLOCKER above.",
     }[plan["status"]]
+    if plan["status"] == "ok" and any(f.get("code") == "placeholder-subscription" for f in findings):
+        verdict = (
+            "Plan OK (exit 0) as an offline preview. Next: set your subscription (see the warning above), "
+            "then phi3ft check --config ..., then phi3ft submit --config ..."
+        )
     lines.append(verdict)
     out.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 

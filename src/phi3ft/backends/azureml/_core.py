@@ -111,9 +111,172 @@ def error_code(exc: BaseException) -> str | None:
     return str(code) if code else None
 
 
+def _response_json(exc: BaseException) -> Any:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    try:
+        text = response.text()
+    except Exception:  # a streamed or already-closed body: no codes to read
+        return None
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def service_error_codes(exc: BaseException) -> list[str]:
+    """Every error code in the envelope, outermost first: ``error.code``, then ``details[].code`` and the
+    Azure ML service's ``innerError.code`` chain (``UserError`` -> ``ModelNotSupportedByMaaS``). azure-core
+    parses only ``innererror`` (lower case), so the raw body is read as well."""
+    codes: list[str] = []
+
+    def add(code: Any) -> None:
+        if code and str(code) not in codes:
+            codes.append(str(code))
+
+    def walk(node: Any, depth: int = 0) -> None:
+        if node is None or depth > 8:
+            return
+        if isinstance(node, dict):
+            add(node.get("code"))
+            for key in ("details", "innerError", "innererror", "inner_error", "error"):
+                walk(node.get(key), depth + 1)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, depth + 1)
+        else:
+            add(getattr(node, "code", None))
+            walk(getattr(node, "details", None), depth + 1)
+            walk(getattr(node, "innererror", None), depth + 1)
+
+    walk(getattr(exc, "error", None))
+    body = _response_json(exc)
+    if isinstance(body, dict):
+        walk(body.get("error", body))
+    return codes
+
+
+#: Service error codes (any level of the envelope) -> what they mean for the user.
+REGION_CODES = frozenset(
+    {
+        "ModelNotSupportedByMaaS",
+        "ModelNotSupportedInRegion",
+        "RegionNotSupported",
+        "UnsupportedRegion",
+        "LocationNotAvailableForResourceType",
+        "LocationNotSupported",
+        "ServerlessFineTuningNotSupported",
+    }
+)
+QUOTA_CODES = frozenset(
+    {
+        "QuotaExceeded",
+        "InsufficientQuota",
+        "ResourceQuotaExceeded",
+        "SubscriptionQuotaExceeded",
+        "OperationNotAllowedQuotaExceeded",
+        "ServerlessQuotaExceeded",
+    }
+)
+AUTHORIZATION_CODES = frozenset(
+    {
+        "AuthorizationFailed",
+        "LinkedAuthorizationFailed",
+        "InsufficientPermissions",
+        "Forbidden",
+        "RoleAssignmentRequired",
+        "UserNotAuthorized",
+    }
+)
+CONFLICT_CODES = frozenset({"Conflict", "ResourceExists", "AnotherOperationInProgress", "OperationConflict"})
+LOCK_CODES = frozenset({"ScopeLocked"})
+
+REGION_FIX = (
+    "Set azure.location in job.yaml to a region that offers it for this model "
+    "(`phi3ft check` reads the live list; `phi3ft models` shows the catalog's); the hub and project are "
+    "created there."
+)
+QUOTA_FIX = (
+    "Request more quota (Azure AI Foundry portal -> Management center -> Quota, or Azure portal -> "
+    "Subscriptions -> Usage + quotas), or use another region; then re-run (phi3ft resumes)."
+)
+ROLE_FIX = (
+    "Ask an Owner of the resource group to grant you the role `phi3ft check` names "
+    "(Azure AI Developer; Contributor when phi3ft creates the hub)."
+)
+CONFLICT_FIX = (
+    "Another operation is changing the same resource: wait for it to finish (`phi3ft status` / the portal), "
+    "then re-run; phi3ft resumes where it stopped."
+)
+LOCK_FIX = (
+    "A resource lock blocks the change: ask an Owner to remove it (`az lock list --resource-group <rg>`)."
+)
+
+
+def classify_http_error(action: str, exc: BaseException) -> Phi3ftError:
+    """The phi3ft error (exit code + fix) for an HTTP error answer of an Azure service."""
+    status = getattr(exc, "status_code", None)
+    message = innermost_message(exc)
+    codes = service_error_codes(exc)
+    code_set = set(codes)
+    label = (f"HTTP {status}" if status else "error") + (f" {'/'.join(codes)}" if codes else "")
+    lower = message.lower()
+    if code_set & REGION_CODES or (
+        status == 400 and "not supported in" in lower and ("region" in lower or "finetuning" in lower)
+    ):
+        return PrerequisiteError(f"Azure refused to {action} ({label}): {message}", REGION_FIX)
+    if code_set & QUOTA_CODES or (status in (400, 403, 409) and "quota" in lower):
+        return PrerequisiteError(f"Not enough quota to {action} ({label}): {message}", QUOTA_FIX)
+    if "MissingSubscriptionRegistration" in code_set:
+        return PrerequisiteError(
+            f"A resource provider is not registered ({action}): {message}",
+            "Run `phi3ft check --fix` to register the providers the flow needs.",
+        )
+    if status == 403 or code_set & AUTHORIZATION_CODES:
+        return PrerequisiteError(f"Permission denied while trying to {action}: {message}", ROLE_FIX)
+    if code_set & LOCK_CODES:
+        return AzureError(f"Azure refused to {action} ({label}): {message}", LOCK_FIX)
+    if status == 409 or code_set & CONFLICT_CODES:
+        return AzureError(f"Azure refused to {action} ({label}): {message}", CONFLICT_FIX)
+    if status == 429:
+        return AzureError(
+            f"Azure kept throttling requests while trying to {action} (429 after retries): {message}",
+            "Wait a few minutes and re-run; phi3ft resumes where it stopped.",
+        )
+    hint = "Re-run the command; phi3ft resumes where it stopped." if status and status >= 500 else None
+    return AzureError(f"Azure refused to {action} ({label}): {message}", hint)
+
+
+def credential_error(action: str, exc: BaseException, auth: str | None = None) -> Phi3ftError:
+    """A failed token request: a network/proxy/DNS/TLS failure (azure-identity wraps those too) gets its
+    own error and fix; a refused or unavailable credential gets the fix for the ``--auth`` mode in use."""
+    from phi3ft.network import classify_transport_failure, credential_hint
+
+    network = classify_transport_failure(exc, action=action)
+    if network is not None:
+        return network
+    return PrerequisiteError(
+        f"Azure authentication failed while trying to {action}: {innermost_message(exc)}",
+        credential_hint(auth),
+    )
+
+
+def transport_error(action: str, exc: BaseException) -> Phi3ftError:
+    """A request that never got an answer: the kind of failure (proxy, DNS, TLS, connect) and its fix."""
+    from phi3ft.errors import NetworkError
+    from phi3ft.network import classify_transport_failure
+
+    return classify_transport_failure(exc, action=action) or NetworkError(
+        f"Could not reach Azure while trying to {action}: {innermost_message(exc)}",
+        "Check the network, proxy (HTTPS_PROXY) and CA settings (REQUESTS_CA_BUNDLE), then re-run.",
+    )
+
+
 @contextlib.contextmanager
-def translate_errors(action: str) -> Iterator[None]:
-    """Map SDK exceptions to phi3ft errors with a hint; ``action`` says what we were doing."""
+def translate_errors(action: str, *, auth: str | None = None) -> Iterator[None]:
+    """Map SDK exceptions to phi3ft errors with a hint; ``action`` says what we were doing, ``auth`` the
+    ``--auth`` mode (for the credential fix)."""
     from azure.core import exceptions as ace
 
     try:
@@ -121,44 +284,27 @@ def translate_errors(action: str) -> Iterator[None]:
     except Phi3ftError:
         raise
     except ace.ClientAuthenticationError as exc:
-        raise PrerequisiteError(
-            f"Azure authentication failed while trying to {action}: {innermost_message(exc)}",
-            "Run `az login` (or set AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and use --auth env).",
-        ) from None
+        raise credential_error(action, exc, auth) from None
     except ace.ResourceNotFoundError as exc:
         raise NotFoundError(f"Not found while trying to {action}: {innermost_message(exc)}") from None
     except ace.HttpResponseError as exc:
-        status = getattr(exc, "status_code", None)
-        message = innermost_message(exc)
-        code = error_code(exc)
-        if status == 403 or code in {"AuthorizationFailed", "LinkedAuthorizationFailed"}:
-            raise PrerequisiteError(
-                f"Permission denied while trying to {action}: {message}",
-                "Ask an Owner to grant you 'Azure AI Developer' on the resource group; `phi3ft check` lists what is missing.",
-            ) from None
-        if code == "MissingSubscriptionRegistration":
-            raise PrerequisiteError(
-                f"A resource provider is not registered ({action}): {message}",
-                "Run `phi3ft check --fix` to register the providers the flow needs.",
-            ) from None
-        if status == 429:
-            raise AzureError(
-                f"Azure kept throttling requests while trying to {action} (429 after retries): {message}",
-                "Wait a few minutes and re-run; phi3ft resumes where it stopped.",
-            ) from None
-        hint = "Re-run the command; phi3ft resumes where it stopped." if status and status >= 500 else None
-        label = f"HTTP {status}" + (f" {code}" if code else "") if status else (code or "error")
-        raise AzureError(f"Azure refused to {action} ({label}): {message}", hint) from None
+        raise classify_http_error(action, exc) from None
     except (ace.ServiceRequestError, ace.ServiceResponseError) as exc:
-        raise AzureError(
-            f"Could not reach Azure while trying to {action}: {innermost_message(exc)}",
-            "Check the network, proxy (HTTPS_PROXY) and CA settings (REQUESTS_CA_BUNDLE), then re-run.",
-        ) from None
+        raise transport_error(action, exc) from None
+    except (
+        OSError
+    ) as exc:  # requests' "Could not find a suitable TLS CA certificate bundle" is a bare OSError
+        from phi3ft.network import classify_transport_failure
+
+        network = classify_transport_failure(exc, action=action)
+        if network is None:
+            raise
+        raise network from None
 
 
-def call(action: str, fn: Callable[[], T]) -> T:
+def call(action: str, fn: Callable[[], T], *, auth: str | None = None) -> T:
     """Run one SDK call under :func:`translate_errors`."""
-    with translate_errors(action):
+    with translate_errors(action, auth=auth):
         return fn()
 
 
@@ -177,8 +323,10 @@ class AzureSession:
         *,
         workspace: str | None = None,
         location: str | None = None,
+        auth: str | None = None,
     ) -> None:
         self.credential = credential
+        self.auth = auth  # the --auth mode that built the credential (None: given by the caller)
         self.subscription_id = subscription_id
         self.resource_group = resource_group
         self.workspace = workspace
@@ -187,7 +335,7 @@ class AzureSession:
     # ---- identity ----------------------------------------------------------------------------------
     def identity(self) -> Identity:
         """Obtain an ARM token and read who we are from its claims (no signature check needed)."""
-        token = call("obtain an Azure token", lambda: self.credential.get_token(ARM_SCOPE))
+        token = call("obtain an Azure token", lambda: self.credential.get_token(ARM_SCOPE), auth=self.auth)
         source = None
         with contextlib.suppress(AttributeError):
             source = type(

@@ -57,5 +57,6 @@ class AzureMLBackend(PrereqOps, WorkspaceOps, JobOps, ComputeOps, EndpointOps):
             resource_group,
             workspace=project,
             location=location,
+            auth=auth,
         )
         return cls(session, hub=hub, clock=clock, sleep=sleep)

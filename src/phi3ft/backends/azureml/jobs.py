@@ -15,8 +15,8 @@ Contracts (shared rules in :mod:`phi3ft.backends.base`):
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from phi3ft.backends.azureml._core import (
     ARM_SCOPE,
@@ -26,7 +26,9 @@ from phi3ft.backends.azureml._core import (
     quiet_experimental_warnings,
 )
 from phi3ft.backends.base import FAILED_STATUSES, TERMINAL_STATUSES, JobInfo, MetricPoint
-from phi3ft.errors import AzureError, NotFoundError
+from phi3ft.errors import AzureError, NotFoundError, Phi3ftError
+
+T = TypeVar("T")
 
 #: Hyphenated metric names some trainers log, mapped to the two series phi3ft shows.
 _METRIC_ALIASES = {
@@ -160,16 +162,31 @@ class JobOps:
         return info
 
     def _run_error(self, name: str) -> str | None:
-        """The innermost error message run history holds for a failed/canceled job (best effort)."""
+        """The innermost error message run history holds for a failed/canceled job (best effort: when run
+        history cannot be read, the text says so and why instead of the reason)."""
         try:
             details = self._run_details(name)
-        except (AzureError, NotFoundError):
+        except NotFoundError:
             return None
+        except Phi3ftError as exc:
+            return f"(the reason could not be read from run history: {exc.message})"
         return _innermost_error(details.get("error"))
 
     def _run_details(self, name: str) -> dict[str, Any]:
-        runs = self.session.ml.jobs._runs_operations  # private: no public run-details API
-        return dict(call(f"read run details of {name!r}", lambda: runs.get_run_details(name)).as_dict())
+        """Run history's record of job ``name``. Every step is inside the error translation: the first
+        access of the SDK's run-history client discovers the region's API host (a request of its own)."""
+
+        def read() -> Any:
+            runs = self.session.ml.jobs._runs_operations  # private: no public run-details API
+            return runs.get_run_details(name)
+
+        try:
+            return dict(run_history_call(f"read the run history of job {name!r}", read).as_dict())
+        except NotFoundError as exc:
+            raise NotFoundError(
+                f"Run history has no record of job {name!r} ({exc.message})",
+                f"It appears once the job starts: `phi3ft status {name}`, then re-run the command.",
+            ) from None
 
     def list_jobs(self, *, max_results: int = 100) -> list[JobInfo]:
         """Fine-tuning jobs in the project, newest first (server-side ``jobType`` filter, one page)."""
@@ -257,8 +274,24 @@ class JobOps:
 
     def _api_url(self) -> str:
         """Region API host from workspace discovery (cached by the SDK after the first call)."""
-        jobs = self.session.ml.jobs
-        return str(call("discover the workspace API endpoint", lambda: jobs._api_url))
+        return str(
+            run_history_call("discover the workspace API endpoint", lambda: self.session.ml.jobs._api_url)
+        )
+
+
+def run_history_call(action: str, fn: Callable[[], T]) -> T:
+    """:func:`call` for run history and workspace discovery: the SDK's discovery step parses the answer
+    itself and raises plain ``ValueError``/``KeyError`` on one it cannot read (a non-JSON error page, a
+    proxy's HTML): that is Azure being unreachable, not a bug."""
+    try:
+        return call(action, fn)
+    except (ValueError, KeyError) as exc:
+        raise AzureError(
+            f"Could not {action}: the workspace's region endpoint gave an unreadable answer "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})",
+            "Check the network and proxy (HTTPS_PROXY), then re-run; "
+            "the job itself is unaffected (`phi3ft status` reads it without run history).",
+        ) from None
 
 
 def _created_at(entity: Any) -> str | None:

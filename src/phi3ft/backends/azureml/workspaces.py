@@ -6,13 +6,17 @@ Contracts (shared rules in :mod:`phi3ft.backends.base`):
   an update, so an existing workspace is reused untouched and reported ``created=False``.
 - ``upload_data`` is get-or-create by ``name`` + ``version``; callers pass a content hash as the version,
   so an unchanged file costs one GET and zero bytes. A crash mid-upload leaves no data asset (the asset PUT
-  comes last), so the next call uploads again; the SDK skips a blob already marked ``upload_status=completed``.
+  comes last), so the next call uploads again; the SDK skips a blob already marked ``upload_status=completed``,
+  and ``uploaded_bytes`` then says 0 (what was sent, not the file size).
 - ``archive_data`` and ``delete_workspace`` return ``False`` when the resource is already gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +50,14 @@ def read_workspace(session: AzureSession, name: str) -> Workspace | None:
     return workspace_from_entity(entity) if entity is not None else None
 
 
-def _data_from_entity(entity: Any, *, uploaded_bytes: int = 0) -> DataAsset:
+def _data_from_entity(entity: Any, *, uploaded_bytes: int = 0, reused_blob: bool = False) -> DataAsset:
     return DataAsset(
         name=entity.name,
         version=str(entity.version),
         id=str(entity.id or ""),
         path=str(entity.path or ""),
         uploaded_bytes=uploaded_bytes,
+        reused_blob=reused_blob,
     )
 
 
@@ -191,7 +196,9 @@ class WorkspaceOps:
     ) -> DataAsset:
         """Get-or-create data asset ``name:version`` from the local file ``path`` (``uri_file``).
 
-        ``uploaded_bytes`` is the file size when the asset was created here, 0 when it already existed.
+        ``uploaded_bytes`` is what was sent: the file size when the SDK uploaded the blob, 0 when the asset
+        already existed or Azure already had the blob (a previous run stopped after the blob, before the
+        asset); ``reused_blob`` says which.
         """
         found = self.find_data(name, version)
         if found is not None:
@@ -207,12 +214,13 @@ class WorkspaceOps:
             description=description,
             tags=tags or {},
         )
-        with quiet_experimental_warnings():
+        with quiet_experimental_warnings(), count_sent_files() as sent:
             entity = call(
                 f"upload {path.name} as data asset {name}:{version}",
                 lambda: self.session.ml.data.create_or_update(data),
             )
-        return _data_from_entity(entity, uploaded_bytes=os.path.getsize(path))
+        uploaded = os.path.getsize(path) if sent is None else sum(sent)
+        return _data_from_entity(entity, uploaded_bytes=uploaded, reused_blob=sent is not None and not sent)
 
     def archive_data(self, name: str, version: str) -> bool:
         """Soft-delete (archive) a data asset version; ``False`` when it does not exist.
@@ -228,3 +236,67 @@ class WorkspaceOps:
         except NotFoundError:
             return False
         return True
+
+
+# ---- what the SDK really sent ---------------------------------------------------------------------------
+_sent = threading.local()
+_hook_lock = threading.Lock()
+_HOOKED = "_phi3ft_counts_sent"
+#: azure-ai-ml modules that import ``upload_file`` by name (blob and ADLS Gen2 datastores).
+_UPLOAD_MODULES = (
+    "azure.ai.ml._artifacts._blob_storage_helper",
+    "azure.ai.ml._artifacts._gen2_storage_helper",
+)
+
+
+def _install_upload_counter() -> bool:
+    """Wrap azure-ai-ml's per-file ``upload_file`` (once) so a caller can see which files it really sent.
+
+    The SDK calls it only when the blob is missing or unconfirmed; when Azure already holds the blob marked
+    ``upload_status=completed`` it skips it. The wrapper records into a thread-local list and changes
+    nothing else. Returns False when the helper has moved (callers then fall back to the file size).
+    """
+    import importlib
+
+    with _hook_lock:
+        installed = False
+        for module_name in _UPLOAD_MODULES:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:
+                continue
+            original = getattr(module, "upload_file", None)
+            if original is None:
+                continue
+            if getattr(original, _HOOKED, False):
+                installed = True
+                continue
+
+            def counting(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+                result = __original(*args, **kwargs)
+                record = getattr(_sent, "sizes", None)
+                if record is not None:
+                    source = kwargs.get("source", args[1] if len(args) > 1 else None)
+                    with contextlib.suppress(OSError, TypeError):
+                        record.append(os.path.getsize(str(source)))
+                return result
+
+            setattr(counting, _HOOKED, True)
+            module.upload_file = counting  # type: ignore[attr-defined]
+            installed = True
+        return installed
+
+
+@contextlib.contextmanager
+def count_sent_files() -> Iterator[list[int] | None]:
+    """Sizes of the files azure-ai-ml uploads in this thread inside the block; ``None`` when unknowable."""
+    if not _install_upload_counter():
+        yield None
+        return
+    previous = getattr(_sent, "sizes", None)
+    sizes: list[int] = []
+    _sent.sizes = sizes
+    try:
+        yield sizes
+    finally:
+        _sent.sizes = previous
