@@ -19,7 +19,15 @@ from typing import Any
 
 import pytest
 from tests.azure_stack.azurite import account_key
-from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, SP_CLIENT_SECRET, STORAGE_POOL, SUBSCRIPTION_ID
+from tests.azure_stack.state import (
+    LOCATION,
+    RESOURCE_GROUP,
+    ROLE_CONTRIBUTOR,
+    SP_CLIENT_SECRET,
+    STORAGE_POOL,
+    SUBSCRIPTION_ID,
+    USER_OID,
+)
 from tests.conftest import REPO, TOKENIZERS
 
 from phi3ft.cli.context import AppContext
@@ -133,6 +141,10 @@ def test_life_cycle_prints_and_stores_no_secret(
         return out, err
 
     config = str(tmp_path / "job.yaml")
+    # submit creates the hub (a storage account and key vault): that needs Contributor on the group.
+    stack.state.add_role_assignment(
+        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
+    )
     out, _ = cli("submit", "-c", config, "--tokenizer", str(TOKENIZER), "--yes", "--detach", "--json")
     job = json.loads(out)["job"]["name"]
     cli("watch", job)
