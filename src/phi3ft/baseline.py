@@ -78,7 +78,9 @@ def resolve_base_model(store: StateStore, ft: ModelRef, cfg: Any = None) -> Base
             return base
     if cfg is not None and getattr(cfg, "profile", None) is not None:
         version = getattr(getattr(cfg, "model", None), "pinned_version", None)
-        return BaseModel("azureml", cfg.profile.registry_name, None if version in (None, "latest") else version)
+        return BaseModel(
+            "azureml", cfg.profile.registry_name, None if version in (None, "latest") else version
+        )
     raise UsageError(
         f"Cannot tell which base model {ft} was fine-tuned from.",
         "Run from the folder with job.yaml (its model: names the base), or pass --config job.yaml.",
@@ -154,7 +156,9 @@ def serverless_offer(
             source,
             regions,
         )
-    return BaseOffer(True, f"{base.label} is offered as a serverless API in {region} ({source})", source, regions)
+    return BaseOffer(
+        True, f"{base.label} is offered as a serverless API in {region} ({source})", source, regions
+    )
 
 
 def require_offer(offer: BaseOffer) -> None:

@@ -164,6 +164,16 @@ def register(app: typer.Typer) -> None:
         timeout: Annotated[
             str, typer.Option("--timeout", help="Give up waiting after this long (e.g. 30m, 2h).")
         ] = "1h",
+        baseline: Annotated[
+            bool,
+            typer.Option(
+                "--baseline",
+                help="Deploy the base model the fine-tune started from instead (for `phi3ft eval --baseline`), "
+                "where it is offered as a serverless API in the project's region. Shows what it creates and "
+                "asks first: it bills per token like the fine-tuned endpoint.",
+            ),
+        ] = False,
+        yes: YesOpt = False,
         config: ConfigPathOpt = None,
         auth: AuthOpt = None,
         json: JsonOpt = False,
@@ -185,6 +195,14 @@ def register(app: typer.Typer) -> None:
         backend, store, cfg = _open(app_ctx, config, auth, job=job)
         ref = resolve_model(store, backend, job=job, model=model)
         job_record = store.get("job", ref.job) if ref.job else None
+        if baseline:
+            from phi3ft.cli.baseline import deploy_baseline_command
+
+            deploy_baseline_command(
+                app_ctx, out, backend, store, cfg, ref, endpoint_name=endpoint_name, detach=detach,
+                timeout=seconds, yes=yes, json=json,
+            )  # fmt: skip
+            return
         name = (
             endpoint_name
             or (cfg.deploy.endpoint_name if cfg is not None else None)
@@ -390,6 +408,13 @@ def register(app: typer.Typer) -> None:
     def eval_(
         ctx: typer.Context,
         endpoint: Annotated[str | None, typer.Argument(help="Endpoint (default: the last deployed).")] = None,
+        base_endpoint: Annotated[
+            str | None,
+            typer.Argument(
+                help="With --baseline: the base-model endpoint to compare with (default: the one "
+                "`phi3ft deploy --baseline` created)."
+            ),
+        ] = None,
         data: Annotated[
             Path | None,
             typer.Option(
@@ -420,6 +445,35 @@ def register(app: typer.Typer) -> None:
                 help="Ask for token log-probabilities to compute perplexity (dropped if the endpoint rejects it).",
             ),
         ] = True,
+        baseline: Annotated[
+            bool,
+            typer.Option(
+                "--baseline",
+                help="Also score the base model on the same conversations and settings and compare: side by "
+                "side metrics, win/tie/loss per example, the examples that differ most.",
+            ),
+        ] = False,
+        min_gain: Annotated[
+            tuple[str, float] | None,
+            typer.Option(
+                "--min-gain",
+                metavar="METRIC DELTA",
+                help="With --baseline, exit 1 unless fine-tuned beats base by DELTA: exact_match, f1 "
+                "(fine-tuned - base), latency_p50, latency_p95, perplexity (lower is better: base - "
+                "fine-tuned). E.g. --min-gain f1 0.05.",
+                show_default=False,
+            ),
+        ] = None,
+        show: Annotated[
+            int,
+            typer.Option("--show", min=0, help="With --baseline: print the N examples that differ most."),
+        ] = 3,
+        plot: Annotated[
+            Path | None,
+            typer.Option(
+                "--plot", help="With --baseline: write a PNG chart of both score sets.", dir_okay=False
+            ),
+        ] = None,
         path: PathOpt = "/v1/chat/completions",
         auth_header: AuthHeaderOpt = "bearer",
         config: ConfigPathOpt = None,
@@ -435,6 +489,18 @@ def register(app: typer.Typer) -> None:
 
         app_ctx: AppContext = ctx.obj
         out = app_ctx.for_command(json=json)
+        if not baseline and (min_gain is not None or base_endpoint is not None or plot is not None):
+            what = (
+                "--min-gain" if min_gain is not None else ("--plot" if plot is not None else "BASE_ENDPOINT")
+            )
+            raise UsageError(
+                f"{what} compares with the base model and needs --baseline.",
+                "Example: phi3ft eval --baseline --min-gain f1 0.05 (or --min-f1 0.6 for one endpoint).",
+            )
+        if min_gain is not None:
+            from phi3ft.evaluate import parse_gain_metric
+
+            parse_gain_metric(min_gain[0])
         store = _store(app_ctx)
         name = svc.resolve_endpoint_name(store, endpoint)
         backend, _, cfg = _open(app_ctx, config, auth, endpoint=name)
@@ -448,6 +514,18 @@ def register(app: typer.Typer) -> None:
         gate = min_f1
         if gate is None and ecfg is not None and ecfg.min_f1 is not None:
             gate = float(ecfg.min_f1)
+        if baseline:
+            from phi3ft.cli.baseline import eval_baseline_command
+
+            eval_baseline_command(
+                out, backend, store, name, base_endpoint, examples, data_path=path_data,
+                client=lambda endpoint_name: _chat_client(backend, endpoint_name, path, auth_header),
+                concurrency=concurrency or (int(ecfg.concurrency) if ecfg is not None else 4),
+                max_tokens=max_tokens or (int(ecfg.max_tokens) if ecfg is not None else 256),
+                logprobs=logprobs, min_gain=min_gain, show=show, plot=plot, json=json, clock=app_ctx.clock,
+                cwd=app_ctx.cwd,
+            )  # fmt: skip
+            return
         client = _chat_client(backend, name, path, auth_header)
 
         def on_result(item: Any, done: int, total: int) -> None:
