@@ -146,8 +146,9 @@ def resolve_endpoint_name(store: StateStore, name: str | None) -> str:
     """``ENDPOINT`` or, when omitted, the endpoint the ledger recorded most recently."""
     if name:
         return name
+    # a base-model endpoint (``deploy --baseline``) is never "the" endpoint
     records = sorted(
-        (r for r in store.list("endpoint") if not r.get("baseline")),  # a base-model endpoint is never "the" one
+        (r for r in store.list("endpoint") if not r.get("baseline")),
         key=lambda r: str(r.get("created_at", "")),
     )
     if not records:

@@ -159,7 +159,14 @@ def test_deploy_baseline_eval_min_gain_delete_all(stack: Any, tmp_path: Path, ru
 
     # a gate the fine-tune misses: exit 1 with the numbers
     _, err = cli(
-        "eval", "--baseline", "--data", str(tmp_path / "val.jsonl"), "--min-gain", "exact_match", "0.9", code=1
+        "eval",
+        "--baseline",
+        "--data",
+        str(tmp_path / "val.jsonl"),
+        "--min-gain",
+        "exact_match",
+        "0.9",
+        code=1,
     )
     assert "--min-gain not met: exact_match: fine-tuned 0.75, base 0.25, gain 0.5" in err
 

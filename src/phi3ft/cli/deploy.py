@@ -501,6 +501,10 @@ def register(app: typer.Typer) -> None:
             from phi3ft.evaluate import parse_gain_metric
 
             parse_gain_metric(min_gain[0])
+        if plot is not None and plot.suffix.lower() != ".png":
+            raise UsageError(
+                f"--plot writes a PNG; {plot} does not end in .png.", "Use e.g. --plot baseline.png."
+            )
         store = _store(app_ctx)
         name = svc.resolve_endpoint_name(store, endpoint)
         backend, _, cfg = _open(app_ctx, config, auth, endpoint=name)
