@@ -273,3 +273,105 @@ def render_baseline(out: Any, report: Any) -> None:
                 out.print(f"    {label:<11} {text}", markup=False, highlight=False)
     if report.gate is not None:
         out.info(f"gate: {report.gate.describe()}: {'pass' if report.gate.passed else 'FAIL'}")
+
+
+# ---- local backend: the base model and the trained adapter on this machine -----------------------------
+
+
+def local_baseline_job(store: Any, cfg: Any, job: str | None) -> tuple[str, dict[str, Any]] | None:
+    """``(job name, ledger record)`` when ``eval --baseline`` is about a local job, else ``None``."""
+    from phi3ft.errors import NotFoundError
+
+    local_cfg = cfg is not None and getattr(cfg, "backend", None) == "local"
+    name = job or store.last_job
+    record = store.get("job", name) if name else None
+    if record is not None and record.get("backend") == "local":
+        return str(name), dict(record)
+    if local_cfg:
+        raise NotFoundError(
+            f"The local ledger has no local job {name}." if name else "The local ledger has no local job.",
+            "Train one first: `phi3ft submit` (backend: local), then `phi3ft eval --baseline JOB`.",
+        )
+    return None
+
+
+def eval_local_baseline_command(
+    out: Any,
+    job: str,
+    record: dict[str, Any],
+    *,
+    data: Path | None,
+    cfg: Any,
+    cwd: Path,
+    limit: int | None,
+    max_tokens: int,
+    concurrency: int,
+    logprobs: bool,
+    min_gain: tuple[str, float] | None,
+    show: int,
+    plot: Path | None,
+    json: bool,
+) -> None:
+    from phi3ft import baseline as svc
+    from phi3ft.backends.local import OPTIONS_FILE
+    from phi3ft.catalog import get_profile
+    from phi3ft.deploy import load_eval_examples
+    from phi3ft.errors import Phi3ftError, PrerequisiteError, UsageError
+
+    job_dir = Path(str(record.get("job_dir") or ""))
+    options_file = job_dir / OPTIONS_FILE
+    if not options_file.is_file():
+        raise PrerequisiteError(
+            f"Local job {job} has no {OPTIONS_FILE} in {job_dir}.",
+            "Run from the folder where you ran `phi3ft submit` (or set PHI3FT_STATE_DIR).",
+        )
+    from phi3ft.train.types import TrainOptions
+
+    options = TrainOptions.model_validate_json(options_file.read_text(encoding="utf-8"))
+    profile = get_profile(options.model)
+    ecfg = cfg.eval if cfg is not None else None
+    path = data or (ecfg.data if ecfg is not None and ecfg.data else None)
+    path = path or (cfg.data.validation if cfg is not None else None) or options.validation_file
+    if path is None:
+        raise UsageError("No evaluation data.", "Pass --data validation.jsonl.")
+    path = path if path.is_absolute() else cwd / path
+    examples = load_eval_examples(path, limit=limit)
+    base_model = options.settings.base_model or str(record.get("model_id") or profile.hf_repo)
+    adapter_dir = Path(str(record.get("adapter_dir") or Path(str(record.get("output_dir"))) / "adapter"))
+    from phi3ft.train.compare import load_pair
+
+    out.info(f"Loading {base_model} and the adapter of {job} ({options.device})")
+    ft_client, base_client = load_pair(
+        base_model=base_model,
+        adapter_dir=adapter_dir,
+        template=profile.template,
+        tokenizer_path=options.settings.tokenizer,
+        device=options.device,
+    )
+
+    def on_result(which: str, item: Any, done: int, total: int) -> None:
+        if done == total or done % max(1, total // 5) == 0:
+            out.info(f"  {which}: {done}/{total} generated")
+
+    names = (f"{job} (adapter)", f"{base_model} (base)")
+    report = svc.compare(
+        ft_client,
+        base_client,
+        examples,
+        names=names,
+        data_name=str(path),
+        concurrency=concurrency,
+        max_tokens=max_tokens,
+        logprobs=logprobs,
+        show=show,
+        min_gain=min_gain,
+        on_result=on_result,
+    )
+    report.extra["backend"] = "local"
+    finish_baseline_report(out, report, plot=plot, json=json, cwd=cwd)
+    gate = report.gate
+    if gate is not None and not gate.passed:
+        raise Phi3ftError(
+            f"--min-gain not met: {gate.describe()}",
+            "Improve the data or hyperparameters and train again, or lower the gate.",
+        )

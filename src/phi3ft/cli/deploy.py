@@ -506,6 +506,24 @@ def register(app: typer.Typer) -> None:
                 f"--plot writes a PNG; {plot} does not end in .png.", "Use e.g. --plot baseline.png."
             )
         store = _store(app_ctx)
+        if baseline:  # a local job: the base model and its adapter, on this machine
+            from phi3ft.cli.baseline import eval_local_baseline_command, local_baseline_job
+
+            local_cfg = _config(app_ctx, config)
+            local = local_baseline_job(store, local_cfg, endpoint)
+            if local is not None:
+                if base_endpoint is not None:
+                    raise UsageError(
+                        f"{local[0]} is a local job: its base model is compared locally, not an endpoint.",
+                        f"Drop {base_endpoint}: phi3ft eval {local[0]} --baseline",
+                    )
+                eval_local_baseline_command(
+                    out, local[0], local[1], data=data, cfg=local_cfg, cwd=app_ctx.cwd, limit=limit,
+                    max_tokens=max_tokens or (int(local_cfg.eval.max_tokens) if local_cfg is not None else 256),
+                    concurrency=concurrency or (int(local_cfg.eval.concurrency) if local_cfg is not None else 1),
+                    logprobs=logprobs, min_gain=min_gain, show=show, plot=plot, json=json,
+                )  # fmt: skip
+                return
         name = svc.resolve_endpoint_name(store, endpoint)
         backend, _, cfg = _open(app_ctx, config, auth, endpoint=name)
         ecfg = cfg.eval if cfg is not None else None
