@@ -25,15 +25,14 @@ def test_local_baseline_compares_base_and_adapter(tiny_model_dir: Path, tmp_path
     if not PHI3_TOKENIZER_DIR.is_dir():
         pytest.skip("the Phi-3 tokenizer fixture is not present")
     job, job_dir, out_dir = "local-job-1", tmp_path / ".phi3ft" / "jobs" / "local-job-1", tmp_path / "out"
+    settings = {"base_model": str(tiny_model_dir), "tokenizer": PHI3_TOKENIZER_DIR, "output_dir": out_dir,
+                "learning_rate": 5e-3, "per_device_batch_size": 1, "max_seq_length": 256, "max_steps": 30,
+                "gradient_checkpointing": False, "warmup_ratio": 0.0, "lora": {"r": 8, "alpha": 64, "dropout": 0.1}}  # fmt: skip
     options = TrainOptions(
         model="phi-3-mini-4k-instruct",
         train_file=TRAIN_FILE,
         validation_file=VALID_FILE,
-        settings=TrainingSettings.model_validate(
-            {"base_model": str(tiny_model_dir), "tokenizer": PHI3_TOKENIZER_DIR, "output_dir": out_dir,
-             "learning_rate": 5e-3, "per_device_batch_size": 1, "max_seq_length": 256, "max_steps": 30,
-             "gradient_checkpointing": False, "warmup_ratio": 0.0, "lora": {"r": 8, "alpha": 64, "dropout": 0.1}}
-        ),  # fmt: skip
+        settings=TrainingSettings.model_validate(settings),
         device="cpu",
     )
     result = run_training(options)
