@@ -154,7 +154,7 @@ def test_deploy_baseline_eval_min_gain_delete_all(stack: Any, tmp_path: Path, ru
 
     # the human report: side by side, the verdicts, the examples that differ most
     out, _ = cli("eval", ft, "--baseline", base["endpoint"], "--data", str(tmp_path / "val.jsonl"))
-    assert "fine-tuned" in out and "token F1" in out and "3 wins, 0 ties, 1 losses" in out
+    assert "fine-tuned" in out and "token F1" in out and "3 wins, 0 ties, 1 loss" in out
     assert "where they differ most" in out and BASE_ANSWER in out
 
     # a gate the fine-tune misses: exit 1 with the numbers

@@ -211,7 +211,7 @@ def render_baseline(out: Any, report: Any) -> None:
         return "" if a is None or b is None else f"{a - b:{spec}}{unit}"
 
     rows = [
-        ("", "fine-tuned", "base", "difference"),
+        ("", "fine-tuned", "base", "diff"),
         ("endpoint", ft.endpoint, base.endpoint, ""),
         ("scored", f"{ft.scored}/{ft.examples}", f"{base.scored}/{base.examples}", ""),
         ("errors", str(ft.errors), str(base.errors), ""),
@@ -242,15 +242,23 @@ def render_baseline(out: Any, report: Any) -> None:
             diff(ft.perplexity, base.perplexity, "+.2f"),
         ),
     ]
-    width = max(12, *(len(r[1]) for r in rows), *(len(r[2]) for r in rows))
+    w1 = max(len(r[1]) for r in rows)
+    w2 = max(len(r[2]) for r in rows)
     for label, a, b, d in rows:
-        out.print(f"{label:<14} {a:<{width}}  {b:<{width}}  {d}".rstrip(), markup=False, highlight=False)
+        line = f"{label:<14} {a:<{w1}}  {b:<{w2}}  {d}".rstrip()
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
     c = report.counts
+
+    def n(count: int, one: str, many: str) -> str:
+        return f"{count} {one if count == 1 else many}"
+
     out.print(
-        f"per example (token F1, ties within {report.epsilon:g}): {c['win']} wins, {c['tie']} ties, "
-        f"{c['loss']} losses" + (f", {c['error']} with an error" if c["error"] else ""),
+        f"per example (token F1, ties within {report.epsilon:g}): {n(c['win'], 'win', 'wins')}, "
+        f"{n(c['tie'], 'tie', 'ties')}, {n(c['loss'], 'loss', 'losses')}"
+        + (f", {n(c['error'], 'error', 'errors')}" if c["error"] else ""),
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
     if ft.perplexity is None and base.perplexity is None:
         out.info(f"perplexity: {ft.perplexity_note}")
@@ -270,7 +278,7 @@ def render_baseline(out: Any, report: Any) -> None:
                 ("fine-tuned", d.fine_tuned_answer or ""),
                 ("base", d.base_answer or ""),
             ):
-                out.print(f"    {label:<11} {text}", markup=False, highlight=False)
+                out.print(f"    {label:<11} {text}", markup=False, highlight=False, soft_wrap=True)
     if report.gate is not None:
         out.info(f"gate: {report.gate.describe()}: {'pass' if report.gate.passed else 'FAIL'}")
 
