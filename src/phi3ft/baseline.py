@@ -347,11 +347,24 @@ def compare(
     return BaselineReport(ft_report, base_report, items, tally(items), differences, epsilon, gate)
 
 
+def compare_endpoints(
+    client_for: Callable[[str], ChatBackend],
+    fine_tuned: str,
+    base: str,
+    examples: Sequence[EvalExample],
+    **kwargs: Any,
+) -> BaselineReport:
+    """:func:`compare` for two endpoints named (or addressed by URI) ``fine_tuned`` and ``base``;
+    ``client_for`` builds a chat client the way ``invoke`` does (the CLI passes its own)."""
+    return compare(client_for(fine_tuned), client_for(base), examples, names=(fine_tuned, base), **kwargs)
+
+
 __all__ = [
     "BaseModel",
     "BaseOffer",
     "BaselineReport",
     "compare",
+    "compare_endpoints",
     "default_baseline_name",
     "deploy_baseline",
     "find_baseline_endpoint",

@@ -205,3 +205,12 @@ def test_baseline_chart(tmp_path: Path) -> None:
         {"fine_tuned": ft, "base": base, "counts": {"win": 3, "tie": 0, "loss": 1}}, tmp_path / "c.png"
     )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_baseline_refuses_flags_that_do_not_apply(run_cli: Any, world: World) -> None:
+    code, _, err = run_cli("deploy", "--baseline", "--no-content-safety", ctx=world.ctx())
+    assert code == 2 and "always has content safety on" in err
+    code, _, err = run_cli(
+        "eval", "--baseline", "--data", write_data(world), "--min-f1", "0.5", ctx=world.ctx()
+    )
+    assert code == 2 and "with --baseline the gate is --min-gain" in err

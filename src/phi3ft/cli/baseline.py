@@ -149,7 +149,6 @@ def eval_baseline_command(
             f"--baseline compares two endpoints; {fine_tuned} was named twice.",
             "Name the fine-tuned endpoint first, then the base one: phi3ft eval FT_ENDPOINT --baseline BASE_ENDPOINT.",
         )
-    ft_client, base_client = client(fine_tuned), client(base_name)
 
     def on_result(which: str, item: Any, done: int, total: int) -> None:
         if done == total or done % max(1, total // 5) == 0:
@@ -158,11 +157,11 @@ def eval_baseline_command(
     out.info(
         f"Scoring {fine_tuned} (fine-tuned) and {base_name} (base) on {len(examples)} conversations from {data_path.name}"
     )
-    report = svc.compare(
-        ft_client,
-        base_client,
+    report = svc.compare_endpoints(
+        client,
+        fine_tuned,
+        base_name,
         examples,
-        names=(fine_tuned, base_name),
         data_name=str(data_path),
         concurrency=concurrency,
         max_tokens=max_tokens,

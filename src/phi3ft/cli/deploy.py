@@ -180,7 +180,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Deploy the fine-tuned model as a serverless endpoint, wait until it is ready, print its URI.
 
-        The model comes from JOB (default: the last job the ledger knows) or --model. The endpoint is recorded in the local ledger the moment Azure accepts it, so `phi3ft delete` can remove it; a re-run re-attaches instead of creating a second one. Keys are never printed or stored (see `phi3ft keys`). Exit 0 ready, 1 Azure error or failed provisioning, 4 prerequisite, 130 Ctrl+C (the endpoint keeps provisioning).
+        The model comes from JOB (default: the last job the ledger knows) or --model; --baseline deploys its base model instead, to compare with (`phi3ft eval --baseline`). The endpoint is recorded in the local ledger the moment Azure accepts it, so `phi3ft delete` can remove it; a re-run re-attaches instead of creating a second one. Keys are never printed or stored (see `phi3ft keys`). Exit 0 ready, 1 Azure error or failed provisioning, 4 prerequisite, 130 Ctrl+C (the endpoint keeps provisioning).
         """
         from phi3ft.deploy import DeployEvent, default_endpoint_name, deploy_endpoint, resolve_model
         from phi3ft.errors import Interrupted, UsageError
@@ -197,6 +197,12 @@ def register(app: typer.Typer) -> None:
         job_record = store.get("job", ref.job) if ref.job else None
         if baseline:
             from phi3ft.cli.baseline import deploy_baseline_command
+
+            if content_safety is False:
+                raise UsageError(
+                    "The base-model endpoint always has content safety on.",
+                    "Drop --no-content-safety: phi3ft deploy --baseline",
+                )
 
             deploy_baseline_command(
                 app_ctx, out, backend, store, cfg, ref, endpoint_name=endpoint_name, detach=detach,
@@ -483,6 +489,8 @@ def register(app: typer.Typer) -> None:
         """Score the endpoint on held-out conversations: exact match, token F1, latency p50/p95, errors.
 
         Each conversation's prompt is every turn before its last assistant turn; that turn is the reference. Answers are compared after SQuAD normalisation (lower case, no punctuation, no articles). 429s are retried honouring Retry-After. Perplexity is reported only when the endpoint returns log-probabilities; otherwise the report says why not. Exit 1 when --min-f1 is not met or no request succeeded.
+
+        --baseline scores the base model too (BASE_ENDPOINT, default the one `phi3ft deploy --baseline` created; on the local backend, the base weights without the adapter) with the same prompts and settings, and prints both side by side with win/tie/loss per example; --min-gain METRIC DELTA is its gate (exit 1).
         """
         from phi3ft import deploy as svc
         from phi3ft.errors import Phi3ftError, UsageError
@@ -496,6 +504,11 @@ def register(app: typer.Typer) -> None:
             raise UsageError(
                 f"{what} compares with the base model and needs --baseline.",
                 "Example: phi3ft eval --baseline --min-gain f1 0.05 (or --min-f1 0.6 for one endpoint).",
+            )
+        if baseline and min_f1 is not None:
+            raise UsageError(
+                "--min-f1 gates one endpoint; with --baseline the gate is --min-gain.",
+                "Example: phi3ft eval --baseline --min-gain f1 0.05",
             )
         if min_gain is not None:
             from phi3ft.evaluate import parse_gain_metric
