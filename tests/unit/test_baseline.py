@@ -214,3 +214,25 @@ def test_cli_baseline_refuses_flags_that_do_not_apply(run_cli: Any, world: World
         "eval", "--baseline", "--data", write_data(world), "--min-f1", "0.5", ctx=world.ctx()
     )
     assert code == 2 and "with --baseline the gate is --min-gain" in err
+
+
+def test_plain_delete_of_the_job_takes_its_base_endpoint_too(world: World) -> None:
+    from phi3ft.deploy import DeleteSelection, plan_delete, resolve_endpoint_name
+
+    store = world.store
+    store.record("endpoint", "ft-ep", created_by_phi3ft=True, model="ft:1", job="job-1", created_at="1")
+    store.record(
+        "endpoint",
+        "base-ep",
+        created_by_phi3ft=True,
+        model="Phi-4-mini-instruct:1",
+        job="job-1",
+        baseline=True,
+        baseline_for="ft-ep",
+        created_at="2",
+    )
+    assert resolve_endpoint_name(store, None) == "ft-ep"  # newer, but a base-model endpoint
+    assert baseline.find_baseline_endpoint(store, "ft-ep") == "base-ep"
+    plan = plan_delete(store, world.backend, DeleteSelection())
+    assert {(s.kind, s.name) for s in plan.actions} >= {("endpoint", "ft-ep"), ("endpoint", "base-ep")}
+    assert not any(s.kind == "model" and s.name == "Phi-4-mini-instruct" for s in plan.steps)
