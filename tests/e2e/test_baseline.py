@@ -203,3 +203,12 @@ def test_eval_baseline_errors(stack: Any, tmp_path: Path, run_cli: Any) -> None:
     # a named base endpoint that does not exist
     _, err = cli("eval", ft, "--baseline", "nope-endpoint", "--data", data, code=1)
     assert "nope-endpoint does not exist" in err and "Traceback" not in err
+
+
+def test_base_model_missing_from_the_registry(stack: Any, tmp_path: Path, run_cli: Any) -> None:
+    _, store = setup(stack, tmp_path)
+    store.record("job", JOB, model_id="azureml://registries/azureml/models/Phi-9-imaginary/versions/1")
+    cli = make_cli(stack, tmp_path, run_cli)
+    _, err = cli("deploy", "--baseline", "--yes", code=4)
+    assert "Phi-9-imaginary:1 is not in the azureml registry" in err and "backend: local" in err
+    assert stack.state.endpoints == {}

@@ -46,7 +46,10 @@ def deploy_baseline_command(
         if hasattr(backend, "resolve_registry_model")
         else None
     )
-    offer = svc.serverless_offer(base, region, registry.tags if registry is not None else None)
+    if registry is None and hasattr(backend, "resolve_registry_model"):
+        offer = svc.BaseOffer(False, f"{base.label} is not in the {base.registry} registry", "registry")
+    else:
+        offer = svc.serverless_offer(base, region, registry.tags if registry is not None else None)
     svc.require_offer(offer)
     project = str((job_record or {}).get("project") or "")
     name = endpoint_name or svc.default_baseline_name(base, project)
