@@ -56,6 +56,8 @@ def test_local_baseline_compares_base_and_adapter(tiny_model_dir: Path, tmp_path
         cwd=tmp_path,
     )
     args = ["eval", "--baseline", "--limit", "4", "--max-tokens", "8", "--show", "2", "--json"]
+    # 30 steps teach the references' opening ("Happy to help with"); the base model is random
+    args += ["--min-gain", "f1", "0.05"]
     code, out, err = run_cli(*args, ctx=ctx)
     assert code == 0, err
     report = json.loads(out)
@@ -79,6 +81,7 @@ def test_local_baseline_compares_base_and_adapter(tiny_model_dir: Path, tmp_path
         assert report[key]["perplexity"] is not None  # local generation has the log-probabilities
     assert sum(report["counts"].values()) == 4 and len(report["verdicts"]) == 4
     assert len(report["most_different"]) <= 2
+    assert report["gate"]["passed"] is True and ft["f1"] > base["f1"]
 
     # the human report and the chart
     pytest.importorskip("matplotlib")
