@@ -123,6 +123,7 @@ def test_deploy_baseline_eval_min_gain_delete_all(stack: Any, tmp_path: Path, ru
     assert json.loads(out)["endpoint"] == ft
 
     stack.requests.clear()
+    stack.state.inference_logprobs = True  # both fake endpoints return -0.25 per generated token
     out, _ = cli(
         "eval", "--baseline", "--data", str(tmp_path / "val.jsonl"), "--min-gain", "f1", "0.0", "--json"
     )
@@ -147,6 +148,8 @@ def test_deploy_baseline_eval_min_gain_delete_all(stack: Any, tmp_path: Path, ru
     assert [v["verdict"] for v in report["verdicts"]] == ["win", "win", "win", "loss"]
     assert report["fine_tuned"]["completion_tokens"] == 4 * 6  # what the fake endpoints returned
     assert report["base"]["completion_tokens"] == 4 * 4
+    assert report["fine_tuned"]["perplexity"] == pytest.approx(2.718281828**0.25)
+    assert report["base"]["perplexity"] == pytest.approx(2.718281828**0.25)
     assert report["gate"]["metric"] == "f1" and report["gate"]["passed"] is True and report["passed"] is True
     assert len(report["most_different"]) == 3
     first = report["most_different"][0]
