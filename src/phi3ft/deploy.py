@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
-import string
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -30,6 +27,7 @@ from phi3ft.errors import (
     PrerequisiteError,
     UsageError,
 )
+from phi3ft.evaluate import exact_match, normalize_answer, percentile, perplexity, token_f1
 from phi3ft.polling import Poll, wait_until
 from phi3ft.state import StateStore
 
@@ -148,7 +146,11 @@ def resolve_endpoint_name(store: StateStore, name: str | None) -> str:
     """``ENDPOINT`` or, when omitted, the endpoint the ledger recorded most recently."""
     if name:
         return name
-    records = sorted(store.list("endpoint"), key=lambda r: str(r.get("created_at", "")))
+    # a base-model endpoint (``deploy --baseline``) is never "the" endpoint
+    records = sorted(
+        (r for r in store.list("endpoint") if not r.get("baseline")),
+        key=lambda r: str(r.get("created_at", "")),
+    )
     if not records:
         raise UsageError(
             "No endpoint given and the local ledger has none.",
@@ -223,6 +225,7 @@ def deploy_endpoint(
     schedule: Iterator[float] | None = None,
     on_event: Callable[[DeployEvent], None] | None = None,
     ledger_fields: Mapping[str, Any] | None = None,
+    model_id: str | None = None,
 ) -> DeployResult:
     """Create (or re-attach to) a serverless endpoint for ``model`` and wait until it is ready.
 
@@ -235,14 +238,15 @@ def deploy_endpoint(
     rest_auth = AUTH_MODE_REST.get(auth_mode.lower(), auth_mode)
     start = clock()
 
-    if hasattr(backend, "model_exists") and not backend.model_exists(model.name, model.version):
-        raise NotFoundError(
-            f"Model {model} does not exist in the project.",
-            "A fine-tune registers its model when the job completes: check `phi3ft status"
-            + (f" {model.job}" if model.job else "")
-            + "`, or pass --model NAME:VERSION.",
-        )
-    model_id = backend.fine_tuned_model_id(model.name, model.version)
+    if model_id is None:  # a fine-tuned model of the project (``model_id`` given: a registry base model)
+        if hasattr(backend, "model_exists") and not backend.model_exists(model.name, model.version):
+            raise NotFoundError(
+                f"Model {model} does not exist in the project.",
+                "A fine-tune registers its model when the job completes: check `phi3ft status"
+                + (f" {model.job}" if model.job else "")
+                + "`, or pass --model NAME:VERSION.",
+            )
+        model_id = backend.fine_tuned_model_id(model.name, model.version)
     emit(DeployEvent("resolved", f"Model {model} -> {model_id}", {"model": model.key, "model_id": model_id}))
     if not content_safety:
         emit(
@@ -483,48 +487,6 @@ def load_eval_examples(path: Path, *, limit: int | None = None) -> list[EvalExam
     return examples
 
 
-_PUNCT = set(string.punctuation) | {"«", "»", "’", "‘", "“", "”", "…", "¿", "¡"}
-_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: lower case, no punctuation, no English articles, single spaces."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in _PUNCT)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
-
-
-def exact_match(prediction: str, reference: str) -> bool:
-    return normalize_answer(prediction) == normalize_answer(reference)
-
-
-def token_f1(prediction: str, reference: str) -> float:
-    """SQuAD token F1: overlap of normalised tokens (bag of words with counts)."""
-    pred = normalize_answer(prediction).split()
-    ref = normalize_answer(reference).split()
-    if not pred or not ref:
-        return float(pred == ref)
-    common = Counter(pred) & Counter(ref)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    precision = same / len(pred)
-    recall = same / len(ref)
-    return 2 * precision * recall / (precision + recall)
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
 @dataclass
 class ExampleScore:
     line: int
@@ -534,6 +496,7 @@ class ExampleScore:
     retries: int = 0
     answer: str | None = None
     error: str | None = None
+    completion_tokens: int | None = None
 
 
 @dataclass
@@ -634,6 +597,7 @@ def evaluate(
             latency_s=result.latency_s,
             retries=result.retries,
             answer=result.content,
+            completion_tokens=result.completion_tokens,
         )
 
     total = len(examples)
@@ -654,9 +618,8 @@ def evaluate(
 
     ok = [r for r in results if r.error is None]
     latencies = [r.latency_s for r in ok if r.latency_s is not None]
-    perplexity: float | None = None
+    ppl = perplexity(token_logprobs)
     if token_logprobs:
-        perplexity = math.exp(-sum(token_logprobs) / len(token_logprobs))
         note = (
             f"exp(mean negative log-probability) over {len(token_logprobs)} generated tokens of "
             f"{answers_with_logprobs} answers (the model's own answers, not the references: chat "
@@ -686,7 +649,7 @@ def evaluate(
         retries=sum(r.retries for r in results),
         prompt_tokens=usage["prompt"],
         completion_tokens=usage["completion"],
-        perplexity=perplexity,
+        perplexity=ppl,
         perplexity_note=note,
         wall_s=clock() - start,
         concurrency=concurrency,
@@ -1062,6 +1025,10 @@ __all__ = [
     "ModelRef",
     "deploy_endpoint",
     "evaluate",
+    "exact_match",
     "execute_delete",
+    "normalize_answer",
+    "percentile",
     "plan_delete",
+    "token_f1",
 ]

@@ -431,6 +431,18 @@ def register(t: RouteTable, state: State) -> None:
             raise user_error(
                 400, "Model id must not include a version for registry models.", "InvalidModelId"
             )
+        reg = REGISTRY_MODEL_RE.match(model_id)
+        if reg:  # a base model offered as a serverless API
+            versions = state.registry.get((reg.group(1).lower(), reg.group(2).lower()), {})
+            active = [v for v in versions.values() if not v.archived]
+            if not active:
+                raise user_error(400, f"Model {reg.group(2)} is not available for serverless API deployment.",
+                                 "ModelNotSupportedByMaaS")  # fmt: skip
+            latest = max(active, key=lambda v: v.created)
+            regions = latest.tags.get("maas-inference-regions")
+            if regions and location.lower() not in [x.strip().lower() for x in regions.split(",")]:
+                raise user_error(400, f"Model {reg.group(2)} is not offered as a serverless API in region "
+                                 f"'{location}'. Supported: {regions}.", "ModelNotSupportedByMaaS")  # fmt: skip
         m = WS_MODEL_RE.match(model_id)
         if m:
             owner = next(

@@ -320,7 +320,12 @@ def register(t: RouteTable, state: State) -> None:
             return Response(400, {"error": {"code": "Bad Request", "status": 400,
                                             "message": "'messages' is a required property and must be non-empty."}})  # fmt: skip
         last = str(messages[-1].get("content", ""))
-        reply = state.inference_reply or f"(fake {ep.name}) You said: {last[:200]}"
+        # Knob: a reply per endpoint (text, or a function of the last message), so a fine-tuned and a
+        # base-model endpoint answer differently and deterministically; then the one reply for all.
+        per_endpoint = state.inference_replies.get(ep.name.lower())
+        if callable(per_endpoint):
+            per_endpoint = per_endpoint(last)
+        reply = per_endpoint or state.inference_reply or f"(fake {ep.name}) You said: {last[:200]}"
         words = sum(len(str(m.get("content", "")).split()) for m in messages) + 3 * len(messages)
         max_tokens = body.get("max_tokens")
         out_words = reply.split()

@@ -358,6 +358,8 @@ class State:
         self.datastore_secret_type = "Sas"  # or "AccountKey"
         self.caller_can_assign_roles = True
         self.inference_reply: str | None = None
+        #: endpoint name (lower case) -> reply text, or a function of the last message's text
+        self.inference_replies: dict[str, Any] = {}
         self.inference_logprobs = False  # per-token logprobs when a chat request asks for them
         self.taken_endpoint_names: set[str] = set()  # names "taken in the region" by someone else
 

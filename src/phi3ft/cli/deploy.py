@@ -165,13 +165,23 @@ def register(app: typer.Typer) -> None:
         timeout: Annotated[
             str, typer.Option("--timeout", help="Give up waiting after this long (e.g. 30m, 2h).")
         ] = "1h",
+        baseline: Annotated[
+            bool,
+            typer.Option(
+                "--baseline",
+                help="Deploy the base model the fine-tune started from instead (for `phi3ft eval --baseline`), "
+                "where it is offered as a serverless API in the project's region. Shows what it creates and "
+                "asks first: it bills per token like the fine-tuned endpoint.",
+            ),
+        ] = False,
+        yes: YesOpt = False,
         config: ConfigPathOpt = None,
         auth: AuthOpt = None,
         json: JsonOpt = False,
     ) -> None:
         """Deploy the fine-tuned model as a serverless endpoint, wait until it is ready, print its URI.
 
-        The model comes from JOB (default: the last job the ledger knows) or --model. The endpoint is recorded in the local ledger the moment Azure accepts it, so `phi3ft delete` can remove it; a re-run re-attaches instead of creating a second one. Keys are never printed or stored (see `phi3ft keys`). Exit 0 ready, 1 Azure error or failed provisioning, 4 prerequisite, 130 Ctrl+C (the endpoint keeps provisioning).
+        The model comes from JOB (default: the last job the ledger knows) or --model; --baseline deploys its base model instead, to compare with (`phi3ft eval --baseline`). The endpoint is recorded in the local ledger the moment Azure accepts it, so `phi3ft delete` can remove it; a re-run re-attaches instead of creating a second one. Keys are never printed or stored (see `phi3ft keys`). Exit 0 ready, 1 Azure error or failed provisioning, 4 prerequisite, 130 Ctrl+C (the endpoint keeps provisioning).
         """
         from phi3ft.deploy import DeployEvent, default_endpoint_name, deploy_endpoint, resolve_model
         from phi3ft.errors import Interrupted, UsageError
@@ -186,6 +196,20 @@ def register(app: typer.Typer) -> None:
         backend, store, cfg = _open(app_ctx, config, auth, job=job)
         ref = resolve_model(store, backend, job=job, model=model)
         job_record = store.get("job", ref.job) if ref.job else None
+        if baseline:
+            from phi3ft.cli.baseline import deploy_baseline_command
+
+            if content_safety is False:
+                raise UsageError(
+                    "The base-model endpoint always has content safety on.",
+                    "Drop --no-content-safety: phi3ft deploy --baseline",
+                )
+
+            deploy_baseline_command(
+                app_ctx, out, backend, store, cfg, ref, endpoint_name=endpoint_name, detach=detach,
+                timeout=seconds, yes=yes, json=json,
+            )  # fmt: skip
+            return
         name = (
             endpoint_name
             or (cfg.deploy.endpoint_name if cfg is not None else None)
@@ -392,6 +416,13 @@ def register(app: typer.Typer) -> None:
     def eval_(
         ctx: typer.Context,
         endpoint: Annotated[str | None, typer.Argument(help="Endpoint (default: the last deployed).")] = None,
+        base_endpoint: Annotated[
+            str | None,
+            typer.Argument(
+                help="With --baseline: the base-model endpoint to compare with (default: the one "
+                "`phi3ft deploy --baseline` created)."
+            ),
+        ] = None,
         data: Annotated[
             Path | None,
             typer.Option(
@@ -422,6 +453,35 @@ def register(app: typer.Typer) -> None:
                 help="Ask for token log-probabilities to compute perplexity (dropped if the endpoint rejects it).",
             ),
         ] = True,
+        baseline: Annotated[
+            bool,
+            typer.Option(
+                "--baseline",
+                help="Also score the base model on the same conversations and settings and compare: side by "
+                "side metrics, win/tie/loss per example, the examples that differ most.",
+            ),
+        ] = False,
+        min_gain: Annotated[
+            tuple[str, float] | None,
+            typer.Option(
+                "--min-gain",
+                metavar="METRIC DELTA",
+                help="With --baseline, exit 1 unless fine-tuned beats base by DELTA: exact_match, f1 "
+                "(fine-tuned - base), latency_p50, latency_p95, perplexity (lower is better: base - "
+                "fine-tuned). E.g. --min-gain f1 0.05.",
+                show_default=False,
+            ),
+        ] = None,
+        show: Annotated[
+            int,
+            typer.Option("--show", min=0, help="With --baseline: print the N examples that differ most."),
+        ] = 3,
+        plot: Annotated[
+            Path | None,
+            typer.Option(
+                "--plot", help="With --baseline: write a PNG chart of both score sets.", dir_okay=False
+            ),
+        ] = None,
         path: PathOpt = "/v1/chat/completions",
         auth_header: AuthHeaderOpt = "bearer",
         config: ConfigPathOpt = None,
@@ -431,13 +491,54 @@ def register(app: typer.Typer) -> None:
         """Score the endpoint on held-out conversations: exact match, token F1, latency p50/p95, errors.
 
         Each conversation's prompt is every turn before its last assistant turn; that turn is the reference. Answers are compared after SQuAD normalisation (lower case, no punctuation, no articles). 429s are retried honouring Retry-After. Perplexity is reported only when the endpoint returns log-probabilities; otherwise the report says why not. Exit 1 when --min-f1 is not met or no request succeeded.
+
+        --baseline scores the base model too (BASE_ENDPOINT, default the one `phi3ft deploy --baseline` created; on the local backend, the base weights without the adapter) with the same prompts and settings, and prints both side by side with win/tie/loss per example; --min-gain METRIC DELTA is its gate (exit 1).
         """
         from phi3ft import deploy as svc
         from phi3ft.errors import Phi3ftError, UsageError
 
         app_ctx: AppContext = ctx.obj
         out = app_ctx.for_command(json=json)
+        if not baseline and (min_gain is not None or base_endpoint is not None or plot is not None):
+            what = (
+                "--min-gain" if min_gain is not None else ("--plot" if plot is not None else "BASE_ENDPOINT")
+            )
+            raise UsageError(
+                f"{what} compares with the base model and needs --baseline.",
+                "Example: phi3ft eval --baseline --min-gain f1 0.05 (or --min-f1 0.6 for one endpoint).",
+            )
+        if baseline and min_f1 is not None:
+            raise UsageError(
+                "--min-f1 gates one endpoint; with --baseline the gate is --min-gain.",
+                "Example: phi3ft eval --baseline --min-gain f1 0.05",
+            )
+        if min_gain is not None:
+            from phi3ft.evaluate import parse_gain_metric
+
+            parse_gain_metric(min_gain[0])
+        if plot is not None and plot.suffix.lower() != ".png":
+            raise UsageError(
+                f"--plot writes a PNG; {plot} does not end in .png.", "Use e.g. --plot baseline.png."
+            )
         store = _store(app_ctx)
+        if baseline:  # a local job: the base model and its adapter, on this machine
+            from phi3ft.cli.baseline import eval_local_baseline_command, local_baseline_job
+
+            local_cfg = _config(app_ctx, config)
+            local = local_baseline_job(store, local_cfg, endpoint)
+            if local is not None:
+                if base_endpoint is not None:
+                    raise UsageError(
+                        f"{local[0]} is a local job: its base model is compared locally, not an endpoint.",
+                        f"Drop {base_endpoint}: phi3ft eval {local[0]} --baseline",
+                    )
+                eval_local_baseline_command(
+                    out, local[0], local[1], data=data, cfg=local_cfg, cwd=app_ctx.cwd, limit=limit,
+                    max_tokens=max_tokens or (int(local_cfg.eval.max_tokens) if local_cfg is not None else 256),
+                    concurrency=concurrency or (int(local_cfg.eval.concurrency) if local_cfg is not None else 1),
+                    logprobs=logprobs, min_gain=min_gain, show=show, plot=plot, json=json,
+                )  # fmt: skip
+                return
         name = svc.resolve_endpoint_name(store, endpoint)
         backend, _, cfg = _open(app_ctx, config, auth, endpoint=name)
         ecfg = cfg.eval if cfg is not None else None
@@ -450,6 +551,18 @@ def register(app: typer.Typer) -> None:
         gate = min_f1
         if gate is None and ecfg is not None and ecfg.min_f1 is not None:
             gate = float(ecfg.min_f1)
+        if baseline:
+            from phi3ft.cli.baseline import eval_baseline_command
+
+            eval_baseline_command(
+                out, backend, store, name, base_endpoint, examples, data_path=path_data,
+                client=lambda endpoint_name: _chat_client(backend, endpoint_name, path, auth_header),
+                concurrency=concurrency or (int(ecfg.concurrency) if ecfg is not None else 4),
+                max_tokens=max_tokens or (int(ecfg.max_tokens) if ecfg is not None else 256),
+                logprobs=logprobs, min_gain=min_gain, show=show, plot=plot, json=json, clock=app_ctx.clock,
+                cwd=app_ctx.cwd,
+            )  # fmt: skip
+            return
         client = _chat_client(backend, name, path, auth_header)
 
         def on_result(item: Any, done: int, total: int) -> None:

@@ -407,6 +407,10 @@ class EndpointOps:
         self._project_guid_cache = value
         return value
 
+    def project_location(self) -> str:
+        """The project's region (where its serverless endpoints live)."""
+        return self._project_location_and_guid()[0]
+
     def fine_tuned_model_id(self, name: str, version: str) -> str:
         """``azureml://locations/{loc}/workspaces/{guid}/models/{name}/versions/{v}``."""
         location, guid = self._project_location_and_guid()

@@ -1,0 +1,387 @@
+"""Rendering and plumbing of ``phi3ft deploy --baseline`` and ``phi3ft eval --baseline``.
+
+Thin like the rest of the CLI: the services are :mod:`phi3ft.baseline` (which base model, is it offered,
+deploy it, compare) and :mod:`phi3ft.evaluate` (the arithmetic). Nothing here imports Azure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _region(backend: Any, job_record: dict[str, Any] | None) -> str:
+    location = (job_record or {}).get("location")
+    if location:
+        return str(location)
+    if hasattr(backend, "project_location"):
+        return str(backend.project_location())
+    return ""
+
+
+def deploy_baseline_command(
+    app_ctx: Any,
+    out: Any,
+    backend: Any,
+    store: Any,
+    cfg: Any,
+    ref: Any,
+    *,
+    endpoint_name: str | None,
+    detach: bool,
+    timeout: float | None,
+    yes: bool,
+    json: bool,
+) -> None:
+    from phi3ft import baseline as svc
+    from phi3ft.deploy import DeployEvent, default_endpoint_name
+    from phi3ft.errors import Interrupted
+
+    job_record = store.get("job", ref.job) if ref.job else None
+    base = svc.resolve_base_model(store, ref, cfg)
+    region = _region(backend, job_record)
+    registry = (
+        backend.resolve_registry_model(base.name, base.version)
+        if hasattr(backend, "resolve_registry_model")
+        else None
+    )
+    if registry is None and hasattr(backend, "resolve_registry_model"):
+        offer = svc.BaseOffer(False, f"{base.label} is not in the {base.registry} registry", "registry")
+    else:
+        offer = svc.serverless_offer(base, region, registry.tags if registry is not None else None)
+    svc.require_offer(offer)
+    project = str((job_record or {}).get("project") or "")
+    name = endpoint_name or svc.default_baseline_name(base, project)
+    ft_endpoint = (
+        (cfg.deploy.endpoint_name if cfg is not None else None)
+        or (job_record or {}).get("endpoint_name")
+        or default_endpoint_name(ref, project)
+    )
+    existing = backend.get_endpoint(name)
+    if existing is None:
+        out.info(f"Will create serverless endpoint {name} in {region or 'the project region'}:")
+        out.info(f"  model           {base.model_id} (the base of {ref})")
+        out.info("  content safety  on")
+        out.info(f"  why             {offer.reason}")
+        out.info(
+            "It bills per token while it exists, like the fine-tuned endpoint; "
+            f"`phi3ft delete --endpoint {name} --yes` (or `delete --all`) removes it."
+        )
+        if not out.confirm(f"Create base-model endpoint {name}?", assume_yes=yes):
+            out.info("Nothing was created.")
+            return
+    ledger = {k: (job_record or {}).get(k) for k in ("project", "subscription_id", "resource_group")}
+
+    def on_event(event: DeployEvent) -> None:
+        if event.kind == "warning":
+            out.warn(event.message)
+        elif event.kind == "ready":
+            out.success(event.message)
+        else:
+            out.info(event.message)
+
+    try:
+        result = svc.deploy_baseline(
+            backend,
+            store,
+            base,
+            endpoint_name=name,
+            fine_tuned=ref,
+            for_endpoint=ft_endpoint,
+            tags={"phi3ft": "1", "phi3ft.baseline": "1", **({"phi3ft.job": ref.job} if ref.job else {})},
+            wait=not detach,
+            timeout=timeout,
+            clock=app_ctx.clock,
+            sleep=app_ctx.sleep,
+            on_event=on_event,
+            ledger_fields={k: v for k, v in ledger.items() if v},
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"Stopped waiting; endpoint {name} keeps provisioning in Azure.",
+            f"Re-attach with `phi3ft deploy --baseline --endpoint-name {name}`, or remove it with "
+            f"`phi3ft delete --endpoint {name} --yes`.",
+        ) from None
+    if json:
+        out.emit_json(
+            {**result.to_json(), "baseline": True, "base_model": base.model_id, "offer": offer.reason}
+        )
+        return
+    if result.endpoint.scoring_uri:
+        out.print(result.endpoint.scoring_uri)
+        out.hint(f"Compare: phi3ft eval {ft_endpoint} --baseline {name} --data validation.jsonl")
+    else:
+        out.info(f"Endpoint {name} is {result.endpoint.provisioning_state}.")
+        out.hint(f"Wait for it with `phi3ft deploy --baseline --endpoint-name {name}`.")
+
+
+def eval_baseline_command(
+    out: Any,
+    backend: Any,
+    store: Any,
+    fine_tuned: str,
+    base_endpoint: str | None,
+    examples: Sequence[Any],
+    *,
+    data_path: Path,
+    client: Callable[[str], Any],
+    concurrency: int,
+    max_tokens: int,
+    logprobs: bool,
+    min_gain: tuple[str, float] | None,
+    show: int,
+    plot: Path | None,
+    json: bool,
+    clock: Callable[[], float],
+    cwd: Path,
+) -> None:
+    from phi3ft import baseline as svc
+    from phi3ft.errors import Phi3ftError, PrerequisiteError
+
+    base_name = base_endpoint or svc.find_baseline_endpoint(store, fine_tuned)
+    if not base_name:
+        raise PrerequisiteError(
+            f"No base-model endpoint to compare {fine_tuned} with.",
+            f"Create one with `phi3ft deploy --baseline`, or name one: phi3ft eval {fine_tuned} --baseline BASE_ENDPOINT.",
+        )
+    if base_name == fine_tuned:
+        from phi3ft.errors import UsageError
+
+        raise UsageError(
+            f"--baseline compares two endpoints; {fine_tuned} was named twice.",
+            "Name the fine-tuned endpoint first, then the base one: phi3ft eval FT_ENDPOINT --baseline BASE_ENDPOINT.",
+        )
+
+    def on_result(which: str, item: Any, done: int, total: int) -> None:
+        if done == total or done % max(1, total // 5) == 0:
+            out.info(f"  {which}: {done}/{total} scored")
+
+    out.info(
+        f"Scoring {fine_tuned} (fine-tuned) and {base_name} (base) on {len(examples)} conversations from {data_path.name}"
+    )
+    report = svc.compare_endpoints(
+        client,
+        fine_tuned,
+        base_name,
+        examples,
+        data_name=str(data_path),
+        concurrency=concurrency,
+        max_tokens=max_tokens,
+        logprobs=logprobs,
+        show=show,
+        min_gain=min_gain,
+        clock=clock,
+        on_result=on_result,
+    )
+    finish_baseline_report(out, report, plot=plot, json=json, cwd=cwd)
+    if report.fine_tuned.scored == 0 or report.base.scored == 0:
+        which = fine_tuned if report.fine_tuned.scored == 0 else base_name
+        raise Phi3ftError(
+            f"No request to {which} succeeded.",
+            f'Smoke-test it with `phi3ft invoke {which} "Hello"` to see the error.',
+        )
+    gate = report.gate
+    if gate is not None and not gate.passed:
+        raise Phi3ftError(
+            f"--min-gain not met: {gate.describe()}",
+            "Improve the data or hyperparameters and fine-tune again, or lower the gate.",
+        )
+
+
+def finish_baseline_report(out: Any, report: Any, *, plot: Path | None, json: bool, cwd: Path) -> None:
+    """JSON or the side-by-side table, and the chart (shared by the serverless and local comparisons)."""
+    if plot is not None:
+        from phi3ft.charts import write_baseline_chart
+
+        target = plot if plot.is_absolute() else cwd / plot
+        write_baseline_chart(report.to_json(), target)
+        out.info(f"Chart written to {target}")
+    if json:
+        out.emit_json(report.to_json())
+    else:
+        render_baseline(out, report)
+
+
+def render_baseline(out: Any, report: Any) -> None:
+    ft, base = report.fine_tuned, report.base
+
+    def fmt(value: float | None, spec: str = ".3f", unit: str = "") -> str:
+        return "n/a" if value is None else f"{value:{spec}}{unit}"
+
+    def diff(a: float | None, b: float | None, spec: str = "+.3f", unit: str = "") -> str:
+        return "" if a is None or b is None else f"{a - b:{spec}}{unit}"
+
+    rows = [
+        ("", "fine-tuned", "base", "diff"),
+        ("endpoint", ft.endpoint, base.endpoint, ""),
+        ("scored", f"{ft.scored}/{ft.examples}", f"{base.scored}/{base.examples}", ""),
+        ("errors", str(ft.errors), str(base.errors), ""),
+        ("exact match", fmt(ft.exact_match), fmt(base.exact_match), diff(ft.exact_match, base.exact_match)),
+        ("token F1", fmt(ft.f1), fmt(base.f1), diff(ft.f1, base.f1)),
+        (
+            "latency p50",
+            fmt(ft.latency_p50_s, ".2f", " s"),
+            fmt(base.latency_p50_s, ".2f", " s"),
+            diff(ft.latency_p50_s, base.latency_p50_s, "+.2f", " s"),
+        ),
+        (
+            "latency p95",
+            fmt(ft.latency_p95_s, ".2f", " s"),
+            fmt(base.latency_p95_s, ".2f", " s"),
+            diff(ft.latency_p95_s, base.latency_p95_s, "+.2f", " s"),
+        ),
+        (
+            "output tokens",
+            str(ft.completion_tokens),
+            str(base.completion_tokens),
+            f"{ft.completion_tokens - base.completion_tokens:+d}",
+        ),
+        (
+            "perplexity",
+            fmt(ft.perplexity, ".2f"),
+            fmt(base.perplexity, ".2f"),
+            diff(ft.perplexity, base.perplexity, "+.2f"),
+        ),
+    ]
+    w1 = max(len(r[1]) for r in rows)
+    w2 = max(len(r[2]) for r in rows)
+    for label, a, b, d in rows:
+        line = f"{label:<14} {a:<{w1}}  {b:<{w2}}  {d}".rstrip()
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    c = report.counts
+
+    def n(count: int, one: str, many: str) -> str:
+        return f"{count} {one if count == 1 else many}"
+
+    out.print(
+        f"per example (token F1, ties within {report.epsilon:g}): {n(c['win'], 'win', 'wins')}, "
+        f"{n(c['tie'], 'tie', 'ties')}, {n(c['loss'], 'loss', 'losses')}"
+        + (f", {n(c['error'], 'error', 'errors')}" if c["error"] else ""),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    if ft.perplexity is None and base.perplexity is None:
+        out.info(f"perplexity: {ft.perplexity_note}")
+    if report.differences:
+        out.print("where they differ most:", markup=False)
+        for d in report.differences:
+            prompt = next((m["content"] for m in reversed(d.prompt) if m.get("role") == "user"), "")
+            out.print(
+                f"  line {d.line}: {d.verdict}, token F1 fine-tuned {fmt(d.f1_fine_tuned, '.2f')}, "
+                f"base {fmt(d.f1_base, '.2f')}",
+                markup=False,
+                highlight=False,
+            )
+            for label, text in (
+                ("prompt", prompt),
+                ("reference", d.reference),
+                ("fine-tuned", d.fine_tuned_answer or ""),
+                ("base", d.base_answer or ""),
+            ):
+                out.print(f"    {label:<11} {text}", markup=False, highlight=False, soft_wrap=True)
+    if report.gate is not None:
+        out.info(f"gate: {report.gate.describe()}: {'pass' if report.gate.passed else 'FAIL'}")
+
+
+# ---- local backend: the base model and the trained adapter on this machine -----------------------------
+
+
+def local_baseline_job(store: Any, cfg: Any, job: str | None) -> tuple[str, dict[str, Any]] | None:
+    """``(job name, ledger record)`` when ``eval --baseline`` is about a local job, else ``None``."""
+    from phi3ft.errors import NotFoundError
+
+    local_cfg = cfg is not None and getattr(cfg, "backend", None) == "local"
+    name = job or store.last_job
+    record = store.get("job", name) if name else None
+    if record is not None and record.get("backend") == "local":
+        return str(name), dict(record)
+    if local_cfg:
+        raise NotFoundError(
+            f"The local ledger has no local job {name}." if name else "The local ledger has no local job.",
+            "Train one first: `phi3ft submit` (backend: local), then `phi3ft eval --baseline JOB`.",
+        )
+    return None
+
+
+def eval_local_baseline_command(
+    out: Any,
+    job: str,
+    record: dict[str, Any],
+    *,
+    data: Path | None,
+    cfg: Any,
+    cwd: Path,
+    limit: int | None,
+    max_tokens: int,
+    concurrency: int,
+    logprobs: bool,
+    min_gain: tuple[str, float] | None,
+    show: int,
+    plot: Path | None,
+    json: bool,
+) -> None:
+    from phi3ft import baseline as svc
+    from phi3ft.backends.local import OPTIONS_FILE
+    from phi3ft.catalog import get_profile
+    from phi3ft.deploy import load_eval_examples
+    from phi3ft.errors import Phi3ftError, PrerequisiteError, UsageError
+
+    job_dir = Path(str(record.get("job_dir") or ""))
+    options_file = job_dir / OPTIONS_FILE
+    if not options_file.is_file():
+        raise PrerequisiteError(
+            f"Local job {job} has no {OPTIONS_FILE} in {job_dir}.",
+            "Run from the folder where you ran `phi3ft submit` (or set PHI3FT_STATE_DIR).",
+        )
+    from phi3ft.train.types import TrainOptions
+
+    options = TrainOptions.model_validate_json(options_file.read_text(encoding="utf-8"))
+    profile = get_profile(options.model)
+    ecfg = cfg.eval if cfg is not None else None
+    path = data or (ecfg.data if ecfg is not None and ecfg.data else None)
+    path = path or (cfg.data.validation if cfg is not None else None) or options.validation_file
+    if path is None:
+        raise UsageError("No evaluation data.", "Pass --data validation.jsonl.")
+    path = path if path.is_absolute() else cwd / path
+    examples = load_eval_examples(path, limit=limit)
+    base_model = options.settings.base_model or str(record.get("model_id") or profile.hf_repo)
+    adapter_dir = Path(str(record.get("adapter_dir") or Path(str(record.get("output_dir"))) / "adapter"))
+    from phi3ft.train.compare import load_pair
+
+    out.info(f"Loading {base_model} and the adapter of {job} ({options.device})")
+    ft_client, base_client = load_pair(
+        base_model=base_model,
+        adapter_dir=adapter_dir,
+        template=profile.template,
+        tokenizer_path=options.settings.tokenizer,
+        device=options.device,
+    )
+
+    def on_result(which: str, item: Any, done: int, total: int) -> None:
+        if done == total or done % max(1, total // 5) == 0:
+            out.info(f"  {which}: {done}/{total} generated")
+
+    names = (f"{job} (adapter)", f"{base_model} (base)")
+    report = svc.compare(
+        ft_client,
+        base_client,
+        examples,
+        names=names,
+        data_name=str(path),
+        concurrency=concurrency,
+        max_tokens=max_tokens,
+        logprobs=logprobs,
+        show=show,
+        min_gain=min_gain,
+        on_result=on_result,
+    )
+    report.extra["backend"] = "local"
+    finish_baseline_report(out, report, plot=plot, json=json, cwd=cwd)
+    gate = report.gate
+    if gate is not None and not gate.passed:
+        raise Phi3ftError(
+            f"--min-gain not met: {gate.describe()}",
+            "Improve the data or hyperparameters and train again, or lower the gate.",
+        )
