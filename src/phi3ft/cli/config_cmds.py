@@ -143,6 +143,15 @@ def plan_cmd(
     out = app_ctx.for_command(json=json)
     path = config if config.is_absolute() else app_ctx.cwd / config
     cfg = load_job_config(path, env=app_ctx.env)
+    if cfg.sweep is not None:  # every point, and the billed tokens of all of them
+        from phi3ft.cli.sweep import plan_sweep
+
+        code = plan_sweep(
+            app_ctx, cfg, config_label=str(config), tokenizer=tokenizer, json=json, today=_today(app_ctx)
+        )
+        if code:
+            raise typer.Exit(code)
+        return
     with out.status(f"Validating data and counting tokens for {cfg.profile.registry_name}..."):
         plan = build_plan(cfg, today=_today(app_ctx), tokenizer=tokenizer, env=app_ctx.env)
     plan.config = str(config)  # as the user typed it

@@ -164,6 +164,14 @@ def register(app: typer.Typer) -> None:
         timeout: Annotated[
             str, typer.Option("--timeout", help="Give up waiting after this long (e.g. 30m, 2h).")
         ] = "1h",
+        best: Annotated[
+            bool,
+            typer.Option(
+                "--best",
+                help="Deploy the best point (lowest validation loss) of a sweep: JOB names the sweep "
+                "(default: the last one).",
+            ),
+        ] = False,
         config: ConfigPathOpt = None,
         auth: AuthOpt = None,
         json: JsonOpt = False,
@@ -182,6 +190,14 @@ def register(app: typer.Typer) -> None:
             seconds = parse_duration(timeout)
         except ValueError as exc:
             raise UsageError(f"--timeout: {exc}", "Examples: --timeout 90s, 30m, 2h.") from None
+        if best:
+            from phi3ft.cli.sweep import best_job_of
+
+            if model:
+                raise UsageError("--best and --model both name what to deploy; give one.")
+            job = best_job_of(
+                app_ctx, _store(app_ctx), job, lambda point: _open(app_ctx, config, auth, job=point)[0]
+            )
         backend, store, cfg = _open(app_ctx, config, auth, job=job)
         ref = resolve_model(store, backend, job=job, model=model)
         job_record = store.get("job", ref.job) if ref.job else None
@@ -507,6 +523,14 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--force", help="Also delete named resources phi3ft did not create.")
         ] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; delete nothing.")] = False,
+        sweep: Annotated[
+            bool,
+            typer.Option(
+                "--sweep",
+                help="JOB names a sweep (default: the last one): every point's endpoints and model; running "
+                "points are canceled.",
+            ),
+        ] = False,
         yes: YesOpt = False,
         config: ConfigPathOpt = None,
         auth: AuthOpt = None,
@@ -542,7 +566,13 @@ def register(app: typer.Typer) -> None:
             project_name=cfg.azure.project.name if cfg is not None and cfg.azure else None,
             hub_name=cfg.azure.hub.name if cfg is not None and cfg.azure else None,
         )
-        plan = svc.plan_delete(store, backend, selection)
+        sweep_name = None
+        if sweep:
+            from phi3ft.cli.sweep import delete_plan_of_sweep
+
+            sweep_name, plan = delete_plan_of_sweep(store, backend, selection)
+        else:
+            plan = svc.plan_delete(store, backend, selection)
         for step in plan.steps:
             if step.skip_reason:
                 out.info(f"  skip   {step.kind:<8} {step.label}: {step.skip_reason}")
@@ -570,6 +600,10 @@ def register(app: typer.Typer) -> None:
         except Phi3ftError:
             _render_deleted(out, outcomes, json)
             raise
+        if sweep_name or all_:  # the sweep records go with their points
+            from phi3ft.cli.sweep import forget_sweeps
+
+            forget_sweeps(store, sweep_name)
         _render_deleted(out, outcomes, json)
 
 
