@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from phi3ft.backends.base import FAILED_STATUSES, TERMINAL_STATUSES, JobInfo
-from phi3ft.errors import Phi3ftError, RemoteJobFailed, UsageError
+from phi3ft.errors import Phi3ftError, PrerequisiteError, RemoteJobFailed, UsageError
 from phi3ft.state import StateStore
 
 PENDING = "Pending"
@@ -432,12 +432,22 @@ def compare(backend: Any, store: StateStore, record: dict[str, Any]) -> dict[str
 
 
 def best_job(report: dict[str, Any]) -> str:
+    """The best point's job; :class:`PrerequisiteError` (exit 4) while no point has a validation loss."""
     if report.get("best"):
         return str(report["best"])
-    done = sum(1 for r in report["points"] if r["status"] == "Completed")
-    failed = [r for r in report["points"] if r["status"] in FAILED_STATUSES]
-    raise UsageError(
-        f"Sweep {report['sweep']} has no best point yet: {done} of {len(report['points'])} completed with a "
-        f"validation loss" + (f", {len(failed)} failed" if failed else "") + ".",
-        f"Wait for it: phi3ft watch {report['sweep']}   Then: phi3ft compare {report['sweep']}",
+    points = report["points"]
+    done = sum(1 for r in points if r["status"] == "Completed")
+    failed = [r for r in points if r["status"] in FAILED_STATUSES]
+    running = [r for r in points if r["status"] not in TERMINAL_STATUSES]
+    hint = (
+        f"Wait for it: phi3ft watch --sweep {report['sweep']}   Then: phi3ft compare {report['sweep']}"
+        if running
+        else f"Read why: phi3ft logs {failed[0]['job']}; fix, then `phi3ft submit` starts new attempts."
+        if failed
+        else "Give data.validation (or data.split) so the points report a validation loss."
+    )
+    raise PrerequisiteError(
+        f"Sweep {report['sweep']} has no best point: {done} of {len(points)} completed with a "
+        f"validation loss" + (f", {len(failed)} failed or canceled" if failed else "") + ".",
+        hint,
     )

@@ -77,7 +77,9 @@ def test_2x2_sweep_trains_four_points_and_compare_marks_the_best(
     assert len({p["job"] for p in planned["points"]}) == 4 and planned["max_parallel"] == 2
 
     t0 = time.monotonic()
-    code, out, err = cli("submit", "-c", str(config), "--yes", "--json", "--tokenizer", str(PHI3_TOKENIZER_DIR))
+    code, out, err = cli(
+        "submit", "-c", str(config), "--yes", "--json", "--tokenizer", str(PHI3_TOKENIZER_DIR)
+    )
     wall = time.monotonic() - t0
     assert code == 0, err
     submitted = json.loads(out)
