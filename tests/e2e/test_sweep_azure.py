@@ -150,6 +150,9 @@ def test_sweep_submit_watch_compare_deploy_best_delete_all(stack: Any, cli: Any,
     best = min(losses, key=lambda j: losses[j])
     assert report["best"] == best and [p["best"] for p in report["points"]].count(True) == 1
     best_model = next(p["output_model"] for p in report["points"] if p["job"] == best)
+    _, text, _ = cli("compare")
+    assert f"* best by validation loss: {best}" in text and f"{losses[best]:.4f}" in text
+    print(f"\n{text}")
 
     # 5. deploy --best: the best point's model, content safety on
     _, out, _ = cli("deploy", "--best", "--json")
