@@ -284,7 +284,7 @@ def submit_sweep(
         else {}
     )
     state = {"confirmed": False}
-    config = str(cfg.source) if cfg.source else None
+    config = str(Path(cfg.source).resolve()) if cfg.source else None  # watch --sweep reloads it from anywhere
 
     def start(point: SweepPoint) -> JobInfo:
         def ask(_plan: Any) -> bool:
@@ -331,11 +331,26 @@ def watch_sweep(
 
     Returns the final rows; raises :class:`RemoteJobFailed` (exit 5) when a point did not complete.
     """
-    from phi3ft.jobs import _schedule_of, latest_losses
+    from phi3ft.jobs import METRICS_EVERY_S, _schedule_of, latest_losses
     from phi3ft.polling import wait_until
 
     t0 = clock()
     last: dict[str, str] = {}
+    # losses cost requests on Azure: at most once per ``metrics_every_s`` per point, and once at its end
+    metrics_every = float(getattr(backend, "metrics_every_s", METRICS_EVERY_S))
+    losses: dict[str, tuple[float, str, dict[str, float]]] = {}  # job -> (read at, status then, latest)
+
+    def latest_of(job: str, status: str) -> dict[str, float]:
+        now = clock()
+        seen = losses.get(job)
+        if (
+            seen is None
+            or (status != seen[1] and status in TERMINAL_STATUSES)
+            or now - seen[0] >= metrics_every
+        ):
+            seen = (now, status, latest_losses(backend, job))
+            losses[job] = seen
+        return seen[2]
 
     def fetch() -> list[dict[str, Any]]:
         if sweep is not None and start is not None:
@@ -353,7 +368,7 @@ def watch_sweep(
                     update_point(store, name, int(p["index"]), status=status)
                     store.record("job", str(p["job"]), status=status)
                 if status in ("Running", "Finalizing", "Completed"):
-                    latest = latest_losses(backend, str(p["job"]))
+                    latest = latest_of(str(p["job"]), status)
             row["status"] = status
             row["train_loss"] = latest.get("train_loss")
             row["eval_loss"] = latest.get("eval_loss")

@@ -141,3 +141,46 @@ def test_compare_takes_the_last_losses_and_marks_the_lowest_validation_loss() ->
     assert (rows["b"]["train_loss"], rows["b"]["eval_loss"], rows["b"]["steps"]) == (1.6, 1.4, 2)
     assert rows["c"]["status"] == "Pending" and rows["c"]["eval_loss"] is None
     assert report["best"] == "b" and [r["best"] for r in report["points"]] == [False, True, False]
+
+
+def test_the_shipped_example_sweep_expands_to_four_points() -> None:
+    from tests.conftest import REPO
+
+    from phi3ft.config import load_job_config
+
+    sweep = expand(load_job_config(REPO / "examples" / "sweep.yaml", env={}))
+    assert len(sweep.points) == 4 and sweep.max_parallel == 2
+    assert {p.cfg.hyperparameters.batch_size for p in sweep.points} == {1}
+
+
+def test_the_watch_table_has_a_row_per_point() -> None:
+    import io
+
+    from rich.console import Console
+
+    from phi3ft.cli.sweep import sweep_table
+
+    rows = [
+        {
+            "index": 1,
+            "job": "j1",
+            "status": "Running",
+            "values": {"r": 4},
+            "train_loss": 1.25,
+            "eval_loss": None,
+        },
+        {
+            "index": 2,
+            "job": "j2",
+            "status": "Pending",
+            "values": {"r": 8},
+            "train_loss": None,
+            "eval_loss": None,
+        },
+    ]
+    buffer = io.StringIO()
+    Console(file=buffer, width=120).print(sweep_table(rows, elapsed=65))
+    text = buffer.getvalue()
+    assert (
+        "elapsed 1m05s" in text and "j1" in text and "1.2500" in text and "j2" in text and "Pending" in text
+    )
