@@ -303,6 +303,10 @@ def submit_sweep(
         result = svc.run_submit(gen, on_event)
         return result.job
 
+    # like a single job's re-run: a failed or canceled point gets a new attempt (all of them with --force)
+    for p in (store.get("sweep", sweep.name) or {}).get("points") or []:
+        if options.force or str(p.get("status")) in FAILED_STATUSES:
+            update_point(store, sweep.name, int(p["index"]), status=PENDING)
     start_points(sweep, store, start)
     return sweep, start, plans
 

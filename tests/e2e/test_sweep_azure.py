@@ -189,7 +189,16 @@ def test_cancel_and_delete_a_running_sweep(stack: Any, cli: Any, tmp_path: Path)
     cli("compare", "--json")
     cli("deploy", "--best", expect=4)  # no point completed: nothing to deploy (exit 4, the reason)
 
+    # re-run: like a single job, a canceled point gets a new attempt (-2); the data is not uploaded again
+    _, out, _ = cli("submit", "-c", config, "--tokenizer", TOKENIZER, "--yes", "--detach", "--json")
+    assert [p["job"] for p in json.loads(out)["points"]] == [f"{j}-2" for j in jobs]
+    assert json.loads(out)["points"][0]["status"] != "Canceled"
+
+    # delete --sweep: the running attempts are canceled, the sweep record goes
     _, out, _ = cli("delete", "--sweep", "--yes", "--json")
+    canceled = [d["name"] for d in json.loads(out)["deleted"] if d["kind"] == "job"]
+    assert sorted(canceled) == sorted(f"{j}-2" for j in jobs)
+    assert [stack.state.find_job(f"{j}-2").status for j in jobs] == ["Canceled", "Canceled"]
     assert store.list("sweep") == []
     cli("delete", "--all", "--yes")
     assert stack.state.workspace(PROJECT) is None and stack.state.workspace(HUB) is None
