@@ -369,8 +369,9 @@ def watch_sweep(
             if status != PENDING:
                 if status not in TERMINAL_STATUSES:
                     status = backend.get_job(str(p["job"]), with_error=False).status
-                    update_point(store, name, int(p["index"]), status=status)
-                    store.record("job", str(p["job"]), status=status)
+                    if status != p.get("status"):  # the ledger is written on changes only
+                        update_point(store, name, int(p["index"]), status=status)
+                        store.record("job", str(p["job"]), status=status)
                 if status in ("Running", "Finalizing", "Completed"):
                     latest = latest_of(str(p["job"]), status)
             row["status"] = status
