@@ -134,6 +134,8 @@ def plan_cmd(
 
     Shows a cost only when job.yaml gives prices; warns about retired models and regions.
 
+    With a sweep: block: every point (its values and job name) and the billed tokens of all of them.
+
     Exit 0 ok, 3 config or data invalid, 4 the plan cannot work (for example a retired model).
     """
     from phi3ft.config import load_job_config

@@ -216,7 +216,8 @@ def register(app: typer.Typer) -> None:
 
         Idempotent and resumable: everything is recorded in ./.phi3ft the moment it exists; re-running
         after a crash resumes, and re-running for the same config and data re-attaches to the job instead
-        of paying twice (--force submits anew). Exit codes: 3 invalid data, 4 prerequisites, 5 job failed,
+        of paying twice (--force submits anew). With a sweep: block in job.yaml, one job per point (asked
+        once; at most sweep.max_parallel at a time), then `phi3ft compare`. Exit codes: 3 invalid data, 4 prerequisites, 5 job failed,
         130 detached with Ctrl+C (the job keeps running).
         """
         from phi3ft import jobs as svc

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from phi3ft.cli.check import AuthOpt
 from phi3ft.cli.options import JsonOpt
 
 if TYPE_CHECKING:
@@ -319,10 +320,7 @@ def register(app: typer.Typer) -> None:
     def compare(
         ctx: typer.Context,
         sweep: SweepArg = None,
-        auth: Annotated[
-            str | None,
-            typer.Option("--auth", help="Credential to use, overriding azure.auth.", show_default=False),
-        ] = None,
+        auth: AuthOpt = None,
         json: JsonOpt = False,
     ) -> None:
         """Compare a sweep's points: final train and validation loss per point, the best (lowest validation loss) marked.
