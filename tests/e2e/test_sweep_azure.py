@@ -202,3 +202,19 @@ def test_cancel_and_delete_a_running_sweep(stack: Any, cli: Any, tmp_path: Path)
     assert store.list("sweep") == []
     cli("delete", "--all", "--yes")
     assert stack.state.workspace(PROJECT) is None and stack.state.workspace(HUB) is None
+
+
+def test_a_failed_point_exits_5_and_the_others_still_compare(stack: Any, cli: Any, tmp_path: Path) -> None:
+    from phi3ft.config import load_job_config
+    from phi3ft.sweep import expand
+
+    points = expand(load_job_config(tmp_path / "job.yaml", env={})).points
+    stack.faults.fail_job(points[1].job, message="Training data validation failed.")
+    _, _, err = cli("submit", "-c", str(tmp_path / "job.yaml"), "--tokenizer", TOKENIZER, "--yes", expect=5)
+    assert f"1 of 2 sweep points did not complete: {points[1].job} Failed" in err
+    _, out, _ = cli("compare", "--json")
+    report = json.loads(out)
+    assert [p["status"] for p in report["points"]] == ["Completed", "Failed"]
+    assert report["best"] == points[0].job
+    cli("delete", "--all", "--yes")
+    assert stack.state.workspace(PROJECT) is None and stack.state.workspace(HUB) is None
