@@ -188,6 +188,10 @@ def test_cancel_and_delete_a_running_sweep(stack: Any, cli: Any, tmp_path: Path)
     assert [stack.state.find_job(j).status for j in jobs] == ["Canceled", "Canceled"]
     cli("compare", "--json")
     cli("deploy", "--best", expect=4)  # no point completed: nothing to deploy (exit 4, the reason)
+    _, out, _ = cli(
+        "delete", "--sweep", "--dry-run", "--json"
+    )  # canceled: no endpoint; models as for one job
+    assert {s["kind"] for s in json.loads(out)["plan"]} == {"model"} and len(store.list("sweep")) == 1
 
     # re-run: like a single job, a canceled point gets a new attempt (-2); the data is not uploaded again
     _, out, _ = cli("submit", "-c", config, "--tokenizer", TOKENIZER, "--yes", "--detach", "--json")

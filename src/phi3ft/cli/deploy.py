@@ -579,6 +579,10 @@ def register(app: typer.Typer) -> None:
             else:
                 out.info(f"  {step.action:<6} {step.kind:<8} {step.label}")
         if dry_run or not plan.actions:
+            if sweep_name and not dry_run:  # nothing of the sweep is left but its record
+                from phi3ft.cli.sweep import forget_sweeps
+
+                forget_sweeps(store, sweep_name)
             if json:
                 out.emit_json({"dry_run": dry_run, "plan": plan.to_json(), "deleted": []})
             out.info("Dry run: nothing was deleted." if dry_run else "Nothing to delete.")
