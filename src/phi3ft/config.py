@@ -36,7 +36,7 @@ from pydantic import (
 from phi3ft import catalog
 from phi3ft.catalog import AZURE_HYPERPARAMETER_NAMES, ModelProfile, format_decimal
 from phi3ft.errors import ConfigError
-from phi3ft.train.settings import TrainingSettings
+from phi3ft.train.settings import LoraSettings, TrainingSettings
 
 #: A URN, not a URL: the schema is served by `phi3ft schema`, not fetched from anywhere.
 SCHEMA_ID = "urn:phi3ft:job-schema:1"
@@ -271,6 +271,47 @@ class PricingConfig(_Strict):
 
 Backend = Literal["serverless", "local", "azureml-compute"]
 
+#: Most points one ``sweep:`` block may expand to (each point is a paid training job).
+MAX_SWEEP_POINTS = 64
+#: ``sweep:`` keys that vary a setting (``max_parallel`` does not).
+SWEEP_KEYS = ("learning_rate", "epochs", "batch_size", "r", "alpha")
+
+
+class SweepConfig(_Strict):
+    """Several settings, one command: every combination of the lists is one training job (a point).
+
+    ``learning_rate``/``epochs``/``batch_size`` replace ``hyperparameters:`` (serverless) or ``training:``
+    (local, azureml-compute); ``r``/``alpha`` (LoRA) only exist for local and azureml-compute.
+    """
+
+    learning_rate: list[Num] | None = Field(
+        None, min_length=1, description="Learning rates to try (each within the model's range)."
+    )
+    epochs: list[Num] | None = Field(None, min_length=1, description="Epoch counts to try.")
+    batch_size: list[Int] | None = Field(None, min_length=1, description="Per-device batch sizes to try.")
+    r: list[Int] | None = Field(None, min_length=1, description="LoRA ranks (local, azureml-compute).")
+    alpha: list[Int] | None = Field(None, min_length=1, description="LoRA alphas (local, azureml-compute).")
+    max_parallel: Int | None = Field(
+        None, ge=1, description="Points training at once (default: 1 local, all on Azure)."
+    )
+
+    @field_validator("learning_rate", "epochs", "batch_size", "r", "alpha")
+    @classmethod
+    def _distinct(cls, values: list[Any] | None) -> list[Any] | None:
+        if values is not None and len(set(values)) != len(values):
+            raise ValueError("lists a value twice (each point must differ)")
+        return values
+
+    def varied(self) -> dict[str, list[Any]]:
+        """``{key: values}`` for the keys the sweep varies, in :data:`SWEEP_KEYS` order."""
+        return {key: list(getattr(self, key)) for key in SWEEP_KEYS if getattr(self, key) is not None}
+
+    def size(self) -> int:
+        total = 1
+        for values in self.varied().values():
+            total *= len(values)
+        return total
+
 
 class JobConfig(_Strict):
     """A whole fine-tune, from data to a deployed endpoint."""
@@ -298,6 +339,9 @@ class JobConfig(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     pricing: PricingConfig | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    sweep: SweepConfig | None = Field(
+        None, description="Train every combination of these values (one job per point; phi3ft compare)."
+    )
 
     _source: Path | None = PrivateAttr(None)
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
@@ -383,6 +427,7 @@ def data_hashes(cfg: JobConfig) -> dict[str, str]:
 def _normalised(cfg: JobConfig, *, include: set[str] | None = None) -> dict[str, Any]:
     """Config as canonical JSON data: paths to data files become content hashes (machine-independent)."""
     data = cfg.model_dump(mode="json", include=include)
+    data.pop("sweep", None)  # a sweep point is the config without it; hashes of other configs unchanged
     if "data" in data:
         hashes = data_hashes(cfg)
         for role in ("train", "validation"):
@@ -879,6 +924,52 @@ def _cross_checks(cfg: JobConfig) -> list[tuple[tuple[str | int, ...], str]]:
     compute = cfg.compute
     if compute is not None and compute.min_nodes > compute.max_nodes:
         found.append((("compute", "min_nodes"), "is larger than max_nodes"))
+    return found + sweep_problems(cfg)
+
+
+def sweep_problems(cfg: JobConfig) -> list[tuple[tuple[str | int, ...], str]]:
+    """``sweep:`` values against the backend and the model's ranges (run again after ``--backend``)."""
+    sweep = cfg.sweep
+    if sweep is None:
+        return []
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    varied = sweep.varied()
+    if not varied:
+        keys = ", ".join(SWEEP_KEYS)
+        return [(("sweep",), f"lists no values to try (give at least one of {keys})")]
+    if sweep.size() > MAX_SWEEP_POINTS:
+        found.append((("sweep",), f"expands to {sweep.size()} points; at most {MAX_SWEEP_POINTS}"))
+    serverless = cfg.backend == "serverless"
+    ranges = cfg.profile.hyperparameters
+    training = TrainingSettings.model_fields
+    for key, values in varied.items():
+        if serverless and key in ("r", "alpha"):
+            found.append(
+                (
+                    ("sweep", key),
+                    f"LoRA {key} is set by Azure for backend serverless; sweep it with backend local or "
+                    "azureml-compute (serverless sweeps learning_rate, epochs, batch_size)",
+                )
+            )
+            continue
+        for index, value in enumerate(values):
+            problem = None
+            if serverless:
+                rng = getattr(ranges, key)
+                if key == "epochs" and value != int(value):
+                    problem = f"{value:g}: serverless epochs are whole numbers"
+                elif not rng.contains(value):
+                    problem = f"{value:g} is outside {rng.describe()}" + (
+                        f" for {cfg.profile.registry_name} (default {rng.default:g})"
+                        if key == "learning_rate"
+                        else ""
+                    )
+            else:
+                field_name = {"batch_size": "per_device_batch_size"}.get(key, key)
+                info = LoraSettings.model_fields[key] if key in ("r", "alpha") else training[field_name]
+                problem = _bounds_problem(value, info)
+            if problem:
+                found.append((("sweep", key, index), problem))
     return found
 
 
@@ -890,6 +981,21 @@ def _path_kind(path: Path) -> str:
         return "other" if path.exists() else "missing"
     except (OSError, ValueError) as exc:  # ENAMETOOLONG, ELOOP, EACCES on a parent...
         return getattr(exc, "strerror", None) or str(exc)
+
+
+def _bounds_problem(value: float, info: Any) -> str | None:
+    """``value`` against a pydantic field's gt/ge/lt/le constraints (the ``training:`` model's own)."""
+    for meta in info.metadata:
+        for attr, ok, word in (
+            ("gt", lambda v, b: v > b, "greater than"),
+            ("ge", lambda v, b: v >= b, "at least"),
+            ("lt", lambda v, b: v < b, "less than"),
+            ("le", lambda v, b: v <= b, "at most"),
+        ):
+            bound = getattr(meta, attr, None)
+            if bound is not None and not ok(value, bound):
+                return f"{value:g} must be {word} {bound:g}"
+    return None
 
 
 def _file_checks(cfg: JobConfig) -> list[tuple[tuple[str | int, ...], str]]:

@@ -637,10 +637,16 @@ class State:
         if job.metrics is not None:
             return job.metrics
         steps = 10
-        out = {"train_loss": [round(0.6 + 1.6 * math.exp(-0.35 * s), 4) for s in range(1, steps + 1)]}
         fine_tuning = job.properties.get("fineTuningDetails", {})
+        # a learning rate other than 2e-5 shifts the losses, deterministically: sweep points differ
+        try:
+            lr = float((fine_tuning.get("hyperParameters") or {}).get("learning_rate", "0.00002"))
+            shift = round(0.1 * math.log10(lr / 2e-5), 4) if lr > 0 else 0.0
+        except (TypeError, ValueError):
+            shift = 0.0
+        out = {"train_loss": [round(0.6 + shift + 1.6 * math.exp(-0.35 * s), 4) for s in range(1, steps + 1)]}
         if fine_tuning.get("validationData"):
-            out["eval_loss"] = [round(0.75 + 1.4 * math.exp(-0.3 * s * 5), 4) for s in range(1, 3)]
+            out["eval_loss"] = [round(0.75 + shift + 1.4 * math.exp(-0.3 * s * 5), 4) for s in range(1, 3)]
         return out
 
     def set_job_metrics(self, name: str, metrics: dict[str, list[float]]) -> None:

@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "phi3ft.cli.check",
     "phi3ft.cli.jobs",
     "phi3ft.cli.deploy",
+    "phi3ft.cli.sweep",
     "phi3ft.cli.train",
 )
 

@@ -154,6 +154,8 @@ def plan_cmd(
 
     Shows a cost only when job.yaml gives prices; warns about retired models and regions.
 
+    With a sweep: block: every point (its values and job name) and the billed tokens of all of them.
+
     Exit 0 ok, 3 config or data invalid, 4 the plan cannot work (for example a retired model).
     """
     from phi3ft.config import load_job_config
@@ -163,6 +165,15 @@ def plan_cmd(
     out = app_ctx.for_command(json=json)
     path = config if config.is_absolute() else app_ctx.cwd / config
     cfg = load_job_config(path, env=app_ctx.env)
+    if cfg.sweep is not None:  # every point, and the billed tokens of all of them
+        from phi3ft.cli.sweep import plan_sweep
+
+        code = plan_sweep(
+            app_ctx, cfg, config_label=str(config), tokenizer=tokenizer, json=json, today=_today(app_ctx)
+        )
+        if code:
+            raise typer.Exit(code)
+        return
     with out.status(f"Validating data and counting tokens for {cfg.profile.registry_name}..."):
         plan = build_plan(cfg, today=_today(app_ctx), tokenizer=tokenizer, env=app_ctx.env)
     plan.config = str(config)  # as the user typed it

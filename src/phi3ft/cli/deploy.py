@@ -175,6 +175,14 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
         yes: YesOpt = False,
+        best: Annotated[
+            bool,
+            typer.Option(
+                "--best",
+                help="Deploy the best point (lowest validation loss) of a sweep: JOB names the sweep "
+                "(default: the last one).",
+            ),
+        ] = False,
         config: ConfigPathOpt = None,
         auth: AuthOpt = None,
         json: JsonOpt = False,
@@ -193,6 +201,14 @@ def register(app: typer.Typer) -> None:
             seconds = parse_duration(timeout)
         except ValueError as exc:
             raise UsageError(f"--timeout: {exc}", "Examples: --timeout 90s, 30m, 2h.") from None
+        if best:
+            from phi3ft.cli.sweep import best_job_of
+
+            if model:
+                raise UsageError("--best and --model both name what to deploy; give one.")
+            job = best_job_of(
+                app_ctx, _store(app_ctx), job, lambda point: _open(app_ctx, config, auth, job=point)[0]
+            )
         backend, store, cfg = _open(app_ctx, config, auth, job=job)
         ref = resolve_model(store, backend, job=job, model=model)
         job_record = store.get("job", ref.job) if ref.job else None
@@ -622,6 +638,14 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--force", help="Also delete named resources phi3ft did not create.")
         ] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; delete nothing.")] = False,
+        sweep: Annotated[
+            bool,
+            typer.Option(
+                "--sweep",
+                help="JOB names a sweep (default: the last one): every point's endpoints and model; running "
+                "points are canceled.",
+            ),
+        ] = False,
         yes: YesOpt = False,
         config: ConfigPathOpt = None,
         auth: AuthOpt = None,
@@ -657,13 +681,23 @@ def register(app: typer.Typer) -> None:
             project_name=cfg.azure.project.name if cfg is not None and cfg.azure else None,
             hub_name=cfg.azure.hub.name if cfg is not None and cfg.azure else None,
         )
-        plan = svc.plan_delete(store, backend, selection)
+        sweep_name = None
+        if sweep:
+            from phi3ft.cli.sweep import delete_plan_of_sweep
+
+            sweep_name, plan = delete_plan_of_sweep(store, backend, selection)
+        else:
+            plan = svc.plan_delete(store, backend, selection)
         for step in plan.steps:
             if step.skip_reason:
                 out.info(f"  skip   {step.kind:<8} {step.label}: {step.skip_reason}")
             else:
                 out.info(f"  {step.action:<6} {step.kind:<8} {step.label}")
         if dry_run or not plan.actions:
+            if sweep_name and not dry_run:  # nothing of the sweep is left but its record
+                from phi3ft.cli.sweep import forget_sweeps
+
+                forget_sweeps(store, sweep_name)
             if json:
                 out.emit_json({"dry_run": dry_run, "plan": plan.to_json(), "deleted": []})
             out.info("Dry run: nothing was deleted." if dry_run else "Nothing to delete.")
@@ -685,6 +719,10 @@ def register(app: typer.Typer) -> None:
         except Phi3ftError:
             _render_deleted(out, outcomes, json)
             raise
+        if sweep_name or all_:  # the sweep records go with their points
+            from phi3ft.cli.sweep import forget_sweeps
+
+            forget_sweeps(store, sweep_name)
         _render_deleted(out, outcomes, json)
 
 

@@ -39,6 +39,11 @@ TimeoutOpt = Annotated[
     ),
 ]
 
+SweepOpt = Annotated[
+    bool,
+    typer.Option("--sweep", help="The argument names a sweep (default: the last sweep), not a job."),
+]
+
 _NEXT = "Follow it: phi3ft watch {n}   Status: phi3ft status {n}   Stop it: phi3ft cancel {n}"
 
 
@@ -86,6 +91,12 @@ def _backend(app_ctx: AppContext, *, config: Path | None, job: str | None, auth:
             "Pass --config job.yaml (the file naming the Azure project).",
         )
     return open_backend_for_record(app_ctx, record, auth=auth)
+
+
+def _is_sweep(store: Any, name: str | None) -> bool:
+    from phi3ft.sweep import is_sweep
+
+    return is_sweep(store, name)
 
 
 def _job_row(job: Any) -> dict[str, Any]:
@@ -205,7 +216,8 @@ def register(app: typer.Typer) -> None:
 
         Idempotent and resumable: everything is recorded in ./.phi3ft the moment it exists; re-running
         after a crash resumes, and re-running for the same config and data re-attaches to the job instead
-        of paying twice (--force submits anew). Exit codes: 3 invalid data, 4 prerequisites, 5 job failed,
+        of paying twice (--force submits anew). With a sweep: block in job.yaml, one job per point (asked
+        once; at most sweep.max_parallel at a time), then `phi3ft compare`. Exit codes: 3 invalid data, 4 prerequisites, 5 job failed,
         130 detached with Ctrl+C (the job keeps running).
         """
         from phi3ft import jobs as svc
@@ -246,6 +258,14 @@ def register(app: typer.Typer) -> None:
             clock=app_ctx.clock,
             sleep=app_ctx.sleep,
         )
+        if cfg.sweep is not None:  # one job per point (phi3ft.sweep)
+            from phi3ft.cli.sweep import submit_sweep_cmd
+
+            submit_sweep_cmd(
+                app_ctx, cfg, backend, store, yes=yes, detach=detach, timeout=wait, options=options,
+                on_event=on_event, json=json,
+            )  # fmt: skip
+            return
         result = svc.run_submit(svc.submit(cfg, backend, store, confirm=confirm, options=options), on_event)
         job = result.job
         if detach or job.terminal:
@@ -276,19 +296,33 @@ def register(app: typer.Typer) -> None:
         job: JobArg = None,
         config: OptionalConfigOpt = None,
         timeout: TimeoutOpt = None,
+        sweep: SweepOpt = False,
         auth: AuthOpt = None,
         json: JsonOpt = False,
     ) -> None:
         """Follow a job until it ends: phase, elapsed, time queued, latest loss.
 
         Polls fast, then slowly (2 s x5, then 10-60 s), honouring Retry-After. Ctrl+C detaches and the
-        job keeps running. Exit 0 on Completed, 5 on Failed / Canceled / NotResponding.
+        job keeps running. Exit 0 on Completed, 5 on Failed / Canceled / NotResponding. With --sweep (or a
+        sweep's name) every point in one table, starting waiting points as others finish.
         """
         from phi3ft.jobs import resolve_job_name
 
         app_ctx: AppContext = ctx.obj
         app_ctx.output.json_mode = json
         store = _store(app_ctx)
+        if sweep or _is_sweep(store, job):
+            from phi3ft import sweep as sweep_svc
+            from phi3ft.cli.sweep import watch_sweep_cmd
+
+            record = sweep_svc.resolve_sweep(store, job)
+            jobs = sweep_svc.point_jobs(record)
+            backend = _backend(app_ctx, config=config, job=jobs[0] if jobs else None, auth=auth)
+            rows = watch_sweep_cmd(app_ctx, backend, store, str(record["name"]), _timeout(timeout))
+            if json:
+                app_ctx.output.emit_json({"sweep": record["name"], "points": rows})
+            app_ctx.output.success(f"Sweep {record['name']}: all {len(rows)} points Completed.")
+            return
         name = resolve_job_name(store, job)
         backend = _backend(app_ctx, config=config, job=name, auth=auth)
         final = _watch(app_ctx, backend, store, name, _timeout(timeout))
@@ -446,16 +480,33 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         job: JobArg = None,
         config: OptionalConfigOpt = None,
+        sweep: SweepOpt = False,
         yes: YesOpt = False,
         auth: AuthOpt = None,
         json: JsonOpt = False,
     ) -> None:
-        """Cancel a running job (billing stops); a job that already ended is left as it is."""
+        """Cancel a running job (billing stops); a job that already ended is left as it is.
+
+        With --sweep (or a sweep's name): every running point; waiting points never start.
+        """
         from phi3ft import jobs as svc
 
         app_ctx: AppContext = ctx.obj
         out = app_ctx.for_command(json=json)
         store = _store(app_ctx)
+        if sweep or _is_sweep(store, job):
+            from phi3ft import sweep as sweep_svc
+            from phi3ft.cli.sweep import cancel_sweep_cmd
+
+            record = sweep_svc.resolve_sweep(store, job)
+            if job is None and not out.confirm(
+                f"Cancel every point of sweep {record['name']}?", assume_yes=yes
+            ):
+                raise UsageError("Not canceled.")
+            jobs = sweep_svc.point_jobs(record)
+            backend = _backend(app_ctx, config=config, job=jobs[0] if jobs else None, auth=auth)
+            cancel_sweep_cmd(app_ctx, backend, store, record, json)
+            return
         name = svc.resolve_job_name(store, job)
         if job is None and not out.confirm(f"Cancel the last job, {name}?", assume_yes=yes):
             raise UsageError("Not canceled.")
