@@ -109,6 +109,16 @@ def test_2x2_sweep_trains_four_points_and_compare_marks_the_best(
     assert code == 0, err
     assert f"* best by validation loss: {best['job']}" in out
 
+    # eval --baseline on the best point: its adapter against the base weights, both really generating
+    code, out, err = cli("eval", best["job"], "--baseline", "--limit", "2", "--max-tokens", "4", "--json")
+    assert code == 0, err
+    scored = json.loads(out)
+    assert scored["backend"] == "local" and scored["fine_tuned"]["endpoint"] == f"{best['job']} (adapter)"
+    assert scored["fine_tuned"]["examples"] == scored["base"]["examples"] == 2
+    results = scored["fine_tuned"]["results"] + scored["base"]["results"]
+    assert all(0 < (r["completion_tokens"] or 0) <= 4 for r in results)
+    assert sum(scored["counts"].values()) == 2
+
     # again: every point re-attaches, nothing trains twice
     code, out, err = cli("submit", "-c", str(config), "--yes", "--json", "--detach")
     assert code == 0, err
