@@ -35,6 +35,6 @@ WORKERS=${PHI3FT_TEST_WORKERS:-4}
 # The C extension (phi3ft.data._speedups) must have been built here: its tests fail instead of skipping.
 export PHI3FT_REQUIRE_SPEEDUPS=1
 echo "== pytest (validator data tests, pure-Python fallback: PHI3FT_PURE_PYTHON=1)"
-PHI3FT_PURE_PYTHON=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -n "$WORKERS" --dist worksteal tests/unit/test_data_*.py
+PHI3FT_PURE_PYTHON=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/unit/test_data_*.py  # serial: one speed-ups test depends on module state
 echo "== pytest ($WORKERS workers)"
 exec "$VENV/bin/python" -m pytest -n "$WORKERS" --dist worksteal "$@"
