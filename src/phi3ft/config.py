@@ -19,7 +19,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
 from pydantic import (
@@ -366,6 +366,67 @@ class JobConfig(_Strict):
     def profile(self) -> ModelProfile:
         return self.model.profile
 
+    #: What the backend means for the rest of the code, so nothing outside this module compares
+    #: ``backend`` strings. Set by each :data:`JobSpec` member (the loader never returns a bare JobConfig).
+    #: Azure fine-tunes the model itself: ``hyperparameters:`` apply, ``training:``/``compute:`` do not.
+    azure_finetune: ClassVar[bool]
+    #: Trains on this machine (no ``azure:`` needed).
+    runs_locally: ClassVar[bool]
+    #: Trains phi3ft's LoRA trainer on an Azure ML GPU cluster (``compute:``).
+    on_cluster: ClassVar[bool]
+
+    @property
+    def needs_azure(self) -> bool:
+        """The backend creates Azure resources (hub, project, data, job): ``azure:`` is required."""
+        return not self.runs_locally
+
+
+class ServerlessJob(JobConfig):
+    """``backend: serverless``: Azure AI Foundry's pay-as-you-go fine-tuning."""
+
+    backend: Literal["serverless"] = Field("serverless", description="Where training runs.")
+    azure_finetune: ClassVar[bool] = True
+    runs_locally: ClassVar[bool] = False
+    on_cluster: ClassVar[bool] = False
+
+
+class ClusterJob(JobConfig):
+    """``backend: azureml-compute``: phi3ft's LoRA trainer as a command job on an Azure ML GPU cluster."""
+
+    backend: Literal["azureml-compute"] = Field("azureml-compute", description="Where training runs.")
+    azure_finetune: ClassVar[bool] = False
+    runs_locally: ClassVar[bool] = False
+    on_cluster: ClassVar[bool] = True
+
+
+class LocalJob(JobConfig):
+    """``backend: local``: phi3ft's LoRA trainer on this machine."""
+
+    backend: Literal["local"] = Field("local", description="Where training runs.")
+    azure_finetune: ClassVar[bool] = False
+    runs_locally: ClassVar[bool] = True
+    on_cluster: ClassVar[bool] = False
+
+
+#: A loaded job.yaml: one member per backend, told apart by ``backend`` (the discriminator).
+JobSpec = Annotated[ServerlessJob | ClusterJob | LocalJob, Field(discriminator="backend")]
+#: ``backend`` value -> its :data:`JobSpec` member (the loader's and ``--backend``'s registry).
+SPEC_CLASSES: dict[str, type[ServerlessJob | ClusterJob | LocalJob]] = {
+    "serverless": ServerlessJob,
+    "azureml-compute": ClusterJob,
+    "local": LocalJob,
+}
+
+
+def with_backend(cfg: JobConfig, backend: str) -> JobSpec:
+    """The same job.yaml read as another backend (``submit --backend``): no re-validation, same lines."""
+    cls = SPEC_CLASSES[backend]
+    values = {name: getattr(cfg, name) for name in JobConfig.model_fields}
+    values["backend"] = backend
+    spec = cls.model_construct(_fields_set=set(cfg.model_fields_set) | {"backend"}, **values)
+    spec._source, spec._lines, spec._env_subscription = cfg._source, dict(cfg._lines), cfg._env_subscription
+    return spec
+
 
 # ------------------------------------------------------------------------------------------------------
 # Derived values: hyperparameters, names, hashes.
@@ -424,12 +485,14 @@ def data_hashes(cfg: JobConfig) -> dict[str, str]:
     return {role: file_sha256(path) for role, path in data_files(cfg).items() if _path_kind(path) == "file"}
 
 
-def _normalised(cfg: JobConfig, *, include: set[str] | None = None) -> dict[str, Any]:
+def _normalised(
+    cfg: JobConfig, *, include: set[str] | None = None, hashes: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Config as canonical JSON data: paths to data files become content hashes (machine-independent)."""
     data = cfg.model_dump(mode="json", include=include)
     data.pop("sweep", None)  # a sweep point is the config without it; hashes of other configs unchanged
     if "data" in data:
-        hashes = data_hashes(cfg)
+        hashes = data_hashes(cfg) if hashes is None else hashes
         for role in ("train", "validation"):
             if data["data"].get(role) is not None:
                 data["data"][role] = {"sha256": hashes.get(role, "missing")}
@@ -448,9 +511,12 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def config_hash(cfg: JobConfig) -> str:
-    """Stable sha256 of the whole normalised config (data by content, not by path)."""
-    return _digest(_normalised(cfg))
+def config_hash(cfg: JobConfig, *, hashes: Mapping[str, str] | None = None) -> str:
+    """Stable sha256 of the whole normalised config (data by content, not by path).
+
+    ``hashes`` (:func:`data_hashes`, e.g. a :class:`Fingerprint`'s) saves reading the data files again.
+    """
+    return _digest(_normalised(cfg, hashes=hashes))
 
 
 #: What defines the trained model: changing eval/deploy/pricing/tags must not start a new paid job.
@@ -467,10 +533,10 @@ _TRAINING_KEYS = {
 }
 
 
-def training_hash(cfg: JobConfig) -> str:
+def training_hash(cfg: JobConfig, *, hashes: Mapping[str, str] | None = None) -> str:
     """sha256 over the blocks that define the training job (names for submit come from this)."""
-    data = _normalised(cfg, include=_TRAINING_KEYS)
-    if cfg.backend == "serverless":
+    data = _normalised(cfg, include=_TRAINING_KEYS, hashes=hashes)
+    if cfg.azure_finetune:
         data.pop("training", None)
         data.pop("compute", None)
     if data.get("azure"):
@@ -491,13 +557,47 @@ class DerivedNames:
     endpoint: str
 
 
-def derived_names(cfg: JobConfig) -> DerivedNames:
-    """Deterministic names: the same config and data give the same names, so a re-run resumes."""
-    digest = training_hash(cfg)
+def derived_names(cfg: JobConfig, *, digest: str | None = None) -> DerivedNames:
+    """Deterministic names: the same config and data give the same names, so a re-run resumes.
+
+    ``digest`` is the config's :func:`training_hash` when the caller has it (a :class:`Fingerprint`).
+    """
+    digest = training_hash(cfg) if digest is None else digest
     short = _slug(cfg.profile.name.removesuffix("-instruct"), 16)
     output_model = cfg.output.model_name or f"{short}-ft-{digest[:8]}"
     endpoint = cfg.deploy.endpoint_name or f"{short}-ft-{digest[:8]}"
     return DerivedNames(job=f"phi3ft-{short}-{digest[:12]}", output_model=output_model, endpoint=endpoint)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a command derives from the config and the data, computed once and passed down.
+
+    ``data`` is the sha256 of each data file that exists (``{"train": ..., "validation": ...}``): each file
+    is read for hashing once per command (``plan``, ``submit``), however many names and hashes come from it.
+    """
+
+    data: Mapping[str, str]
+    config: str
+    training: str
+    names: DerivedNames
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        """``{"config": ..., "training": ...}`` (the plan's and the ledger's ``hashes``)."""
+        return {"config": self.config, "training": self.training}
+
+
+def fingerprint(cfg: JobConfig) -> Fingerprint:
+    """Hash each data file once, then derive the config hash, the training hash and the names from it."""
+    data = data_hashes(cfg)
+    training = training_hash(cfg, hashes=data)
+    return Fingerprint(
+        data=data,
+        config=config_hash(cfg, hashes=data),
+        training=training,
+        names=derived_names(cfg, digest=training),
+    )
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -916,7 +1016,7 @@ def _cross_checks(cfg: JobConfig) -> list[tuple[tuple[str | int, ...], str]]:
             found.append((("hyperparameters", key), f"{value} is outside {rng.describe()}"))
     if cfg.data.validation is not None and cfg.data.split is not None:
         found.append((("data", "split"), "give either validation or split, not both"))
-    if cfg.backend in ("serverless", "azureml-compute") and cfg.azure is None:
+    if cfg.needs_azure and cfg.azure is None:
         found.append((("azure",), f"required for backend {cfg.backend} (hub, project, resource group)"))
     match = _REGISTRY_ID.match(cfg.model.name)
     if match and match.group("version") and cfg.model.version not in ("latest", match.group("version")):
@@ -939,7 +1039,7 @@ def sweep_problems(cfg: JobConfig) -> list[tuple[tuple[str | int, ...], str]]:
         return [(("sweep",), f"lists no values to try (give at least one of {keys})")]
     if sweep.size() > MAX_SWEEP_POINTS:
         found.append((("sweep",), f"expands to {sweep.size()} points; at most {MAX_SWEEP_POINTS}"))
-    serverless = cfg.backend == "serverless"
+    serverless = cfg.azure_finetune
     ranges = cfg.profile.hyperparameters
     training = TrainingSettings.model_fields
     for key, values in varied.items():
@@ -1012,10 +1112,10 @@ def _file_checks(cfg: JobConfig) -> list[tuple[tuple[str | int, ...], str]]:
         reason = "does not exist" if kind in ("missing", "other") else f"cannot be used: {kind}"
         found.append((("eval", "data"), f"file {cfg.eval.data} {reason}"))
     tokenizer = cfg.training.tokenizer
-    if cfg.backend != "serverless" and tokenizer is not None and _path_kind(tokenizer) == "missing":
+    if not cfg.azure_finetune and tokenizer is not None and _path_kind(tokenizer) == "missing":
         found.append((("training", "tokenizer"), f"{tokenizer} does not exist"))
     base_model = cfg.training.base_model
-    if cfg.backend != "serverless" and base_model:
+    if not cfg.azure_finetune and base_model:
         problem = base_model_problem(base_model)
         if problem:
             found.append((("training", "base_model"), problem))
@@ -1068,7 +1168,7 @@ def parse_job_config(
     base_dir: Path | None = None,
     env: Mapping[str, str] | None = None,
     check_files: bool = True,
-) -> JobConfig:
+) -> JobSpec:
     """Validate job.yaml text. Raises :class:`JobConfigError` (exit 3) listing every problem found."""
     env = {} if env is None else env
     try:
@@ -1108,8 +1208,14 @@ def parse_job_config(
             value = value.get(part) if isinstance(value, dict) else None
         return _hide_expanded(message, value, names, env)
 
+    # the member of JobSpec for the backend asked for; an unknown backend fails validation on the base
+    # model with today's message ("Input should be 'serverless', 'local' or 'azureml-compute'")
+    backend = data.get("backend", "serverless")
+    spec_class: type[JobConfig] = (
+        SPEC_CLASSES.get(backend, JobConfig) if isinstance(backend, str) else JobConfig
+    )
     try:
-        cfg = JobConfig.model_validate(data, context={"base_dir": base_dir})
+        cfg = spec_class.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(error["loc"])
@@ -1118,6 +1224,7 @@ def parse_job_config(
         issues.sort(key=lambda issue: issue.line or 0)
         raise JobConfigError(issues) from None
 
+    assert isinstance(cfg, (ServerlessJob, ClusterJob, LocalJob))  # the base model refused the backend
     _resolve_training_paths(cfg.training, base_dir)
     checks = _cross_checks(cfg) + (_file_checks(cfg) if check_files else [])
     if checks:
@@ -1178,9 +1285,7 @@ def _read_config_text(path: Path) -> str:
         ) from None
 
 
-def load_job_config(
-    path: Path, *, env: Mapping[str, str] | None = None, check_files: bool = True
-) -> JobConfig:
+def load_job_config(path: Path, *, env: Mapping[str, str] | None = None, check_files: bool = True) -> JobSpec:
     """Read and validate a job.yaml; relative paths inside resolve against its folder."""
     path = Path(path)
     text = _read_config_text(path)

@@ -9,9 +9,12 @@ Importing this module imports no Azure code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phi3ft.errors import PrerequisiteError, UsageError
+
+if TYPE_CHECKING:
+    from phi3ft.config import JobConfig, JobSpec
 
 #: The all-zero subscription that ``phi3ft init`` and examples/job.yaml write, so that ``plan`` runs without an
 #: Azure account. No real subscription has it: Azure commands refuse it before trying a credential.
@@ -48,7 +51,7 @@ class AzureTarget:
     auth: str = "auto"
 
     @classmethod
-    def from_config(cls, cfg: Any) -> AzureTarget:
+    def from_config(cls, cfg: JobConfig) -> AzureTarget:
         azure = getattr(cfg, "azure", None)
         if azure is None:
             raise UsageError(
@@ -114,7 +117,7 @@ def open_backend_for_record(app_ctx: Any, record: dict[str, Any], *, auth: str |
     return open_backend(app_ctx, AzureTarget.from_record(record), auth=auth)
 
 
-def open_backend(app_ctx: Any, cfg: Any, *, auth: str | None = None) -> Any:
+def open_backend(app_ctx: Any, cfg: JobSpec | AzureTarget, *, auth: str | None = None) -> Any:
     """The backend for ``cfg`` (a JobConfig or an :class:`AzureTarget`); ``auth`` overrides the config's.
 
     ``backend: local`` gets the local trainer backend; serverless and azureml-compute share the Azure ML
@@ -122,7 +125,7 @@ def open_backend(app_ctx: Any, cfg: Any, *, auth: str | None = None) -> Any:
     """
     if app_ctx.backend_factory is not None:
         return app_ctx.backend_factory(cfg)
-    if not isinstance(cfg, AzureTarget) and getattr(cfg, "backend", None) == "local":
+    if not isinstance(cfg, AzureTarget) and cfg.runs_locally:
         return open_local_backend(app_ctx)
     target = cfg if isinstance(cfg, AzureTarget) else AzureTarget.from_config(cfg)
     mode = auth or target.auth

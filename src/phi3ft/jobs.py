@@ -27,7 +27,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from phi3ft import __version__
 from phi3ft.backends.base import FAILED_STATUSES, SUCCESS_STATUSES, TERMINAL_STATUSES, JobInfo, MetricPoint
@@ -41,6 +41,9 @@ from phi3ft.errors import (
 )
 from phi3ft.polling import Poll, default_schedule, wait_until
 from phi3ft.state import StateStore, utc_now
+
+if TYPE_CHECKING:
+    from phi3ft.config import Fingerprint, JobConfig, JobSpec, LocalJob
 
 #: Attempts ``-2`` .. ``-N`` for one config before giving up (each failed attempt is a paid job).
 MAX_ATTEMPTS = 50
@@ -163,23 +166,27 @@ class SubmitOptions:
     compute_timeout: float | None = DEFAULT_COMPUTE_TIMEOUT
 
 
-def apply_backend_override(cfg: Any, backend: str | None) -> Any:
+def apply_backend_override(cfg: JobSpec, backend: str | None) -> JobSpec:
     """``submit --backend``: replace ``cfg.backend`` (same checks as job.yaml: Azure backends need azure:)."""
-    if backend is None or backend == cfg.backend:
+    from phi3ft.config import SPEC_CLASSES, with_backend
+
+    if backend is None:
         return cfg
-    if backend not in BACKENDS:
+    spec_class = SPEC_CLASSES.get(backend)
+    if spec_class is None:
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}.")
-    if backend != "local" and cfg.azure is None:
+    if isinstance(cfg, spec_class):
+        return cfg
+    if not spec_class.runs_locally and cfg.azure is None:
         raise UsageError(
             f"--backend {backend} needs an azure: section in job.yaml (hub, project, resource group).",
             "Add one (see `phi3ft init`), or use --backend local.",
         )
-    cfg.backend = backend
-    return cfg
+    return with_backend(cfg, backend)
 
 
 def _validate(
-    cfg: Any, opts: SubmitOptions, build_plan: Callable[..., Any] | None
+    cfg: JobSpec, opts: SubmitOptions, build_plan: Callable[..., Any] | None
 ) -> Generator[SubmitEvent, None, Any]:
     """Step 1 of every backend: validate the data (exact tokens when the tokenizer is available) -> exit 3."""
     yield SubmitEvent("step", "validate", f"Validating {cfg.data.train.name}")
@@ -221,7 +228,15 @@ def _require_train_extra() -> None:
         )
 
 
-def _output_dir_configured(cfg: Any) -> bool:
+def _fingerprint_of(plan: Any, cfg: JobConfig) -> Fingerprint:
+    """The plan's :class:`Fingerprint` (the data was hashed once, for the plan), else a fresh one."""
+    from phi3ft.config import Fingerprint, fingerprint
+
+    found = getattr(plan, "fingerprint", None)
+    return found if isinstance(found, Fingerprint) else fingerprint(cfg)
+
+
+def _output_dir_configured(cfg: JobConfig) -> bool:
     """True when job.yaml names ``training.output_dir`` (anything but the default ``runs/train``)."""
     default = Path(type(cfg.training).model_fields["output_dir"].default)
     current = Path(cfg.training.output_dir)
@@ -233,7 +248,7 @@ def _output_dir_configured(cfg: Any) -> bool:
 
 
 def _submit_local(
-    cfg: Any,
+    cfg: LocalJob,
     backend: Any,
     store: StateStore,
     *,
@@ -242,7 +257,6 @@ def _submit_local(
     build_plan: Callable[..., Any] | None,
 ) -> Generator[SubmitEvent, None, SubmitResult]:
     """``backend: local``: validate, confirm, start the trainer detached; the ledger records the job."""
-    from phi3ft import config as config_mod
     from phi3ft.train.job import options_from_job_config
 
     plan = yield from _validate(cfg, opts, build_plan)
@@ -253,9 +267,8 @@ def _submit_local(
     if not confirm(plan):
         raise Phi3ftError("Submit cancelled; nothing was created.")
 
-    names = config_mod.derived_names(cfg)
-    hashes = {"config": config_mod.config_hash(cfg), "training": config_mod.training_hash(cfg)}
-    data_hashes = config_mod.data_hashes(cfg)
+    fp = _fingerprint_of(plan, cfg)
+    names, hashes, data_hashes = fp.names, fp.hashes, dict(fp.data)
     yield SubmitEvent("step", "job", f"Starting local training job {names.job}")
     job, resumed, attempt = _create_or_attach(backend, store, names.job, opts.force)
     name = names.job if attempt == 1 else f"{names.job}-{attempt}"
@@ -309,7 +322,7 @@ def _submit_local(
 
 
 def submit(
-    cfg: Any,
+    cfg: JobSpec,
     backend: JobBackend,
     store: StateStore,
     *,
@@ -327,14 +340,13 @@ def submit(
     """
     opts = options or SubmitOptions()
     from phi3ft import config as config_mod
+    from phi3ft.config import LocalJob
 
-    if cfg.backend not in BACKENDS:
-        raise UsageError(f"backend {cfg.backend!r} is not supported.", f"Use one of: {', '.join(BACKENDS)}.")
-    if cfg.backend == "local":
+    if isinstance(cfg, LocalJob):
         return (
             yield from _submit_local(cfg, backend, store, confirm=confirm, opts=opts, build_plan=build_plan)
         )
-    compute_job = cfg.backend == "azureml-compute"
+    compute_job = cfg.on_cluster
     azure = cfg.azure
     if azure is None:
         raise UsageError("job.yaml has no azure: section.", "Add one (see `phi3ft init`).")
@@ -345,6 +357,7 @@ def submit(
     # 1. validate the data (exact tokens when the tokenizer is available) -> exit 3, nothing created
     plan = yield from _validate(cfg, opts, build_plan)
     plan_dict = plan.to_dict()
+    fp = _fingerprint_of(plan, cfg)
 
     # 2. prerequisites -> exit 4, nothing created
     if opts.skip_checks:
@@ -432,7 +445,8 @@ def submit(
     train_path: Path = cfg.data.train
     val_path: Path | None = cfg.data.validation
     uploads: list[tuple[str, Path, str, str]] = []
-    train_sha = config_mod.file_sha256(train_path)
+    train_sha = fp.data.get("train") or config_mod.file_sha256(train_path)
+    upload_sha: dict[str, str] = {}  # per role, when the uploaded file is a data file (already hashed)
     if val_path is None:
         split_cfg = cfg.data.split
         fraction = float(split_cfg.fraction) if split_cfg is not None else 0.1
@@ -452,7 +466,8 @@ def submit(
         )
     else:
         uploads.append(("train", train_path, *data_asset_ref("train", train_path, train_sha)))
-        val_sha = config_mod.file_sha256(val_path)
+        val_sha = fp.data.get("validation") or config_mod.file_sha256(val_path)
+        upload_sha = {"train": train_sha, "validation": val_sha}
         uploads.append(("validation", val_path, *data_asset_ref("validation", val_path, val_sha)))
 
     assets: dict[str, Any] = {}
@@ -502,7 +517,7 @@ def submit(
         )
 
     # 6. the job: exact model id, deterministic name, re-attach unless it failed (or --force)
-    names = config_mod.derived_names(cfg)
+    names = fp.names
     profile = cfg.profile
     version = cfg.model.pinned_version
     if compute_job:
@@ -523,8 +538,9 @@ def submit(
         model_id = model.id
         yield SubmitEvent("done", "model", f"Base model {model.id}", {"model_id": model.id})
 
-    hashes = {"config": config_mod.config_hash(cfg), "training": config_mod.training_hash(cfg)}
-    data_hashes = {role: config_mod.file_sha256(p) for role, p, _, _ in uploads}
+    hashes = fp.hashes
+    # the split's halves are new files, hashed here once each; a data file reuses the fingerprint's hash
+    data_hashes = {role: upload_sha.get(role) or config_mod.file_sha256(p) for role, p, _, _ in uploads}
     tags = {
         **{str(k): str(v) for k, v in (cfg.tags or {}).items()},
         "phi3ft": __version__,
@@ -646,7 +662,7 @@ def _wait_for_cluster(
 
 
 def _ensure_cluster_and_environment(
-    cfg: Any, backend: Any, store: StateStore, where: dict[str, str], project: str, opts: SubmitOptions
+    cfg: JobConfig, backend: Any, store: StateStore, where: dict[str, str], project: str, opts: SubmitOptions
 ) -> Generator[SubmitEvent, None, dict[str, Any]]:
     """``backend: azureml-compute``: the GPU cluster (scales to zero) and the training environment."""
     from phi3ft.config import ComputeConfig

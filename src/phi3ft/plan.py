@@ -20,10 +20,12 @@ from typing import Any, Literal
 
 from phi3ft import catalog
 from phi3ft.config import (
+    DerivedNames,
+    Fingerprint,
     JobConfig,
     SplitConfig,
-    derived_names,
     file_sha256,
+    fingerprint,
     resolved_hyperparameters,
     to_azure_hyperparameters,
 )
@@ -87,6 +89,8 @@ class Plan:
     findings: list[PlanFinding]
     validation: dict[str, Any] | None
     hashes: dict[str, str]
+    #: The hashes and names the plan was built from; ``submit`` reuses them (no second read of the data).
+    fingerprint: Fingerprint | None = field(default=None, repr=False, compare=False)
 
     @property
     def blockers(self) -> list[PlanFinding]:
@@ -169,7 +173,7 @@ def effective_split(cfg: JobConfig) -> SplitConfig | None:
     """
     if cfg.data.split is not None:
         return cfg.data.split
-    if cfg.data.validation is None and cfg.backend == "serverless":
+    if cfg.data.validation is None and cfg.azure_finetune:
         return SplitConfig()
     return None
 
@@ -220,25 +224,28 @@ def build_plan(
     env: Mapping[str, str] | None = None,
     validate: ValidateFn | None = None,
     progress: Callable[[str], None] | None = None,
+    fingerprint_of: Fingerprint | None = None,
 ) -> Plan:
     """Work out every step of ``submit`` for ``cfg`` without calling Azure.
 
     ``validate`` defaults to :func:`phi3ft.data.validate.validate_dataset`; tests may pass another.
+    ``fingerprint_of`` is the config's :class:`Fingerprint` when the caller has it (else computed here).
     """
     profile = cfg.profile
     findings: list[PlanFinding] = []
-    names = derived_names(cfg)
+    fp = fingerprint_of or fingerprint(cfg)
+    names = fp.names
     hp = resolved_hyperparameters(cfg)
-    serverless = cfg.backend == "serverless"
-    epochs: float = hp.epochs if cfg.backend == "serverless" else cfg.training.epochs
+    serverless = cfg.azure_finetune
+    epochs: float = hp.epochs if serverless else cfg.training.epochs
 
     _model_findings(cfg, today, findings)
     _config_findings(cfg, findings)
 
     # ---- data: hashes, validation, tokens ------------------------------------------------------------
-    hashes = {"train": file_sha256(cfg.data.train)}
+    hashes = {"train": fp.data.get("train") or file_sha256(cfg.data.train)}  # (file_sha256: its error)
     if cfg.data.validation is not None:
-        hashes["validation"] = file_sha256(cfg.data.validation)
+        hashes["validation"] = fp.data.get("validation") or file_sha256(cfg.data.validation)
     validate_fn = validate or _default_validate()
     if progress:
         progress(
@@ -352,8 +359,6 @@ def build_plan(
         "hyperparameters": to_azure_hyperparameters(cfg) if serverless else None,
         "defaults_used": list(hp.defaults_used) if serverless else [],
     }
-    from phi3ft.config import config_hash, training_hash
-
     return Plan(
         config=str(cfg.source) if cfg.source else None,
         backend=cfg.backend,
@@ -365,7 +370,8 @@ def build_plan(
         actions=actions,
         findings=findings,
         validation=validation,
-        hashes={"config": config_hash(cfg), "training": training_hash(cfg)},
+        hashes=fp.hashes,
+        fingerprint=fp,
     )
 
 
@@ -381,7 +387,7 @@ def _model_findings(cfg: JobConfig, today: date, findings: list[PlanFinding]) ->
     as_of = profile.as_of.lifecycle.isoformat()
     replacement = lc.replacement
     other_backends = "backend: local or backend: azureml-compute can still fine-tune its open weights"
-    if cfg.backend != "serverless":
+    if not cfg.azure_finetune:
         if status != "active":
             findings.append(
                 PlanFinding(
@@ -459,7 +465,7 @@ def _model_findings(cfg: JobConfig, today: date, findings: list[PlanFinding]) ->
 
 def _config_findings(cfg: JobConfig, findings: list[PlanFinding]) -> None:
     hp = resolved_hyperparameters(cfg)
-    if cfg.backend == "serverless":
+    if cfg.azure_finetune:
         if hp.epochs > 10:
             findings.append(
                 PlanFinding(
@@ -480,7 +486,7 @@ def _config_findings(cfg: JobConfig, findings: list[PlanFinding]) -> None:
                     cfg.line_of("training"),
                 )
             )
-    if cfg.compute is not None and cfg.backend != "azureml-compute":
+    if cfg.compute is not None and not cfg.on_cluster:
         findings.append(
             PlanFinding(
                 "compute-ignored",
@@ -494,7 +500,7 @@ def _config_findings(cfg: JobConfig, findings: list[PlanFinding]) -> None:
 
     if (
         cfg.azure is not None
-        and cfg.backend != "local"
+        and not cfg.runs_locally
         and is_placeholder_subscription(cfg.azure.subscription_id)
     ):
         findings.append(
@@ -507,7 +513,7 @@ def _config_findings(cfg: JobConfig, findings: list[PlanFinding]) -> None:
                 cfg.line_of("azure", "subscription_id"),
             )
         )
-    if cfg.azure is not None and cfg.backend != "local" and not cfg.azure.subscription_id:
+    if cfg.azure is not None and not cfg.runs_locally and not cfg.azure.subscription_id:
         findings.append(
             PlanFinding(
                 "no-subscription",
@@ -517,7 +523,7 @@ def _config_findings(cfg: JobConfig, findings: list[PlanFinding]) -> None:
                 cfg.line_of("azure"),
             )
         )
-    if cfg.deploy.enabled and not cfg.deploy.content_safety and cfg.backend == "serverless":
+    if cfg.deploy.enabled and not cfg.deploy.content_safety and cfg.azure_finetune:
         findings.append(
             PlanFinding(
                 "content-safety-off",
@@ -527,7 +533,7 @@ def _config_findings(cfg: JobConfig, findings: list[PlanFinding]) -> None:
                 cfg.line_of("deploy", "content_safety"),
             )
         )
-    if cfg.deploy.enabled and cfg.backend != "serverless":
+    if cfg.deploy.enabled and not cfg.azure_finetune:
         findings.append(
             PlanFinding(
                 "deploy-not-planned",
@@ -555,14 +561,16 @@ def _cost(cfg: JobConfig, billed: int | None, *, exact: bool) -> dict[str, Any] 
     return cost
 
 
-def _actions(cfg: JobConfig, names: Any, hashes: Mapping[str, str], *, serverless: bool) -> list[PlanAction]:
+def _actions(
+    cfg: JobConfig, names: DerivedNames, hashes: Mapping[str, str], *, serverless: bool
+) -> list[PlanAction]:
     actions: list[PlanAction] = []
 
     def add(kind: str, target: str, summary: str, **params: Any) -> None:
         actions.append(PlanAction(len(actions) + 1, kind, target, summary, params))
 
     profile = cfg.profile
-    if cfg.backend == "local":
+    if cfg.runs_locally:
         add(
             "load_base_model",
             cfg.training.base_model or profile.hf_repo,
@@ -602,7 +610,7 @@ def _actions(cfg: JobConfig, names: Any, hashes: Mapping[str, str], *, serverles
         create_if_missing=project.create_if_missing,
         existence=unknown,
     )
-    if cfg.backend == "azureml-compute":
+    if cfg.on_cluster:
         compute = cfg.compute
         cluster = compute.cluster_name if compute else "phi3ft-gpu"
         add(

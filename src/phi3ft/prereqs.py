@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from phi3ft import catalog
 from phi3ft.backends.azureml.prereqs import (
@@ -38,6 +38,9 @@ from phi3ft.backends.azureml.prereqs import (
 from phi3ft.backends.base import Identity, RegistryModel, Workspace
 from phi3ft.errors import NotFoundError, Phi3ftError, PrerequisiteError, UsageError
 from phi3ft.polling import Poll, PollTimeout, wait_until
+
+if TYPE_CHECKING:
+    from phi3ft.config import JobConfig
 
 Status = Literal["pass", "warn", "fail", "skip"]
 _RANK: dict[str, int] = {"pass": 0, "skip": 1, "warn": 2, "fail": 3}
@@ -147,7 +150,7 @@ class CheckTarget:
     cluster: str | None = None  # compute.cluster_name for azureml-compute
 
     @classmethod
-    def from_config(cls, cfg: Any) -> CheckTarget:
+    def from_config(cls, cfg: JobConfig | CheckTarget) -> CheckTarget:
         """From a :class:`phi3ft.config.JobConfig` (or anything shaped like it)."""
         if isinstance(cfg, CheckTarget):
             return cfg
@@ -181,8 +184,8 @@ class CheckTarget:
             ),
             backend=str(getattr(cfg, "backend", None) or "serverless"),
             cluster=(
-                str(cfg.compute.cluster_name)
-                if getattr(cfg, "backend", None) == "azureml-compute" and getattr(cfg, "compute", None)
+                str(compute.cluster_name)
+                if getattr(cfg, "on_cluster", False) and (compute := getattr(cfg, "compute", None))
                 else None
             ),
         )
@@ -514,7 +517,7 @@ def access_needed(target: CheckTarget, hub: Outcome, project: Outcome) -> Access
         creates.append(f"hub {target.hub} (a new storage account and key vault)")
     if project.error is None and project.value is None and target.project_create:
         creates.append(f"project {target.project}")
-    if target.backend == "azureml-compute" and target.cluster:
+    if target.cluster:  # set for azureml-compute only
         creates.append(f"compute cluster {target.cluster} (if missing)")
     if hub_new:
         return AccessNeed(tuple(creates), dict(HUB_CREATING_ROLES), "Contributor", HUB_CREATE_ACTIONS)
@@ -904,7 +907,7 @@ def register_providers(
 # ---- the entry point -------------------------------------------------------------------------------
 def run_checks(
     backend: Any,
-    cfg: Any,
+    cfg: JobConfig | CheckTarget,
     *,
     fix: bool = False,
     today: date | None = None,
@@ -1011,7 +1014,7 @@ def _run(
     return CheckReport(results, identity, time.monotonic() - wall, fixed)
 
 
-def ensure_prerequisites(backend: Any, cfg: Any, **kwargs: Any) -> CheckReport:
+def ensure_prerequisites(backend: Any, cfg: JobConfig | CheckTarget, **kwargs: Any) -> CheckReport:
     """For ``submit``: run the checks and raise PrerequisiteError (exit 4) naming the first failure."""
     report = run_checks(backend, cfg, **kwargs)
     if not report.ok:

@@ -7,7 +7,7 @@ with ``--json`` stdout carries exactly one JSON document.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,6 +15,9 @@ from phi3ft.cli.check import AuthOpt
 from phi3ft.cli.context import AppContext
 from phi3ft.cli.options import JsonOpt, YesOpt
 from phi3ft.errors import Interrupted, UsageError
+
+if TYPE_CHECKING:
+    from phi3ft.plan import Plan
 
 JobArg = Annotated[
     str | None,
@@ -112,20 +115,20 @@ def _fmt_elapsed(seconds: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def _render_plan(out: Any, plan: dict[str, Any]) -> None:
+def _render_plan(out: Any, plan: Plan) -> None:
     """Compact plan on stderr before the confirmation (``phi3ft plan`` shows every detail)."""
     out.info("[bold]Plan[/bold]")
-    for action in plan.get("actions") or []:
-        out.info(f"  {action['step']}. {action['summary']}")
-    tokens = plan.get("tokens") or {}
+    for action in plan.actions:
+        out.info(f"  {action.step}. {action.summary}")
+    tokens = plan.tokens
     if tokens.get("billed") is not None:
         label = "" if tokens.get("exact") else " (estimate)"
         out.info(f"  Billed training tokens: {tokens['billed']:,}{label} = {tokens.get('formula')}")
-    cost = plan.get("cost")
+    cost = plan.cost
     if cost and cost.get("training") is not None:
         out.info(f"  Training cost: {cost['training']} {cost.get('currency', '')}")
-    for finding in plan.get("warnings") or []:
-        out.warn(finding["message"])
+    for finding in plan.warnings:
+        out.warn(finding.message)
 
 
 def _watch(app_ctx: AppContext, backend: Any, store: Any, name: str, timeout: float | None) -> Any:
@@ -231,11 +234,11 @@ def register(app: typer.Typer) -> None:
         backend = open_backend(app_ctx, cfg, auth=auth)
         store = _store(app_ctx)
 
-        def confirm(plan: Any) -> bool:
-            _render_plan(out, plan.to_dict())
+        def confirm(plan: Plan) -> bool:
+            _render_plan(out, plan)
             question = (
                 "Start this training job on this machine"
-                if cfg.backend == "local"
+                if cfg.runs_locally
                 else "Submit this fine-tuning job"
             )
             return bool(out.confirm(question, assume_yes=yes))
@@ -283,7 +286,7 @@ def register(app: typer.Typer) -> None:
         if detach:
             out.info(f"Job {job.name} submitted ({job.status}).")
             out.hint(_NEXT.format(n=job.name))
-        elif cfg.backend == "local":
+        elif cfg.runs_locally:
             out.success(f"Job {final.name} {final.status}. Adapter: {final.output_model_name or '-'}")
             out.hint(f"Loss per step: phi3ft metrics {final.name}")
         else:
