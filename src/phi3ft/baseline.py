@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phi3ft.deploy import (
     ChatBackend,
@@ -29,6 +29,9 @@ from phi3ft.deploy import (
 from phi3ft.errors import PrerequisiteError, UsageError
 from phi3ft.evaluate import TIE_EPSILON, GainCheck, Verdict, check_gain, most_different, tally, verdicts
 from phi3ft.state import StateStore
+
+if TYPE_CHECKING:
+    from phi3ft.config import JobConfig
 
 REGISTRY_ID_RE = re.compile(r"^azureml://registries/([^/]+)/models/([^/]+)(?:/versions/([^/]+))?$", re.I)
 #: Registry tag listing the regions where the base model is offered as a serverless API, when present.
@@ -65,7 +68,7 @@ def parse_registry_id(model_id: str) -> BaseModel | None:
     return BaseModel(m.group(1), m.group(2), m.group(3)) if m else None
 
 
-def resolve_base_model(store: StateStore, ft: ModelRef, cfg: Any = None) -> BaseModel:
+def resolve_base_model(store: StateStore, ft: ModelRef, cfg: JobConfig | None = None) -> BaseModel:
     """The registry model the fine-tune started from: the job's ledger record (``model_id``), else
     job.yaml's model."""
     candidates: list[str] = []

@@ -588,9 +588,12 @@ class Fingerprint:
         return {"config": self.config, "training": self.training}
 
 
-def fingerprint(cfg: JobConfig) -> Fingerprint:
-    """Hash each data file once, then derive the config hash, the training hash and the names from it."""
-    data = data_hashes(cfg)
+def fingerprint(cfg: JobConfig, *, data: Mapping[str, str] | None = None) -> Fingerprint:
+    """Hash each data file once, then derive the config hash, the training hash and the names from it.
+
+    ``data`` is :func:`data_hashes` when the caller already has it (a sweep's points share the files).
+    """
+    data = data_hashes(cfg) if data is None else data
     training = training_hash(cfg, hashes=data)
     return Fingerprint(
         data=data,

@@ -19,11 +19,14 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phi3ft.backends.base import FAILED_STATUSES, TERMINAL_STATUSES, JobInfo
 from phi3ft.errors import Phi3ftError, PrerequisiteError, RemoteJobFailed, UsageError
 from phi3ft.state import StateStore
+
+if TYPE_CHECKING:
+    from phi3ft.config import Fingerprint, JobConfig, JobSpec
 
 PENDING = "Pending"
 #: Sweep key -> where it goes in the config, per backend family.
@@ -39,10 +42,12 @@ _TRAINER_TARGET = {
 class SweepPoint:
     index: int
     values: dict[str, Any]
-    cfg: Any  # the point's JobConfig (no sweep: block)
+    cfg: JobSpec  # the point's config (no sweep: block)
     job: str
     output_model: str
     endpoint: str
+    #: The point's hashes and names (the sweep's data files are hashed once for all points).
+    fingerprint: Fingerprint | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,8 +67,8 @@ class Sweep:
     points: list[SweepPoint]
 
 
-def _apply(cfg: Any, values: dict[str, Any]) -> None:
-    if cfg.backend == "serverless":
+def _apply(cfg: JobConfig, values: dict[str, Any]) -> None:
+    if cfg.azure_finetune:
         for key, value in values.items():
             target = _SERVERLESS_TARGET[key]
             setattr(cfg.hyperparameters, target, int(value) if key != "learning_rate" else float(value))
@@ -76,7 +81,7 @@ def _apply(cfg: Any, values: dict[str, Any]) -> None:
             setattr(cfg.training, target, int(value) if key == "batch_size" else float(value))
 
 
-def expand(cfg: Any) -> Sweep:
+def expand(cfg: JobSpec) -> Sweep:
     """The sweep's points, in the order of the lists (first key slowest). ``cfg.sweep`` must be set."""
     from phi3ft import config as config_mod
 
@@ -93,6 +98,7 @@ def expand(cfg: Any) -> Sweep:
     varied = spec.varied()
     keys = list(varied)
     points: list[SweepPoint] = []
+    data = config_mod.data_hashes(cfg)  # the points share the data files: hash them once
     for index, combo in enumerate(itertools.product(*(varied[k] for k in keys)), start=1):
         values = {
             k: int(v) if k != "learning_rate" and float(v).is_integer() else v
@@ -101,24 +107,25 @@ def expand(cfg: Any) -> Sweep:
         point = cfg.model_copy(deep=True)
         point.sweep = None
         _apply(point, values)
-        digest = config_mod.training_hash(point)[:8]
+        digest = config_mod.training_hash(point, hashes=data)[:8]
         # names the user fixed in job.yaml get the point's hash, so points never share a model/endpoint
         if cfg.output.model_name:
             point.output.model_name = f"{cfg.output.model_name[:240]}-{digest}"
         if cfg.deploy.endpoint_name:
             point.deploy.endpoint_name = f"{cfg.deploy.endpoint_name[:43]}-{digest}"
-        if point.backend != "serverless" and _output_dir_configured(cfg):
+        if not point.azure_finetune and _output_dir_configured(cfg):
             point.training.output_dir = Path(cfg.training.output_dir) / f"point-{digest}"
-        names = config_mod.derived_names(point)
-        points.append(SweepPoint(index, values, point, names.job, names.output_model, names.endpoint))
+        fp = config_mod.fingerprint(point, data=data)
+        names = fp.names
+        points.append(SweepPoint(index, values, point, names.job, names.output_model, names.endpoint, fp))
     joined = "\n".join(p.job for p in points)
     short = config_mod._slug(cfg.profile.name.removesuffix("-instruct"), 16)
     name = f"sweep-{short}-{hashlib.sha256(joined.encode()).hexdigest()[:10]}"
-    default_parallel = 1 if cfg.backend == "local" else len(points)
+    default_parallel = 1 if cfg.runs_locally else len(points)
     return Sweep(name, cfg.backend, int(spec.max_parallel or default_parallel), points)
 
 
-def _output_dir_configured(cfg: Any) -> bool:
+def _output_dir_configured(cfg: JobConfig) -> bool:
     from phi3ft.jobs import _output_dir_configured as configured
 
     return configured(cfg)
@@ -242,7 +249,7 @@ def start_points(sweep: Sweep, store: StateStore, start: StartPoint) -> list[Job
 
 
 def submit_sweep(
-    cfg: Any,
+    cfg: JobSpec,
     backend: Any,
     store: StateStore,
     *,
@@ -269,18 +276,24 @@ def submit_sweep(
         build_plan = build_plan_default
     sweep = expand(cfg)
     plans = [
-        build_plan(p.cfg, today=options.today or date.today(), tokenizer=options.tokenizer, env=options.env)
+        build_plan(
+            p.cfg,
+            today=options.today or date.today(),
+            tokenizer=options.tokenizer,
+            env=options.env,
+            fingerprint_of=p.fingerprint,
+        )
         for p in sweep.points
     ]
     summary = sweep_plan(sweep, plans)
-    azure = getattr(cfg, "azure", None)
+    azure = cfg.azure
     where = (
         {
             "subscription_id": str(azure.subscription_id),
             "resource_group": str(azure.resource_group),
             "project": azure.project.name,
         }
-        if azure is not None and cfg.backend != "local"
+        if azure is not None and not cfg.runs_locally
         else {}
     )
     state = {"confirmed": False}

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from phi3ft.config import JobSpec
 
 
 def _region(backend: Any, job_record: dict[str, Any] | None) -> str:
@@ -25,7 +28,7 @@ def deploy_baseline_command(
     out: Any,
     backend: Any,
     store: Any,
-    cfg: Any,
+    cfg: JobSpec | None,
     ref: Any,
     *,
     endpoint_name: str | None,
@@ -288,11 +291,11 @@ def render_baseline(out: Any, report: Any) -> None:
 # ---- local backend: the base model and the trained adapter on this machine -----------------------------
 
 
-def local_baseline_job(store: Any, cfg: Any, job: str | None) -> tuple[str, dict[str, Any]] | None:
+def local_baseline_job(store: Any, cfg: JobSpec | None, job: str | None) -> tuple[str, dict[str, Any]] | None:
     """``(job name, ledger record)`` when ``eval --baseline`` is about a local job, else ``None``."""
     from phi3ft.errors import NotFoundError
 
-    local_cfg = cfg is not None and getattr(cfg, "backend", None) == "local"
+    local_cfg = cfg is not None and cfg.runs_locally
     name = job or store.last_job
     record = store.get("job", name) if name else None
     if record is not None and record.get("backend") == "local":
@@ -311,7 +314,7 @@ def eval_local_baseline_command(
     record: dict[str, Any],
     *,
     data: Path | None,
-    cfg: Any,
+    cfg: JobSpec | None,
     cwd: Path,
     limit: int | None,
     max_tokens: int,

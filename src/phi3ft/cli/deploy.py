@@ -17,6 +17,8 @@ from phi3ft.cli.options import JsonOpt, YesOpt
 
 if TYPE_CHECKING:
     from phi3ft.cli.context import AppContext
+    from phi3ft.config import JobSpec
+    from phi3ft.connect import AzureTarget
     from phi3ft.state import StateStore
 
 AUTH_CHOICES = ("auto", "cli", "env", "managed-identity", "device-code")
@@ -66,7 +68,7 @@ def _store(app_ctx: AppContext) -> StateStore:
     return store
 
 
-def _config(app_ctx: AppContext, config: Path | None) -> Any:
+def _config(app_ctx: AppContext, config: Path | None) -> JobSpec | None:
     from phi3ft.config import load_job_config
 
     path = config or Path("job.yaml")
@@ -76,7 +78,9 @@ def _config(app_ctx: AppContext, config: Path | None) -> Any:
     return load_job_config(path, env=app_ctx.env, check_files=False)
 
 
-def _target_from_ledger(store: StateStore, job: str | None = None, endpoint: str | None = None) -> Any:
+def _target_from_ledger(
+    store: StateStore, job: str | None = None, endpoint: str | None = None
+) -> AzureTarget:
     from phi3ft.connect import AzureTarget
     from phi3ft.errors import UsageError
 
@@ -107,7 +111,7 @@ def _open(
     *,
     job: str | None = None,
     endpoint: str | None = None,
-) -> tuple[Any, StateStore, Any]:
+) -> tuple[Any, StateStore, JobSpec | None]:
     from phi3ft.connect import open_backend
 
     store = _store(app_ctx)

@@ -17,6 +17,7 @@ from phi3ft.cli.options import JsonOpt
 
 if TYPE_CHECKING:
     from phi3ft.cli.context import AppContext
+    from phi3ft.config import JobSpec
 
 SweepArg = Annotated[
     str | None,
@@ -36,7 +37,7 @@ def _fmt_loss(value: float | None) -> str:
 
 # ---- plan --------------------------------------------------------------------------------------------------
 def plan_sweep(
-    app_ctx: AppContext, cfg: Any, *, config_label: str, tokenizer: Path | None, json: bool, today: Any
+    app_ctx: AppContext, cfg: JobSpec, *, config_label: str, tokenizer: Path | None, json: bool, today: Any
 ) -> int:
     """``phi3ft plan`` for a config with ``sweep:``: every point, its values and names, billed tokens in total."""
     from phi3ft.plan import build_plan
@@ -45,7 +46,10 @@ def plan_sweep(
     out = app_ctx.output
     sweep = expand(cfg)
     with out.status(f"Validating data and counting tokens for {len(sweep.points)} sweep points..."):
-        plans = [build_plan(p.cfg, today=today, tokenizer=tokenizer, env=app_ctx.env) for p in sweep.points]
+        plans = [
+            build_plan(p.cfg, today=today, tokenizer=tokenizer, env=app_ctx.env, fingerprint_of=p.fingerprint)
+            for p in sweep.points
+        ]
     summary = sweep_plan(sweep, plans)
     worst = max(int(p.exit_code) for p in plans)
     if json:
@@ -105,7 +109,7 @@ def _points_table(points: list[dict[str, Any]], *, with_tokens: bool = False) ->
 # ---- submit / watch ----------------------------------------------------------------------------------------
 def submit_sweep_cmd(
     app_ctx: AppContext,
-    cfg: Any,
+    cfg: JobSpec,
     backend: Any,
     store: Any,
     *,
@@ -128,7 +132,7 @@ def submit_sweep_cmd(
             out.info(f"  Billed training tokens, all points: {summary['billed_tokens']:,}")
         if summary["cost"] is not None:
             out.info(f"  Training cost, all points: {summary['cost']} {summary['currency']}")
-        where = "on this machine" if cfg.backend == "local" else "in Azure"
+        where = "on this machine" if cfg.runs_locally else "in Azure"
         return bool(out.confirm(f"Train these {len(summary['points'])} points {where}", assume_yes=yes))
 
     sweep, start, _ = submit_sweep(cfg, backend, store, confirm=confirm, options=options, on_event=on_event)

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phi3ft.train.types import TrainOptions
 
+if TYPE_CHECKING:
+    from phi3ft.config import JobConfig
 
-def options_from_job_config(cfg: Any, *, device: str = "auto", **overrides: Any) -> TrainOptions:
+
+def options_from_job_config(cfg: JobConfig, *, device: str = "auto", **overrides: Any) -> TrainOptions:
     """Build run options from a loaded ``JobConfig``; ``overrides`` replace ``training:`` fields.
 
     Relative ``output_dir`` / ``tokenizer`` / local ``base_model`` paths resolve against the config
     file's folder, like the data paths do.
     """
     settings = cfg.training
-    base = cfg.source.parent if getattr(cfg, "source", None) is not None else Path.cwd()
+    base = cfg.source.parent if cfg.source is not None else Path.cwd()
     updates: dict[str, Any] = {}
     if not settings.output_dir.is_absolute():
         updates["output_dir"] = base / settings.output_dir
