@@ -41,7 +41,11 @@ def refuse_placeholder_subscription(value: object) -> None:
 
 @dataclass(frozen=True)
 class AzureTarget:
-    """Where the Azure resources live: enough to reconnect without the job.yaml."""
+    """Where the Azure resources live: enough to reconnect without the job.yaml.
+
+    The one typed reading of job.yaml's ``azure:`` block: :meth:`from_config` is also where
+    :class:`phi3ft.prereqs.CheckTarget` gets its Azure half (same checks, same errors).
+    """
 
     subscription_id: str
     resource_group: str
@@ -49,19 +53,28 @@ class AzureTarget:
     hub: str | None
     project: str | None
     auth: str = "auto"
+    hub_create: bool = True
+    project_create: bool = True
 
     @classmethod
-    def from_config(cls, cfg: JobConfig) -> AzureTarget:
+    def from_config(
+        cls,
+        cfg: JobConfig,
+        *,
+        why: str = "",
+        subscription_hint: str = "Set azure.subscription_id in job.yaml or export AZURE_SUBSCRIPTION_ID.",
+    ) -> AzureTarget:
+        """From a loaded job.yaml; ``why`` ends the "no azure: section" message (``check`` says why)."""
         azure = getattr(cfg, "azure", None)
         if azure is None:
             raise UsageError(
-                "job.yaml has no azure: section.",
+                f"job.yaml has no azure: section{why}.",
                 "Add azure: {subscription_id, resource_group, hub, project} (see `phi3ft init`).",
             )
         if not azure.subscription_id:
             raise UsageError(
                 "No subscription: azure.subscription_id is empty and AZURE_SUBSCRIPTION_ID is not set.",
-                "Set azure.subscription_id in job.yaml or export AZURE_SUBSCRIPTION_ID.",
+                subscription_hint,
             )
         refuse_placeholder_subscription(azure.subscription_id)
         return cls(
@@ -71,6 +84,10 @@ class AzureTarget:
             hub=azure.hub.name,
             project=azure.project.name,
             auth=str(getattr(azure, "auth", None) or "auto"),
+            hub_create=bool(getattr(azure.hub, "create_if_missing", getattr(azure.hub, "create", True))),
+            project_create=bool(
+                getattr(azure.project, "create_if_missing", getattr(azure.project, "create", True))
+            ),
         )
 
     @classmethod

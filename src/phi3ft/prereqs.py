@@ -36,7 +36,7 @@ from phi3ft.backends.azureml.prereqs import (
     RoleDefinitionInfo,
 )
 from phi3ft.backends.base import Identity, RegistryModel, Workspace
-from phi3ft.errors import NotFoundError, Phi3ftError, PrerequisiteError, UsageError
+from phi3ft.errors import NotFoundError, Phi3ftError, PrerequisiteError
 from phi3ft.polling import Poll, PollTimeout, wait_until
 
 if TYPE_CHECKING:
@@ -154,34 +154,26 @@ class CheckTarget:
         """From a :class:`phi3ft.config.JobConfig` (or anything shaped like it)."""
         if isinstance(cfg, CheckTarget):
             return cfg
-        azure = getattr(cfg, "azure", None)
-        if azure is None:
-            raise UsageError(
-                "job.yaml has no azure: section, so there is nothing in Azure to check.",
-                "Add azure: {subscription_id, resource_group, hub, project} (see `phi3ft init`).",
-            )
-        if not azure.subscription_id:
-            raise UsageError(
-                "No subscription: azure.subscription_id is empty and AZURE_SUBSCRIPTION_ID is not set.",
-                "Set azure.subscription_id in job.yaml or export AZURE_SUBSCRIPTION_ID (`az account show --query id`).",
-            )
-        from phi3ft.connect import refuse_placeholder_subscription
+        from phi3ft.connect import AzureTarget
 
-        refuse_placeholder_subscription(azure.subscription_id)
+        azure = AzureTarget.from_config(
+            cfg,
+            why=", so there is nothing in Azure to check",
+            subscription_hint="Set azure.subscription_id in job.yaml or export AZURE_SUBSCRIPTION_ID "
+            "(`az account show --query id`).",
+        )
         model = cfg.model
         version = getattr(model, "pinned_version", None) or getattr(model, "version", None)
         return cls(
-            subscription_id=str(azure.subscription_id),
-            resource_group=str(azure.resource_group),
-            location=str(azure.location).replace(" ", "").lower(),
-            hub=str(azure.hub.name),
-            project=str(azure.project.name),
+            subscription_id=azure.subscription_id,
+            resource_group=azure.resource_group,
+            location=azure.location.replace(" ", "").lower(),
+            hub=str(azure.hub),
+            project=str(azure.project),
             model=str(model.name),
             model_version=None if version in (None, "", "latest") else str(version),
-            hub_create=bool(getattr(azure.hub, "create_if_missing", getattr(azure.hub, "create", True))),
-            project_create=bool(
-                getattr(azure.project, "create_if_missing", getattr(azure.project, "create", True))
-            ),
+            hub_create=azure.hub_create,
+            project_create=azure.project_create,
             backend=str(getattr(cfg, "backend", None) or "serverless"),
             cluster=(
                 str(compute.cluster_name)
