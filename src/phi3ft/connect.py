@@ -15,6 +15,7 @@ from phi3ft.errors import PrerequisiteError, UsageError
 
 if TYPE_CHECKING:
     from phi3ft.config import JobConfig, JobSpec
+    from phi3ft.records import JobRecord
 
 #: The all-zero subscription that ``phi3ft init`` and examples/job.yaml write, so that ``plan`` runs without an
 #: Azure account. No real subscription has it: Azure commands refuse it before trying a credential.
@@ -91,21 +92,21 @@ class AzureTarget:
         )
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> AzureTarget:
-        """From a ledger record written by ``submit`` (keys: subscription_id, resource_group, ...)."""
-        missing = [k for k in ("subscription_id", "resource_group", "project") if not record.get(k)]
+    def from_record(cls, record: JobRecord) -> AzureTarget:
+        """From a ledger record written by ``submit`` (subscription_id, resource_group, project, ...)."""
+        missing = [k for k in ("subscription_id", "resource_group", "project") if not getattr(record, k)]
         if missing:
             raise UsageError(
-                f"The local record of {record.get('name', 'this job')!r} lacks {', '.join(missing)}.",
+                f"The local record of {record.name or 'this job'!r} lacks {', '.join(missing)}.",
                 "Pass --config job.yaml so phi3ft knows which Azure project to ask.",
             )
         return cls(
-            subscription_id=str(record["subscription_id"]),
-            resource_group=str(record["resource_group"]),
-            location=str(record.get("location") or ""),
-            hub=record.get("hub"),
-            project=record.get("project"),
-            auth=str(record.get("auth") or "auto"),
+            subscription_id=str(record.subscription_id),
+            resource_group=str(record.resource_group),
+            location=str(record.location or ""),
+            hub=record.hub,
+            project=record.project,
+            auth=str(record.auth or "auto"),
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -127,9 +128,9 @@ def open_local_backend(app_ctx: Any) -> Any:
     )
 
 
-def open_backend_for_record(app_ctx: Any, record: dict[str, Any], *, auth: str | None = None) -> Any:
+def open_backend_for_record(app_ctx: Any, record: JobRecord, *, auth: str | None = None) -> Any:
     """The backend that ran the job a ledger record describes (``backend`` key; Azure when absent)."""
-    if record.get("backend") == "local":
+    if record.runs_locally:
         return open_local_backend(app_ctx)
     return open_backend(app_ctx, AzureTarget.from_record(record), auth=auth)
 

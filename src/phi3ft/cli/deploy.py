@@ -95,9 +95,11 @@ def _target_from_ledger(
         candidates.append(store.get("job", name) or {})
     candidates += store.list("job")
     candidates += [{**r, "project": r.get("project") or r.get("name")} for r in store.list("project")]
+    from phi3ft.records import JobRecord
+
     for rec in candidates:
         if rec.get("subscription_id") and rec.get("resource_group") and rec.get("project"):
-            return AzureTarget.from_record(rec)
+            return AzureTarget.from_record(JobRecord.parse(rec))  # any record with the job's where-fields
     raise UsageError(
         "No job.yaml here and the local ledger does not say which Azure project to use.",
         "Pass --config job.yaml (or run from the folder where you ran `phi3ft submit`).",

@@ -76,9 +76,11 @@ def _backend(app_ctx: AppContext, *, config: Path | None, job: str | None, auth:
         from phi3ft.config import load_job_config
 
         return open_backend(app_ctx, load_job_config(config, env=app_ctx.env, check_files=False), auth=auth)
+    from phi3ft.records import JobRecord, get_record
+
     store = _store(app_ctx)
     name = job or store.last_job
-    record = store.get("job", name) if name else None
+    record = get_record(store, JobRecord, name) if name else None
     if record is None:
         default = app_ctx.cwd / "job.yaml"
         if default.is_file():
