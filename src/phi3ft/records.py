@@ -6,7 +6,7 @@ are kept (``extra="allow"``, a newer phi3ft may have written them), every field 
 the wrong type is dropped rather than failing the read (an older phi3ft, or a hand edit), so any
 ``state.json`` that loads today still loads. ``to_fields()`` gives back the dict ``StateStore.record`` takes.
 
-Leaf module: stdlib and pydantic only.
+Leaf module: stdlib, pydantic, the ledger store and (for what a backend means) the spec's registry.
 """
 
 from __future__ import annotations
@@ -137,8 +137,14 @@ class JobRecord(_Azure):
 
     @property
     def runs_locally(self) -> bool:
-        """Trained on this machine (the local backend's jobs live under ``.phi3ft/jobs``)."""
-        return self.backend == "local"
+        """Trained on this machine (the local backend's jobs live under ``.phi3ft/jobs``).
+
+        The spec's registry answers (no backend names here); a record without ``backend`` is an Azure job.
+        """
+        from phi3ft.config import SPEC_CLASSES
+
+        spec = SPEC_CLASSES.get(self.backend or "")
+        return spec is not None and spec.runs_locally
 
 
 class EndpointRecord(_Azure):

@@ -294,11 +294,12 @@ def render_baseline(out: Any, report: Any) -> None:
 def local_baseline_job(store: Any, cfg: JobSpec | None, job: str | None) -> tuple[str, dict[str, Any]] | None:
     """``(job name, ledger record)`` when ``eval --baseline`` is about a local job, else ``None``."""
     from phi3ft.errors import NotFoundError
+    from phi3ft.records import JobRecord
 
     local_cfg = cfg is not None and cfg.runs_locally
     name = job or store.last_job
     record = store.get("job", name) if name else None
-    if record is not None and record.get("backend") == "local":
+    if record is not None and JobRecord.parse(record).runs_locally:
         return str(name), dict(record)
     if local_cfg:
         raise NotFoundError(
