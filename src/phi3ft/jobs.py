@@ -44,6 +44,7 @@ from phi3ft.state import StateStore, utc_now
 
 if TYPE_CHECKING:
     from phi3ft.config import Fingerprint, JobConfig, JobSpec, LocalJob
+    from phi3ft.records import JobRecord
 
 #: Attempts ``-2`` .. ``-N`` for one config before giving up (each failed attempt is a paid job).
 MAX_ATTEMPTS = 50
@@ -867,19 +868,23 @@ def resolve_job_name(store: StateStore, name: str | None) -> str:
 
 def status(backend: JobBackend, store: StateStore | None, name: str) -> JobInfo:
     job = backend.get_job(name)
-    record = store.get("job", name) if store is not None else None
+    from phi3ft.records import JobRecord, get_record
+
+    record = get_record(store, JobRecord, name) if store is not None else None
     if store is not None and record is not None:
         store.record("job", name, status=job.status, **({"error": job.error} if job.error else {}))
         with_record(job, record)
     return job
 
 
-def with_record(job: JobInfo, record: dict[str, Any]) -> JobInfo:
+def with_record(job: JobInfo, record: JobRecord | None) -> JobInfo:
     """Fill what the service does not say from the ledger: which backend ran it, its output model."""
-    if record.get("backend"):
-        job.backend = str(record["backend"])
-    if not job.output_model_name and record.get("output_model_name"):
-        job.output_model_name = str(record["output_model_name"])
+    if record is None:
+        return job
+    if record.backend:
+        job.backend = str(record.backend)
+    if not job.output_model_name and record.output_model_name:
+        job.output_model_name = str(record.output_model_name)
     return job
 
 

@@ -279,7 +279,9 @@ def register(app: typer.Typer) -> None:
                 final = svc.finish(backend, store, job)
         else:
             final = _watch(app_ctx, backend, store, job.name, wait)
-        svc.with_record(final, store.get("job", final.name) or {})
+        from phi3ft.records import JobRecord, get_record
+
+        svc.with_record(final, get_record(store, JobRecord, final.name))
         if json:
             doc = result.to_dict()
             doc["job"] = _job_row(final)
@@ -331,11 +333,10 @@ def register(app: typer.Typer) -> None:
         name = resolve_job_name(store, job)
         backend = _backend(app_ctx, config=config, job=name, auth=auth)
         final = _watch(app_ctx, backend, store, name, _timeout(timeout))
-        record = store.get("job", name)
-        if record is not None:
-            from phi3ft.jobs import with_record
+        from phi3ft.jobs import with_record
+        from phi3ft.records import JobRecord, get_record
 
-            with_record(final, record)
+        with_record(final, get_record(store, JobRecord, name))
         if json:
             app_ctx.output.emit_json(_job_row(final))
         app_ctx.output.success(f"Job {final.name} Completed. Output model: {final.output_model_name or '-'}")
