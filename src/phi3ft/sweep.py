@@ -27,6 +27,7 @@ from phi3ft.state import StateStore
 
 if TYPE_CHECKING:
     from phi3ft.config import Fingerprint, JobConfig, JobSpec
+    from phi3ft.records import SweepRecord
 
 PENDING = "Pending"
 #: Sweep key -> where it goes in the config, per backend family.
@@ -192,17 +193,19 @@ def update_point(store: StateStore, sweep_name: str, index: int, **fields: Any) 
     store.record("sweep", sweep_name, points=points)
 
 
-def resolve_sweep(store: StateStore, name: str | None) -> dict[str, Any]:
+def resolve_sweep(store: StateStore, name: str | None) -> SweepRecord:
     """The sweep record named ``name``, or the most recently created one."""
+    from phi3ft.records import SweepRecord, get_record, list_records
+
     if name:
-        record = store.get("sweep", name)
+        record = get_record(store, SweepRecord, name)
         if record is None:
             raise UsageError(
                 f"The local ledger has no sweep {name!r}.",
                 "List sweeps with `phi3ft compare` (the latest) or run `phi3ft submit` on a job.yaml with sweep:.",
             )
         return record
-    records = sorted(store.list("sweep"), key=lambda r: str(r.get("created_at") or ""))
+    records = sorted(list_records(store, SweepRecord), key=lambda r: str(r.created_at or ""))
     if not records:
         raise UsageError(
             "No sweep was submitted from this folder.",
@@ -215,9 +218,9 @@ def is_sweep(store: StateStore, name: str | None) -> bool:
     return bool(name) and store.get("sweep", str(name)) is not None
 
 
-def point_jobs(record: dict[str, Any]) -> list[str]:
+def point_jobs(record: SweepRecord) -> list[str]:
     """Job names of the points that were started (pending ones have none yet)."""
-    return [str(p["job"]) for p in record.get("points") or [] if p.get("status") != PENDING and p.get("job")]
+    return [str(p.job) for p in record.points if p.status != PENDING and p.job]
 
 
 # ---- submit and watch ---------------------------------------------------------------------------------------
@@ -418,18 +421,18 @@ def watch_sweep(
 
 
 # ---- compare ------------------------------------------------------------------------------------------------
-def compare(backend: Any, store: StateStore, record: dict[str, Any]) -> dict[str, Any]:
+def compare(backend: Any, store: StateStore, record: SweepRecord) -> dict[str, Any]:
     """Per point: status, values, final train and validation loss (the job's metrics); the best by eval loss."""
     from phi3ft.jobs import metrics_table
 
     rows: list[dict[str, Any]] = []
-    for p in record.get("points") or []:
+    for p in record.points:
         row: dict[str, Any] = {
-            "index": p.get("index"),
-            "values": p.get("values") or {},
-            "job": p.get("job"),
-            "output_model": p.get("output_model"),
-            "status": p.get("status") or PENDING,
+            "index": p.index,
+            "values": p.values or {},
+            "job": p.job,
+            "output_model": p.output_model,
+            "status": p.status or PENDING,
             "train_loss": None,
             "eval_loss": None,
             "steps": 0,
@@ -456,8 +459,8 @@ def compare(backend: Any, store: StateStore, record: dict[str, Any]) -> dict[str
     if best is not None:
         best["best"] = True
     return {
-        "sweep": record.get("name"),
-        "backend": record.get("backend"),
+        "sweep": record.name,
+        "backend": record.backend,
         "points": rows,
         "best": best["job"] if best else None,
         "best_by": "eval_loss",

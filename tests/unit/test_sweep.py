@@ -8,6 +8,7 @@ import pytest
 
 from phi3ft.config import JobConfigError, config_hash, derived_names, parse_job_config, training_hash
 from phi3ft.errors import ExitCode
+from phi3ft.records import SweepRecord
 from phi3ft.sweep import compare, expand
 
 BASE = """\
@@ -135,7 +136,7 @@ def test_compare_takes_the_last_losses_and_marks_the_lowest_validation_loss() ->
             {"index": 3, "values": {"learning_rate": 9e-5}, "job": "c", "status": "Pending"},
         ],
     }
-    report = compare(backend, None, record)  # type: ignore[arg-type]
+    report = compare(backend, None, SweepRecord.parse(record))  # type: ignore[arg-type]
     rows = {r["job"]: r for r in report["points"]}
     assert (rows["a"]["train_loss"], rows["a"]["eval_loss"]) == (1.5, 1.7)
     assert (rows["b"]["train_loss"], rows["b"]["eval_loss"], rows["b"]["steps"]) == (1.6, 1.4, 2)

@@ -325,10 +325,10 @@ def register(app: typer.Typer) -> None:
             record = sweep_svc.resolve_sweep(store, job)
             jobs = sweep_svc.point_jobs(record)
             backend = _backend(app_ctx, config=config, job=jobs[0] if jobs else None, auth=auth)
-            rows = watch_sweep_cmd(app_ctx, backend, store, str(record["name"]), _timeout(timeout))
+            rows = watch_sweep_cmd(app_ctx, backend, store, str(record.name), _timeout(timeout))
             if json:
-                app_ctx.output.emit_json({"sweep": record["name"], "points": rows})
-            app_ctx.output.success(f"Sweep {record['name']}: all {len(rows)} points Completed.")
+                app_ctx.output.emit_json({"sweep": record.name, "points": rows})
+            app_ctx.output.success(f"Sweep {record.name}: all {len(rows)} points Completed.")
             return
         name = resolve_job_name(store, job)
         backend = _backend(app_ctx, config=config, job=name, auth=auth)
@@ -505,9 +505,7 @@ def register(app: typer.Typer) -> None:
             from phi3ft.cli.sweep import cancel_sweep_cmd
 
             record = sweep_svc.resolve_sweep(store, job)
-            if job is None and not out.confirm(
-                f"Cancel every point of sweep {record['name']}?", assume_yes=yes
-            ):
+            if job is None and not out.confirm(f"Cancel every point of sweep {record.name}?", assume_yes=yes):
                 raise UsageError("Not canceled.")
             jobs = sweep_svc.point_jobs(record)
             backend = _backend(app_ctx, config=config, job=jobs[0] if jobs else None, auth=auth)

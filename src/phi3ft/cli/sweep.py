@@ -18,6 +18,7 @@ from phi3ft.cli.options import JsonOpt
 if TYPE_CHECKING:
     from phi3ft.cli.context import AppContext
     from phi3ft.config import JobSpec
+    from phi3ft.records import SweepRecord
 
 SweepArg = Annotated[
     str | None,
@@ -160,23 +161,23 @@ def submit_sweep_cmd(
         out.hint(f"Compare: phi3ft compare {sweep.name}   Deploy the best: phi3ft deploy --best")
 
 
-def resume_starter(app_ctx: AppContext, record: dict[str, Any], backend: Any, store: Any) -> tuple[Any, Any]:
+def resume_starter(app_ctx: AppContext, record: SweepRecord, backend: Any, store: Any) -> tuple[Any, Any]:
     """``(sweep, start)`` to start a sweep's pending points from ``watch`` (the config of the submit)."""
-    if not any(p.get("status") == "Pending" for p in record.get("points") or []):
+    if not any(p.status == "Pending" for p in record.points):
         return None, None
     from phi3ft import jobs as svc
     from phi3ft.config import load_job_config
     from phi3ft.errors import UsageError
     from phi3ft.sweep import expand
 
-    source = record.get("config")
+    source = record.config
     if not source or not Path(str(source)).is_file():
         raise UsageError(
-            f"Sweep {record.get('name')} has points waiting to start, and its job.yaml ({source}) is gone.",
+            f"Sweep {record.name} has points waiting to start, and its job.yaml ({source}) is gone.",
             "Re-run `phi3ft submit --config job.yaml` from the original config to start them.",
         )
     cfg = svc.apply_backend_override(
-        load_job_config(Path(str(source)), env=app_ctx.env), str(record.get("backend") or "") or None
+        load_job_config(Path(str(source)), env=app_ctx.env), str(record.backend or "") or None
     )
     sweep = expand(cfg)
     out = app_ctx.output
@@ -270,9 +271,7 @@ def sweep_table(rows: list[dict[str, Any]], *, elapsed: float | None = None) -> 
     return table
 
 
-def cancel_sweep_cmd(
-    app_ctx: AppContext, backend: Any, store: Any, record: dict[str, Any], json: bool
-) -> None:
+def cancel_sweep_cmd(app_ctx: AppContext, backend: Any, store: Any, record: SweepRecord, json: bool) -> None:
     """Cancel every point still running; pending points will not start."""
     from phi3ft import jobs as svc
     from phi3ft.backends.base import TERMINAL_STATUSES
@@ -280,19 +279,19 @@ def cancel_sweep_cmd(
 
     out = app_ctx.output
     results = []
-    for p in record.get("points") or []:
-        status = str(p.get("status") or PENDING)
+    for p in record.points:
+        status = str(p.status or PENDING)
         if status == PENDING:
-            update_point(store, str(record["name"]), int(p["index"]), status="Canceled")
-            results.append({"job": p.get("job"), "status": "Canceled", "was": PENDING})
+            update_point(store, str(record.name), int(p.index), status="Canceled")
+            results.append({"job": p.job, "status": "Canceled", "was": PENDING})
             continue
-        info = backend.get_job(str(p["job"]), with_error=False)
+        info = backend.get_job(str(p.job), with_error=False)
         if info.status not in TERMINAL_STATUSES:
-            info = svc.cancel(backend, store, str(p["job"]))
-        update_point(store, str(record["name"]), int(p["index"]), status=info.status)
+            info = svc.cancel(backend, store, str(p.job))
+        update_point(store, str(record.name), int(p.index), status=info.status)
         results.append({"job": info.name, "status": info.status, "was": status})
     if json:
-        out.emit_json({"sweep": record["name"], "points": results})
+        out.emit_json({"sweep": record.name, "points": results})
         return
     for r in results:
         out.success(f"{r['job']}: {r['status']}")
@@ -306,7 +305,7 @@ def best_job_of(app_ctx: AppContext, store: Any, name: str | None, open_backend:
     jobs = svc.point_jobs(record)
     backend = open_backend(jobs[0] if jobs else None)
     best = svc.best_job(svc.compare(backend, store, record))
-    app_ctx.output.info(f"Best point of sweep {record['name']} by validation loss: {best}")
+    app_ctx.output.info(f"Best point of sweep {record.name} by validation loss: {best}")
     return best
 
 
@@ -315,7 +314,7 @@ def delete_selection_jobs(store: Any, name: str | None) -> tuple[str, list[str]]
     from phi3ft import sweep as svc
 
     record = svc.resolve_sweep(store, name)
-    return str(record["name"]), svc.point_jobs(record)
+    return str(record.name), svc.point_jobs(record)
 
 
 # ---- compare -----------------------------------------------------------------------------------------------
@@ -397,7 +396,7 @@ def delete_plan_of_sweep(store: Any, backend: Any, selection: Any) -> tuple[str,
             if not any(s.kind == step.kind and s.record_key == step.record_key for s in steps):
                 steps.append(step)
     steps.sort(key=lambda s: svc.DELETE_ORDER.index(s.kind))
-    return str(record["name"]), svc.DeletePlan(steps)
+    return str(record.name), svc.DeletePlan(steps)
 
 
 def forget_sweeps(store: Any, name: str | None) -> None:
