@@ -44,6 +44,7 @@ from phi3ft.state import StateStore, utc_now
 
 if TYPE_CHECKING:
     from phi3ft.config import Fingerprint, JobConfig, JobSpec, LocalJob
+    from phi3ft.plan import Plan
     from phi3ft.records import JobRecord
 
 #: Attempts ``-2`` .. ``-N`` for one config before giving up (each failed attempt is a paid job).
@@ -187,8 +188,8 @@ def apply_backend_override(cfg: JobSpec, backend: str | None) -> JobSpec:
 
 
 def _validate(
-    cfg: JobSpec, opts: SubmitOptions, build_plan: Callable[..., Any] | None
-) -> Generator[SubmitEvent, None, Any]:
+    cfg: JobSpec, opts: SubmitOptions, build_plan: Callable[..., Plan] | None
+) -> Generator[SubmitEvent, None, Plan]:
     """Step 1 of every backend: validate the data (exact tokens when the tokenizer is available) -> exit 3."""
     yield SubmitEvent("step", "validate", f"Validating {cfg.data.train.name}")
     if build_plan is None:
@@ -196,9 +197,8 @@ def _validate(
 
         build_plan = build_plan_default
     plan = build_plan(cfg, today=opts.today or date.today(), tokenizer=opts.tokenizer, env=opts.env)
-    plan_dict = plan.to_dict()
     if not plan.data_valid:
-        validation = plan_dict.get("validation") or {}
+        validation = plan.validation or {}
         first = next(iter(validation.get("issues") or []), None)
         detail = f": {first.get('message')}" if isinstance(first, dict) and first.get("message") else ""
         raise DataError(
@@ -210,7 +210,7 @@ def _validate(
             f"The plan cannot work: {plan.blockers[0].message}. Nothing was created.",
             plan.blockers[0].hint or "Run `phi3ft plan --config ...` for details.",
         )
-    yield SubmitEvent("done", "validate", "Data is valid", {"tokens": plan_dict.get("tokens")})
+    yield SubmitEvent("done", "validate", "Data is valid", {"tokens": plan.tokens})
     return plan
 
 
@@ -229,12 +229,11 @@ def _require_train_extra() -> None:
         )
 
 
-def _fingerprint_of(plan: Any, cfg: JobConfig) -> Fingerprint:
+def _fingerprint_of(plan: Plan, cfg: JobConfig) -> Fingerprint:
     """The plan's :class:`Fingerprint` (the data was hashed once, for the plan), else a fresh one."""
-    from phi3ft.config import Fingerprint, fingerprint
+    from phi3ft.config import fingerprint
 
-    found = getattr(plan, "fingerprint", None)
-    return found if isinstance(found, Fingerprint) else fingerprint(cfg)
+    return plan.fingerprint if plan.fingerprint is not None else fingerprint(cfg)
 
 
 def _output_dir_configured(cfg: JobConfig) -> bool:
