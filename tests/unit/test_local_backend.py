@@ -131,3 +131,27 @@ def test_unknown_job(backend: LocalBackend) -> None:
     with pytest.raises(NotFoundError):
         backend.get_job("../etc")
     assert backend.list_jobs() == []
+
+
+def test_runner_that_ends_between_the_two_reads_is_completed_not_failed(
+    backend: LocalBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """get_job reads result.json, then asks whether the runner still runs. A runner that writes its result
+    and exits between the two (a loaded machine makes that window long) finished: it did not crash. This
+    race failed the local sweep e2e once (a Completed point read as Failed)."""
+    import phi3ft.backends.local as local
+
+    backend.create_local_job(name="race", options=options(tmp_path, "ok"))
+    assert wait_terminal(backend, "race") == "Completed"
+    result_file = tmp_path / "jobs" / "race" / local.RESULT_FILE
+    saved = result_file.read_text()
+    result_file.unlink()
+
+    def runner_finishes_now(pid: int | None) -> bool:
+        result_file.write_text(saved)  # the runner writes result.json and exits right after the first read
+        return False
+
+    monkeypatch.setattr(local, "_alive", runner_finishes_now)
+    info = backend.get_job("race")
+    assert info.status == "Completed" and info.error is None
+    assert info.output_model_name == str(tmp_path / "out" / "ok" / "adapter")

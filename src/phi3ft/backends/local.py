@@ -221,13 +221,18 @@ class LocalBackend:
                 f"Local job {name!r} not found in {self.jobs_dir}.", "List jobs with `phi3ft list`."
             )
         result = _read_json(job_dir / RESULT_FILE)
+        alive = result is None and _alive(meta.get("pid"))
+        if result is None and not alive:
+            # the runner writes result.json, then exits: one that ended between the read above and the
+            # pid check left its result, so read it again before calling the run a crash
+            result = _read_json(job_dir / RESULT_FILE)
         error: str | None = None
         end_time = None
         if result is not None:
             status = str(result.get("status") or "Failed")
             error = result.get("error")
             end_time = result.get("ended_at")
-        elif _alive(meta.get("pid")):
+        elif alive:
             status = "Running"
         elif meta.get("pid") is None:
             status = "NotStarted"
