@@ -321,12 +321,12 @@ def eval_local_baseline_command(
     show: int,
     plot: Path | None,
     json: bool,
+    base_override: str | None = None,
 ) -> None:
-    from phi3ft import baseline as svc
     from phi3ft.backends.local import OPTIONS_FILE
     from phi3ft.catalog import get_profile
     from phi3ft.deploy import load_eval_examples
-    from phi3ft.errors import Phi3ftError, PrerequisiteError, UsageError
+    from phi3ft.errors import PrerequisiteError, UsageError
 
     job_dir = Path(str(record.get("job_dir") or ""))
     options_file = job_dir / OPTIONS_FILE
@@ -346,17 +346,52 @@ def eval_local_baseline_command(
         raise UsageError("No evaluation data.", "Pass --data validation.jsonl.")
     path = path if path.is_absolute() else cwd / path
     examples = load_eval_examples(path, limit=limit)
-    base_model = options.settings.base_model or str(record.get("model_id") or profile.hf_repo)
+    base_model = (
+        base_override or options.settings.base_model or str(record.get("model_id") or profile.hf_repo)
+    )
     adapter_dir = Path(str(record.get("adapter_dir") or Path(str(record.get("output_dir"))) / "adapter"))
+    compare_adapter_locally(
+        out, job, base_model, adapter_dir, examples, path,
+        template=profile.template, tokenizer=options.settings.tokenizer, device=options.device,
+        backend="local", extra={}, cwd=cwd, max_tokens=max_tokens, concurrency=concurrency,
+        logprobs=logprobs, min_gain=min_gain, show=show, plot=plot, json=json,
+    )  # fmt: skip
+
+
+def compare_adapter_locally(
+    out: Any,
+    job: str,
+    base_model: str,
+    adapter_dir: Path,
+    examples: Sequence[Any],
+    path: Path,
+    *,
+    template: str,
+    tokenizer: Path | None,
+    device: str,
+    backend: str,
+    extra: dict[str, Any],
+    cwd: Path,
+    max_tokens: int,
+    concurrency: int,
+    logprobs: bool,
+    min_gain: tuple[str, float] | None,
+    show: int,
+    plot: Path | None,
+    json: bool,
+) -> None:
+    """The base weights and ``adapter_dir`` on this machine, scored like two endpoints (local and compute)."""
+    from phi3ft import baseline as svc
+    from phi3ft.errors import Phi3ftError
     from phi3ft.train.compare import load_pair
 
-    out.info(f"Loading {base_model} and the adapter of {job} ({options.device})")
+    out.info(f"Loading {base_model} and the adapter of {job} ({device})")
     ft_client, base_client = load_pair(
         base_model=base_model,
         adapter_dir=adapter_dir,
-        template=profile.template,
-        tokenizer_path=options.settings.tokenizer,
-        device=options.device,
+        template=template,
+        tokenizer_path=tokenizer,
+        device=device,
     )
 
     def on_result(which: str, item: Any, done: int, total: int) -> None:
@@ -377,7 +412,8 @@ def eval_local_baseline_command(
         min_gain=min_gain,
         on_result=on_result,
     )
-    report.extra["backend"] = "local"
+    report.extra["backend"] = backend
+    report.extra.update(extra)
     finish_baseline_report(out, report, plot=plot, json=json, cwd=cwd)
     gate = report.gate
     if gate is not None and not gate.passed:
@@ -385,3 +421,82 @@ def eval_local_baseline_command(
             f"--min-gain not met: {gate.describe()}",
             "Improve the data or hyperparameters and train again, or lower the gate.",
         )
+
+
+# ---- azureml-compute: the adapter the cluster job registered, downloaded, against its base -------------
+
+
+def compute_baseline_job(store: Any, job: str | None) -> tuple[str, dict[str, Any]] | None:
+    """``(job name, ledger record)`` when ``eval --baseline`` is about an ``azureml-compute`` job."""
+    name = job or store.last_job
+    record = store.get("job", name) if name else None
+    if record is not None and record.get("backend") == "azureml-compute":
+        return str(name), dict(record)
+    return None
+
+
+def eval_compute_baseline_command(
+    out: Any,
+    job: str,
+    record: dict[str, Any],
+    *,
+    connect: Callable[[], Any],
+    state_dir: Path,
+    download_dir: Path | None,
+    base_override: str | None,
+    data: Path | None,
+    cfg: Any,
+    cwd: Path,
+    limit: int | None,
+    max_tokens: int,
+    concurrency: int,
+    logprobs: bool,
+    min_gain: tuple[str, float] | None,
+    show: int,
+    plot: Path | None,
+    json: bool,
+) -> None:
+    """Download the model the cluster job registered (once), then compare it with its base on this machine."""
+    from phi3ft.catalog import get_profile
+    from phi3ft.deploy import load_eval_examples
+    from phi3ft.errors import NotFoundError, UsageError
+    from phi3ft.remote_adapter import default_download_dir, fetch_job_adapter
+
+    ecfg = cfg.eval if cfg is not None else None
+    path = data or (ecfg.data if ecfg is not None and ecfg.data else None)
+    path = path or (cfg.data.validation if cfg is not None else None)
+    if path is None:
+        raise UsageError(
+            "No evaluation data.",
+            f"Pass --data validation.jsonl: phi3ft eval {job} --baseline --data validation.jsonl",
+        )
+    path = path if path.is_absolute() else cwd / path
+    examples = load_eval_examples(path, limit=limit)
+    base_model = base_override or str(record.get("model_id") or "")
+    try:
+        profile = cfg.profile if cfg is not None else get_profile(str(record.get("model_id") or ""))
+    except NotFoundError:
+        raise UsageError(
+            f"Job {job} trained {record.get('model_id')}, which is not a catalog model; its chat template is unknown.",
+            f"Run from the folder of the job.yaml it was submitted with, or pass it: phi3ft eval {job} --baseline -c job.yaml",
+        ) from None
+    if not base_model:
+        base_model = profile.hf_repo
+    model = str(record.get("output_model_name") or job)
+    version = str(record.get("output_model_version") or "1")
+    if download_dir is not None:
+        folder = download_dir if download_dir.is_absolute() else cwd / download_dir
+    else:
+        folder = default_download_dir(state_dir, model, version)
+    fetched = fetch_job_adapter(connect, job, record, folder=folder)
+    verb = "Downloaded" if fetched.downloaded else "Using the adapter downloaded earlier:"
+    out.info(f"{verb} model {fetched.model}:{fetched.version} (job {job}) in {fetched.folder}")
+    tokenizer = cfg.training.tokenizer if cfg is not None else None
+    compare_adapter_locally(
+        out, job, base_model, fetched.adapter_dir, examples, path,
+        template=profile.template, tokenizer=tokenizer, device="auto", backend="azureml-compute",
+        extra={"model": f"{fetched.model}:{fetched.version}", "adapter_dir": str(fetched.adapter_dir),
+               "downloaded": fetched.downloaded},
+        cwd=cwd, max_tokens=max_tokens, concurrency=concurrency, logprobs=logprobs, min_gain=min_gain,
+        show=show, plot=plot, json=json,
+    )  # fmt: skip

@@ -498,6 +498,24 @@ def register(app: typer.Typer) -> None:
                 "--plot", help="With --baseline: write a PNG chart of both score sets.", dir_okay=False
             ),
         ] = None,
+        base_model: Annotated[
+            str | None,
+            typer.Option(
+                "--base-model",
+                metavar="DIR_OR_ID",
+                help="With --baseline on a local or azureml-compute job: the base weights to load (a folder or a "
+                "Hugging Face id; default: the job's base model).",
+            ),
+        ] = None,
+        download_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--download-dir",
+                file_okay=False,
+                help="With --baseline on an azureml-compute job: where the registered adapter is downloaded "
+                "(default: .phi3ft/adapters/MODEL-VERSION; reused when it holds one).",
+            ),
+        ] = None,
         path: PathOpt = "/v1/chat/completions",
         auth_header: AuthHeaderOpt = "bearer",
         config: ConfigPathOpt = None,
@@ -508,17 +526,26 @@ def register(app: typer.Typer) -> None:
 
         Each conversation's prompt is every turn before its last assistant turn; that turn is the reference. Answers are compared after SQuAD normalisation (lower case, no punctuation, no articles). 429s are retried honouring Retry-After. Perplexity is reported only when the endpoint returns log-probabilities; otherwise the report says why not. Exit 1 when --min-f1 is not met or no request succeeded.
 
-        --baseline scores the base model too (BASE_ENDPOINT, default the one `phi3ft deploy --baseline` created; on the local backend, the base weights without the adapter) with the same prompts and settings, and prints both side by side with win/tie/loss per example; --min-gain METRIC DELTA is its gate (exit 1).
+        --baseline scores the base model too (BASE_ENDPOINT, default the one `phi3ft deploy --baseline` created; on the local backend, the base weights without the adapter; for an azureml-compute job, the adapter it registered, downloaded once into --download-dir, against its base weights on this machine) with the same prompts and settings, and prints both side by side with win/tie/loss per example; --min-gain METRIC DELTA is its gate (exit 1).
         """
         from phi3ft import deploy as svc
         from phi3ft.errors import Phi3ftError, UsageError
 
         app_ctx: AppContext = ctx.obj
         out = app_ctx.for_command(json=json)
-        if not baseline and (min_gain is not None or base_endpoint is not None or plot is not None):
-            what = (
-                "--min-gain" if min_gain is not None else ("--plot" if plot is not None else "BASE_ENDPOINT")
-            )
+        if not baseline and (
+            min_gain is not None
+            or base_endpoint is not None
+            or plot is not None
+            or base_model is not None
+            or download_dir is not None
+        ):
+            what = next(
+                flag
+                for flag, value in (("--min-gain", min_gain), ("--plot", plot), ("--base-model", base_model),
+                                    ("--download-dir", download_dir), ("BASE_ENDPOINT", base_endpoint))
+                if value is not None
+            )  # fmt: skip
             raise UsageError(
                 f"{what} compares with the base model and needs --baseline.",
                 "Example: phi3ft eval --baseline --min-gain f1 0.05 (or --min-f1 0.6 for one endpoint).",
@@ -553,8 +580,40 @@ def register(app: typer.Typer) -> None:
                     max_tokens=max_tokens or (int(local_cfg.eval.max_tokens) if local_cfg is not None else 256),
                     concurrency=concurrency or (int(local_cfg.eval.concurrency) if local_cfg is not None else 1),
                     logprobs=logprobs, min_gain=min_gain, show=show, plot=plot, json=json,
+                    base_override=base_model,
                 )  # fmt: skip
                 return
+            from phi3ft.cli.baseline import compute_baseline_job, eval_compute_baseline_command
+
+            on_cluster = compute_baseline_job(store, endpoint)
+            if on_cluster is not None:
+                if base_endpoint is not None:
+                    raise UsageError(
+                        f"{on_cluster[0]} ran on Azure ML compute: its adapter is compared with its base "
+                        "weights on this machine, not with an endpoint.",
+                        f"Drop {base_endpoint}: phi3ft eval {on_cluster[0]} --baseline",
+                    )
+                job_name = on_cluster[0]
+                eval_compute_baseline_command(
+                    out, job_name, on_cluster[1],
+                    connect=lambda: _open(app_ctx, config, auth, job=job_name)[0],
+                    state_dir=app_ctx.state_dir, download_dir=download_dir, base_override=base_model,
+                    data=data, cfg=local_cfg, cwd=app_ctx.cwd, limit=limit,
+                    max_tokens=max_tokens or (int(local_cfg.eval.max_tokens) if local_cfg is not None else 256),
+                    concurrency=concurrency or (int(local_cfg.eval.concurrency) if local_cfg is not None else 1),
+                    logprobs=logprobs, min_gain=min_gain, show=show, plot=plot, json=json,
+                )  # fmt: skip
+                return
+            if download_dir is not None:
+                raise UsageError(
+                    "--download-dir is for the adapter of an azureml-compute job; this comparison is of two endpoints.",
+                    "Drop --download-dir, or name the cluster job: phi3ft eval JOB --baseline --download-dir DIR",
+                )
+            if base_model is not None:
+                raise UsageError(
+                    "--base-model is for a local or azureml-compute job; this comparison is of two endpoints.",
+                    "Drop --base-model, or name the job: phi3ft eval JOB --baseline --base-model DIR",
+                )
         name = svc.resolve_endpoint_name(store, endpoint)
         backend, _, cfg = _open(app_ctx, config, auth, endpoint=name)
         ecfg = cfg.eval if cfg is not None else None
