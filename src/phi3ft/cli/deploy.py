@@ -546,6 +546,11 @@ def register(app: typer.Typer) -> None:
                                     ("--download-dir", download_dir), ("BASE_ENDPOINT", base_endpoint))
                 if value is not None
             )  # fmt: skip
+            if what in ("--base-model", "--download-dir"):
+                raise UsageError(
+                    f"{what} is for the comparison with the base model and needs --baseline.",
+                    f"Example: phi3ft eval JOB --baseline {what} DIR",
+                )
             raise UsageError(
                 f"{what} compares with the base model and needs --baseline.",
                 "Example: phi3ft eval --baseline --min-gain f1 0.05 (or --min-f1 0.6 for one endpoint).",
