@@ -242,7 +242,7 @@ def test_cli_adapter_options_need_baseline_and_a_job(run_cli: Any, world: World)
     for flag in ("--download-dir", "--base-model"):
         code, _, err = run_cli("eval", "--data", write_data(world), flag, "x", ctx=world.ctx())
         assert code == 2 and f"{flag} is for the comparison with the base model and needs --baseline" in err
-        assert f"phi3ft eval JOB --baseline {flag} DIR" in err and "Traceback" not in err
+        assert f"phi3ft eval --baseline {flag} DIR" in err and "Traceback" not in err
     run_cli("deploy", ctx=world.ctx())
     for flag in ("--download-dir", "--base-model"):
         code, _, err = run_cli("eval", "--baseline", "--data", write_data(world), flag, "x", ctx=world.ctx())

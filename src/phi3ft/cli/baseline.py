@@ -135,6 +135,7 @@ def eval_baseline_command(
     json: bool,
     clock: Callable[[], float],
     cwd: Path,
+    judge: str | None = None,
 ) -> None:
     from phi3ft import baseline as svc
     from phi3ft.errors import Phi3ftError, PrerequisiteError
@@ -152,6 +153,7 @@ def eval_baseline_command(
             f"--baseline compares two endpoints; {fine_tuned} was named twice.",
             "Name the fine-tuned endpoint first, then the base one: phi3ft eval FT_ENDPOINT --baseline BASE_ENDPOINT.",
         )
+    check_judge(judge, (fine_tuned, base_name))
 
     def on_result(which: str, item: Any, done: int, total: int) -> None:
         if done == total or done % max(1, total // 5) == 0:
@@ -174,6 +176,8 @@ def eval_baseline_command(
         clock=clock,
         on_result=on_result,
     )
+    if judge:
+        run_judge(out, report, examples, judge, client(judge), concurrency=concurrency)
     finish_baseline_report(out, report, plot=plot, json=json, cwd=cwd)
     if report.fine_tuned.scored == 0 or report.base.scored == 0:
         which = fine_tuned if report.fine_tuned.scored == 0 else base_name
@@ -281,8 +285,75 @@ def render_baseline(out: Any, report: Any) -> None:
                 ("base", d.base_answer or ""),
             ):
                 out.print(f"    {label:<11} {text}", markup=False, highlight=False, soft_wrap=True)
+    judged = report.extra.get("judge")
+    if judged:
+        render_judge(out, judged)
     if report.gate is not None:
         out.info(f"gate: {report.gate.describe()}: {'pass' if report.gate.passed else 'FAIL'}")
+
+
+# ---- --judge DEPLOYMENT: pairwise judgement by a chat deployment, both orders -------------------------
+
+
+def check_judge(judge: str | None, compared: Sequence[str]) -> None:
+    """A judge is a third deployment: one that wrote the answers would judge its own."""
+    from phi3ft.errors import UsageError
+
+    if judge and judge.lower() in {c.lower() for c in compared}:
+        raise UsageError(
+            f"--judge {judge} is one of the two models being compared; it would judge its own answers.",
+            "Name another chat deployment: phi3ft eval --baseline --judge JUDGE_ENDPOINT",
+        )
+
+
+def run_judge(
+    out: Any, report: Any, examples: Sequence[Any], judge: str, client: Any, *, concurrency: int
+) -> None:
+    """Judge every example both sides answered, in both orders; the result goes to ``report.extra``."""
+    from phi3ft.errors import Phi3ftError
+    from phi3ft.judge import JUDGE_PROMPT_VERSION, judge_pairs, pairs_from_report
+
+    pairs = pairs_from_report(report, examples)
+    out.info(f"Judging {len(pairs)} pairs with {judge} (prompt {JUDGE_PROMPT_VERSION}, both orders)")
+
+    def on_result(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 5) == 0:
+            out.info(f"  judge: {done}/{total} replies")
+
+    judged = judge_pairs(client, judge, pairs, concurrency=concurrency, on_result=on_result)
+    report.extra["judge"] = judged.to_json()
+    if pairs and judged.counts.get("error", 0) == len(pairs):
+        first = next((c.error for v in judged.verdicts for c in v.calls if c.error), None)
+        raise Phi3ftError(
+            f"The judge {judge} gave no usable verdict" + (f": {first}" if first else "."),
+            f'Smoke-test it with `phi3ft invoke {judge} "Hello"`; it must reply with a JSON object naming a winner.',
+        )
+
+
+def render_judge(out: Any, judged: dict[str, Any]) -> None:
+    c = judged["counts"]
+    rate = judged.get("win_rate")
+    out.print(
+        f"judge {judged['deployment']} (prompt {judged['prompt_version']}, both orders): {c['win']} won, "
+        f"{c['tie']} tied, {c['loss']} lost"
+        + (f", {c['error']} not judged" if c.get("error") else "")
+        + (f"; win rate {rate:.2f}" if rate is not None else "")
+        + f"; {judged['inconsistent']} changed with the order, position A preferred in "
+        f"{judged['position_a_preferred']}/{judged['decisive_replies']} decisive replies",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    for v in judged["verdicts"]:
+        reasons = [o["rationale"] for o in v["orders"] if o.get("rationale")]
+        if reasons:
+            note = "" if v["consistent"] else " (the two orders disagreed)"
+            out.print(
+                f"  line {v['line']}: {v['verdict']}{note}: {reasons[0]}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 # ---- local backend: the base model and the trained adapter on this machine -----------------------------
@@ -379,6 +450,8 @@ def compare_adapter_locally(
     show: int,
     plot: Path | None,
     json: bool,
+    judge: str | None = None,
+    judge_client: Callable[[str], Any] | None = None,
 ) -> None:
     """The base weights and ``adapter_dir`` on this machine, scored like two endpoints (local and compute)."""
     from phi3ft import baseline as svc
@@ -414,6 +487,8 @@ def compare_adapter_locally(
     )
     report.extra["backend"] = backend
     report.extra.update(extra)
+    if judge and judge_client is not None:
+        run_judge(out, report, examples, judge, judge_client(judge), concurrency=concurrency)
     finish_baseline_report(out, report, plot=plot, json=json, cwd=cwd)
     gate = report.gate
     if gate is not None and not gate.passed:
@@ -455,6 +530,8 @@ def eval_compute_baseline_command(
     show: int,
     plot: Path | None,
     json: bool,
+    judge: str | None = None,
+    chat_client: Callable[[Any, str], Any] | None = None,
 ) -> None:
     """Download the model the cluster job registered (once), then compare it with its base on this machine."""
     from phi3ft.catalog import get_profile
@@ -498,5 +575,6 @@ def eval_compute_baseline_command(
         extra={"model": f"{fetched.model}:{fetched.version}", "adapter_dir": str(fetched.adapter_dir),
                "downloaded": fetched.downloaded},
         cwd=cwd, max_tokens=max_tokens, concurrency=concurrency, logprobs=logprobs, min_gain=min_gain,
-        show=show, plot=plot, json=json,
+        show=show, plot=plot, json=json, judge=judge,
+        judge_client=(lambda name: chat_client(connect(), name)) if chat_client is not None else None,
     )  # fmt: skip

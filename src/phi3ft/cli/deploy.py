@@ -516,6 +516,15 @@ def register(app: typer.Typer) -> None:
                 "(default: .phi3ft/adapters/MODEL-VERSION; reused when it holds one).",
             ),
         ] = None,
+        judge: Annotated[
+            str | None,
+            typer.Option(
+                "--judge",
+                metavar="DEPLOYMENT",
+                help="With --baseline: also let this chat deployment judge each pair of answers, in both orders "
+                "(position bias), keeping its rationale; the prompt ships with phi3ft (versioned).",
+            ),
+        ] = None,
         path: PathOpt = "/v1/chat/completions",
         auth_header: AuthHeaderOpt = "bearer",
         config: ConfigPathOpt = None,
@@ -526,7 +535,7 @@ def register(app: typer.Typer) -> None:
 
         Each conversation's prompt is every turn before its last assistant turn; that turn is the reference. Answers are compared after SQuAD normalisation (lower case, no punctuation, no articles). 429s are retried honouring Retry-After. Perplexity is reported only when the endpoint returns log-probabilities; otherwise the report says why not. Exit 1 when --min-f1 is not met or no request succeeded.
 
-        --baseline scores the base model too (BASE_ENDPOINT, default the one `phi3ft deploy --baseline` created; on the local backend, the base weights without the adapter; for an azureml-compute job, the adapter it registered, downloaded once into --download-dir, against its base weights on this machine) with the same prompts and settings, and prints both side by side with win/tie/loss per example; --min-gain METRIC DELTA is its gate (exit 1).
+        --baseline scores the base model too (BASE_ENDPOINT, default the one `phi3ft deploy --baseline` created; on the local backend, the base weights without the adapter; for an azureml-compute job, the adapter it registered, downloaded once into --download-dir, against its base weights on this machine) with the same prompts and settings, and prints both side by side with win/tie/loss per example; --min-gain METRIC DELTA is its gate (exit 1). --judge DEPLOYMENT adds a pairwise verdict per example from that chat deployment, asked in both orders.
         """
         from phi3ft import deploy as svc
         from phi3ft.errors import Phi3ftError, UsageError
@@ -539,17 +548,20 @@ def register(app: typer.Typer) -> None:
             or plot is not None
             or base_model is not None
             or download_dir is not None
+            or judge is not None
         ):
             what = next(
                 flag
                 for flag, value in (("--min-gain", min_gain), ("--plot", plot), ("--base-model", base_model),
-                                    ("--download-dir", download_dir), ("BASE_ENDPOINT", base_endpoint))
+                                    ("--download-dir", download_dir), ("--judge", judge),
+                                    ("BASE_ENDPOINT", base_endpoint))
                 if value is not None
             )  # fmt: skip
-            if what in ("--base-model", "--download-dir"):
+            if what in ("--base-model", "--download-dir", "--judge"):
+                example = "JUDGE_ENDPOINT" if what == "--judge" else "DIR"
                 raise UsageError(
                     f"{what} is for the comparison with the base model and needs --baseline.",
-                    f"Example: phi3ft eval JOB --baseline {what} DIR",
+                    f"Example: phi3ft eval --baseline {what} {example}",
                 )
             raise UsageError(
                 f"{what} compares with the base model and needs --baseline.",
@@ -580,6 +592,11 @@ def register(app: typer.Typer) -> None:
                         f"{local[0]} is a local job: its base model is compared locally, not an endpoint.",
                         f"Drop {base_endpoint}: phi3ft eval {local[0]} --baseline",
                     )
+                if judge is not None:
+                    raise UsageError(
+                        f"--judge calls an Azure chat deployment; {local[0]} is a local job with no Azure project.",
+                        f"Drop --judge: phi3ft eval {local[0]} --baseline",
+                    )
                 eval_local_baseline_command(
                     out, local[0], local[1], data=data, cfg=local_cfg, cwd=app_ctx.cwd, limit=limit,
                     max_tokens=max_tokens or (int(local_cfg.eval.max_tokens) if local_cfg is not None else 256),
@@ -606,7 +623,8 @@ def register(app: typer.Typer) -> None:
                     data=data, cfg=local_cfg, cwd=app_ctx.cwd, limit=limit,
                     max_tokens=max_tokens or (int(local_cfg.eval.max_tokens) if local_cfg is not None else 256),
                     concurrency=concurrency or (int(local_cfg.eval.concurrency) if local_cfg is not None else 1),
-                    logprobs=logprobs, min_gain=min_gain, show=show, plot=plot, json=json,
+                    logprobs=logprobs, min_gain=min_gain, show=show, plot=plot, json=json, judge=judge,
+                    chat_client=lambda backend, endpoint_name: _chat_client(backend, endpoint_name, path, auth_header),
                 )  # fmt: skip
                 return
             if download_dir is not None:
@@ -640,7 +658,7 @@ def register(app: typer.Typer) -> None:
                 concurrency=concurrency or (int(ecfg.concurrency) if ecfg is not None else 4),
                 max_tokens=max_tokens or (int(ecfg.max_tokens) if ecfg is not None else 256),
                 logprobs=logprobs, min_gain=min_gain, show=show, plot=plot, json=json, clock=app_ctx.clock,
-                cwd=app_ctx.cwd,
+                cwd=app_ctx.cwd, judge=judge,
             )  # fmt: skip
             return
         client = _chat_client(backend, name, path, auth_header)
