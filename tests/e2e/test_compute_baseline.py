@@ -69,6 +69,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return base, out_dir
 
 
+def judge_longer(last: str) -> str:
+    """A scripted judge: the longer of answers A and B wins."""
+    a = last.split("[Answer A]\n", 1)[1].split("\n\n[Answer B]", 1)[0]
+    b = last.split("[Answer B]\n", 1)[1].split("\n\nWhich answer", 1)[0]
+    winner = "tie" if len(a) == len(b) else ("A" if len(a) > len(b) else "B")
+    return json.dumps({"winner": winner, "rationale": f"longer: {winner}"})
+
+
 def output_files(out_dir: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out_dir)): p.read_bytes() for p in sorted(out_dir.rglob("*")) if p.is_file()}
 
@@ -180,6 +188,24 @@ def test_compute_job_adapter_is_downloaded_and_compared_with_its_base(
     assert "--min-gain not met" in err and "f1" in err
     assert not list(stack.requests)
     assert [c for c in stack.connects if c[0].endswith(".blob.core.windows.net")] == blob_connects
+
+    # a judge deployment in the project judges each pair in both orders (it prefers the longer answer here)
+    judge = "judge-chat"
+    stack.state.add_endpoint(stack.state.workspace(PROJECT), judge)
+    stack.state.inference_replies[judge] = judge_longer
+    code, out, err = cli(*args[:5], "--limit", "2", "--max-tokens", "8", "--judge", judge, "--json")
+    assert code == 0, err
+    judged = json.loads(out)
+    verdicts = judged["judge"]["verdicts"]
+    assert judged["judge"]["deployment"] == judge and len(verdicts) == 2
+    assert len(stack.requests.find(route="inference.chat_completions")) == 4  # 2 examples x 2 orders
+    for v, ft_r, base_r in zip(
+        verdicts, judged["fine_tuned"]["results"], judged["base"]["results"], strict=True
+    ):
+        longer = len(ft_r["answer"]) - len(base_r["answer"])
+        assert v["verdict"] == ("win" if longer > 0 else "loss" if longer < 0 else "tie")
+        assert {o["fine_tuned_as"] for o in v["orders"]} == {"A", "B"}
+        assert all(o["rationale"].startswith("longer:") for o in v["orders"])
 
     # the human report, the chart, and a folder the user names
     pytest.importorskip("matplotlib")
