@@ -3,12 +3,15 @@
 The command job's ``adapter`` output is registered as workspace model ``output_model_name`` version
 ``output_model_version`` (1) when the job completes (:mod:`phi3ft.backends.azureml.compute`). Its files
 are the trainer's output folder: ``adapter/`` (``adapter_config.json``, the weights, ``tokenizer.json``)
-plus ``metrics.jsonl``. They are downloaded once into ``.phi3ft/adapters/{model}-{version}`` (or the
-folder the user names) and reused from there: a second comparison reads no Azure at all.
+plus ``metrics.jsonl``. They are downloaded once into ``.phi3ft/adapters/{model}-{version}`` (or
+``{the folder the user names}/{model}-{version}``) and reused from there: a second comparison reads no Azure at
+all. A marker file says which model version a folder holds; a folder phi3ft did not download is neither reused
+nor overwritten.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,9 @@ from phi3ft.errors import PrerequisiteError
 #: Folder under the state dir (``.phi3ft``) holding downloaded adapters, one per model version.
 ADAPTERS_DIR = "adapters"
 ADAPTER_CONFIG = "adapter_config.json"
+#: Written into a download folder once the download is complete: which model version it holds. A folder
+#: without it is never reused as a download, and never overwritten either (it is not phi3ft's).
+MARKER = ".phi3ft-download.json"
 
 
 @dataclass
@@ -29,8 +35,17 @@ class FetchedAdapter:
     downloaded: bool  # False: found in the folder from an earlier download
 
 
-def default_download_dir(state_dir: Path, model: str, version: str) -> Path:
-    return Path(state_dir) / ADAPTERS_DIR / f"{model}-{version}"
+def download_folder(state_dir: Path, model: str, version: str, parent: Path | None = None) -> Path:
+    """``{parent or .phi3ft/adapters}/{model}-{version}``: one folder per model version."""
+    return (Path(parent) if parent is not None else Path(state_dir) / ADAPTERS_DIR) / f"{model}-{version}"
+
+
+def _marker(folder: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def find_adapter(folder: Path) -> Path | None:
@@ -56,9 +71,20 @@ def fetch_job_adapter(
             f"The ledger has no output model for job {job}.",
             f"Re-attach to the job with `phi3ft submit` (it records the model), then `phi3ft eval {job} --baseline`.",
         )
-    cached = None if refresh else find_adapter(folder)
-    if cached is not None:
-        return FetchedAdapter(cached, folder, model, version, downloaded=False)
+    marker = _marker(folder)
+    if (
+        not refresh
+        and marker is not None
+        and (marker.get("model"), marker.get("version")) == (model, version)
+    ):
+        cached = find_adapter(folder)
+        if cached is not None:
+            return FetchedAdapter(cached, folder, model, version, downloaded=False)
+    if marker is None and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise PrerequisiteError(
+            f"{folder} exists and is not a phi3ft download; phi3ft does not overwrite it.",
+            "Remove it, or download elsewhere: phi3ft eval JOB --baseline --download-dir OTHER_DIR",
+        )
     backend = backend_factory()
     status = backend.get_job(job, with_error=False).status
     if status != "Completed":
@@ -72,6 +98,9 @@ def fetch_job_adapter(
         from phi3ft.backends.azureml.artifacts import download_model
 
         download_model(backend.session, model, version, folder)
+    (folder / MARKER).write_text(
+        json.dumps({"model": model, "version": version, "job": job}, indent=2) + "\n", encoding="utf-8"
+    )
     adapter = find_adapter(folder)
     if adapter is None:
         raise PrerequisiteError(

@@ -212,7 +212,15 @@ def test_compute_job_adapter_is_downloaded_and_compared_with_its_base(
     code, out, err = cli("eval", job, "--baseline", "--base-model", str(base), "--limit", "2", "--max-tokens",
                          "4", "--plot", "cmp.png", "--download-dir", "dl")  # fmt: skip
     assert code == 0, err
-    assert (folder / "dl" / "adapter").is_dir() or any((folder / "dl").rglob("adapter_config.json"))
+    downloaded = folder / "dl" / f"{MODEL}-1"
+    assert json.loads((downloaded / ".phi3ft-download.json").read_text()) == {
+        "model": MODEL,
+        "version": "1",
+        "job": job,
+    }
+    assert [p.name for p in downloaded.rglob("adapter_config.json")] == ["adapter_config.json"]
+    assert f"Downloadedmodel{MODEL}:1(job{job})in{downloaded}" in "".join(err.split())  # paths may wrap
+    assert not (folder / "dl" / "adapter").exists()  # only the model's own subfolder is written
     assert "fine-tuned" in out and "token F1" in out and "per example" in out
     assert (folder / "cmp.png").read_bytes()[:4] == b"\x89PNG"
     stack.assert_no_server_errors()
@@ -236,6 +244,22 @@ def test_compute_job_without_adapter_files_says_so(stack: Any, cli: Any, folder:
     assert code == 4, err
     assert f"Model {MODEL}:1 (the output of job {job}) has no adapter_config.json" in err
     assert f"phi3ft logs {job}" in err
+
+
+def test_a_download_folder_phi3ft_did_not_make_is_left_alone(stack: Any, cli: Any, folder: Path) -> None:
+    job = submit(cli, folder, "--skip-checks")
+    theirs = folder / "models" / f"{MODEL}-1"
+    theirs.mkdir(parents=True)
+    (theirs / "notes.txt").write_text("mine")
+    stack.requests.clear()
+    code, _out, err = cli("eval", job, "--baseline", "--limit", "1", "--download-dir", "models")
+    assert code == 4, err
+    assert f"{theirs}existsandisnotaphi3ftdownload;phi3ftdoesnotoverwriteit." in "".join(err.split())
+    assert "--download-dirOTHER_DIR" in "".join(err.split())
+    assert (theirs / "notes.txt").read_text() == "mine" and sorted(p.name for p in theirs.iterdir()) == [
+        "notes.txt"
+    ]
+    assert not stack.requests.find(route="datastores.list_secrets")
 
 
 def test_baseline_endpoint_is_refused_for_a_compute_job(stack: Any, cli: Any, folder: Path) -> None:

@@ -537,7 +537,7 @@ def eval_compute_baseline_command(
     from phi3ft.catalog import get_profile
     from phi3ft.deploy import load_eval_examples
     from phi3ft.errors import NotFoundError, UsageError
-    from phi3ft.remote_adapter import default_download_dir, fetch_job_adapter
+    from phi3ft.remote_adapter import download_folder, fetch_job_adapter
 
     ecfg = cfg.eval if cfg is not None else None
     path = data or (ecfg.data if ecfg is not None and ecfg.data else None)
@@ -561,10 +561,10 @@ def eval_compute_baseline_command(
         base_model = profile.hf_repo
     model = str(record.get("output_model_name") or job)
     version = str(record.get("output_model_version") or "1")
+    parent = None
     if download_dir is not None:
-        folder = download_dir if download_dir.is_absolute() else cwd / download_dir
-    else:
-        folder = default_download_dir(state_dir, model, version)
+        parent = download_dir if download_dir.is_absolute() else cwd / download_dir
+    folder = download_folder(state_dir, model, version, parent)
     fetched = fetch_job_adapter(connect, job, record, folder=folder)
     verb = "Downloaded" if fetched.downloaded else "Using the adapter downloaded earlier:"
     out.info(f"{verb} model {fetched.model}:{fetched.version} (job {job}) in {fetched.folder}")

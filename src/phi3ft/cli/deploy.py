@@ -513,7 +513,7 @@ def register(app: typer.Typer) -> None:
                 "--download-dir",
                 file_okay=False,
                 help="With --baseline on an azureml-compute job: where the registered adapter is downloaded "
-                "(default: .phi3ft/adapters/MODEL-VERSION; reused when it holds one).",
+                "(into DIR/MODEL-VERSION; default .phi3ft/adapters/MODEL-VERSION; reused once downloaded).",
             ),
         ] = None,
         judge: Annotated[
