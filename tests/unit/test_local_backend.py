@@ -155,3 +155,29 @@ def test_runner_that_ends_between_the_two_reads_is_completed_not_failed(
     info = backend.get_job("race")
     assert info.status == "Completed" and info.error is None
     assert info.output_model_name == str(tmp_path / "out" / "ok" / "adapter")
+
+
+def test_runner_just_past_exec_is_running_not_failed(
+    backend: LocalBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after the start, /proc/PID/cmdline of the runner can read empty (the child is past exec but
+    the loader has not set its command line up yet; a loaded machine makes that window long). That is not
+    a pid reused by something else: this failed the local-backend tests and the local sweep under load."""
+    import phi3ft.backends.local as local
+
+    backend.create_local_job(name="fresh", options=options(tmp_path, "slow"))
+    pid = int(backend.get_job("fresh").extra["pid"])
+    real = local._cmdline
+    monkeypatch.setattr(local, "_cmdline", lambda p: b"")  # mid-exec, as seen from /proc
+    assert backend.get_job("fresh").status == "Running"  # our own child: poll() says it runs
+    # a runner started by another phi3ft process: an empty command line is read again, not taken as gone
+    child = local._CHILDREN.pop(pid)
+    reads = iter([b"", b"", real(pid)])
+    monkeypatch.setattr(local, "_cmdline", lambda p: next(reads))
+    monkeypatch.setattr(local.time, "sleep", lambda s: None)
+    try:
+        assert backend.get_job("fresh").status == "Running"
+    finally:
+        local._CHILDREN[pid] = child
+        monkeypatch.undo()
+        backend.cancel_job("fresh")
