@@ -171,12 +171,21 @@ def test_runner_just_past_exec_is_running_not_failed(
     monkeypatch.setattr(local, "_cmdline", lambda p: b"")  # mid-exec, as seen from /proc
     assert backend.get_job("fresh").status == "Running"  # our own child: poll() says it runs
     # a runner started by another phi3ft process: an empty command line is read again, not taken as gone
+    deadline = time.monotonic() + 30
+    while not real(pid):  # let the real one have its command line first
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     child = local._CHILDREN.pop(pid)
-    reads = iter([b"", b"", real(pid)])
-    monkeypatch.setattr(local, "_cmdline", lambda p: next(reads))
+    calls = {"n": 0}
+
+    def empty_twice(p: int) -> bytes:
+        calls["n"] += 1
+        return b"" if calls["n"] <= 2 else real(p)
+
+    monkeypatch.setattr(local, "_cmdline", empty_twice)
     monkeypatch.setattr(local.time, "sleep", lambda s: None)
     try:
-        assert backend.get_job("fresh").status == "Running"
+        assert backend.get_job("fresh").status == "Running" and calls["n"] == 3
     finally:
         local._CHILDREN[pid] = child
         monkeypatch.undo()
