@@ -308,6 +308,33 @@ def call(action: str, fn: Callable[[], T], *, auth: str | None = None) -> T:
         return fn()
 
 
+def is_conflict(exc: BaseException) -> bool:
+    """An HTTP 409 "already exists" answer (ResourceExistsError, or any HttpResponseError with 409)."""
+    return getattr(exc, "status_code", None) == 409
+
+
+def create_or_reattach(action: str, create: Callable[[], T], fetch: Callable[[], T | None]) -> T:
+    """``create()``; on the service's 409 "already exists" (another run, or a killed one, created it
+    first) ``fetch()`` the existing resource and continue with it: a re-attach, never a failure."""
+    from azure.core.exceptions import HttpResponseError
+
+    def attempt() -> T | None:
+        try:
+            return create()
+        except HttpResponseError as exc:
+            if is_conflict(exc):
+                return None
+            raise
+
+    created = call(action, attempt)
+    if created is not None:
+        return created
+    existing = fetch()
+    if existing is None:  # 409 but not readable yet: one more create (the SDK skips finished blobs)
+        return call(action, create)
+    return existing
+
+
 class AzureSession:
     """Credential + lazily-built SDK clients for one subscription / resource group / project.
 
