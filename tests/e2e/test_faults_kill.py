@@ -196,8 +196,7 @@ def kill_then_recover(stack: Any, folder: Path, phase: str, route: str, kw: dict
 
 @pytest.mark.parametrize(
     ("kind", "phase"),
-    [("hub", "submit"), ("project", "submit"), ("data", "submit"), ("job", "submit"),
-     ("endpoint", "deploy")],  # fmt: skip
+    [("hub", "submit"), ("project", "submit"), ("data", "submit"), ("job", "submit"), ("endpoint", "deploy")],
 )
 def test_kill_at_create_then_rerun_and_delete_all_leaves_nothing(
     stack: Any, folder: Path, kind: str, phase: str
@@ -254,7 +253,9 @@ def test_kill_sweep_every_create_request(stack: Any, folder: Path, phase: str, b
         while True:
             stack.reset()
             stack.state.add_role_assignment(
-                f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
+                f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}",
+                ROLE_CONTRIBUTOR,
+                USER_OID,
             )
             import shutil
 
