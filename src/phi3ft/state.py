@@ -16,7 +16,7 @@ Two runs in one folder: the phases of ``submit``/``deploy``/``delete`` that crea
 a second run waits (or, with ``--no-wait``, exits 1). Read-only commands never take it.
 ``.phi3ft/`` is created 0700 and its files 0600, whatever the umask.
 
-Leaf module: stdlib only.
+Leaf module: stdlib (and phi3ft.errors / phi3ft.redact) only.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from phi3ft.errors import Phi3ftError
 from phi3ft.redact import redact_data
 
 try:  # POSIX advisory locks; on Windows the lock is a no-op (single-user tool).
@@ -54,11 +55,14 @@ _run_locks: dict[str, list[Any]] = {}  # lock path -> [fd, depth] (re-entrant wi
 _run_locks_guard = threading.RLock()
 
 
-class LockBusy(Exception):
-    """Another phi3ft process holds the run lock of this ``.phi3ft`` (``--no-wait``)."""
+class LockBusy(Phi3ftError):
+    """Another phi3ft process holds the run lock of this ``.phi3ft`` (``--no-wait``): exit 1."""
 
     def __init__(self, pid: str) -> None:
-        super().__init__(lock_message(pid))
+        super().__init__(
+            lock_message(pid).replace("; waiting", "; not waiting (--no-wait)"),
+            "Let that run finish (or drop --no-wait to queue behind it), then re-run: phi3ft resumes.",
+        )
         self.pid = pid
 
 
