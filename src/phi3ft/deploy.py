@@ -28,7 +28,7 @@ from phi3ft.errors import (
     UsageError,
 )
 from phi3ft.evaluate import exact_match, normalize_answer, percentile, perplexity, token_f1
-from phi3ft.polling import Poll, wait_until
+from phi3ft.polling import Poll, retry_transient, wait_until
 from phi3ft.state import CREATING, CREATION_TAG, StateStore
 
 #: job.yaml spelling -> REST ``properties.authMode``.
@@ -309,6 +309,8 @@ def deploy_endpoint(
             schedule=schedule,
             on_poll=on_poll,
             what=f"endpoint {endpoint_name}",
+            outage_hint="Azure kept failing longer than the outage window (PHI3FT_OUTAGE_WINDOW); the endpoint "
+            "keeps provisioning: re-run `phi3ft deploy` to re-attach.",
         )
         if info.provisioning_state.lower() != "succeeded":
             store.record("endpoint", endpoint_name, state=info.provisioning_state)
@@ -1027,8 +1029,12 @@ def _execute_steps(
         if step.skip_reason:
             report(DeleteOutcome(step, "skipped", step.skip_reason))
             continue
-        try:
-            result, detail = _delete_one(backend, step)
+        try:  # a delete is idempotent ("already gone" is success): ride out a transient outage
+            result, detail = retry_transient(
+                lambda step=step: _delete_one(backend, step),  # type: ignore[misc]
+                clock=time.monotonic,
+                sleep=time.sleep,
+            )
         except Phi3ftError as exc:
             exc.message = (
                 f"{exc.message} (stopped before: "

@@ -841,6 +841,8 @@ def watch(
         schedule=schedule or _schedule_of(backend),
         on_poll=on_poll,
         what=f"job {name}",
+        outage_hint=f"Azure kept failing longer than the outage window (PHI3FT_OUTAGE_WINDOW); the job keeps "
+        f"running: `phi3ft watch {name}` re-attaches.",
     )
     return finish(backend, store, job)
 

@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 
 from phi3ft.backends.azureml._core import (
     ARM_SCOPE,
-    RETRY_KWARGS,
     AzureSession,
     call,
     create_or_reattach,
     quiet_experimental_warnings,
+    retry_policy,
 )
 from phi3ft.backends.base import FAILED_STATUSES, TERMINAL_STATUSES, JobInfo, MetricPoint
 from phi3ft.errors import AzureError, NotFoundError, Phi3ftError
@@ -353,7 +353,7 @@ class _MlflowClient:
             policies=[
                 policies.HeadersPolicy(),
                 policies.UserAgentPolicy(sdk_moniker="phi3ft"),
-                policies.RetryPolicy(**RETRY_KWARGS),
+                retry_policy(),
                 policies.BearerTokenCredentialPolicy(session.credential, ARM_SCOPE),
                 policies.ContentDecodePolicy(),
             ],
