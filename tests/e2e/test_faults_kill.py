@@ -210,9 +210,13 @@ def test_kill_at_cluster_create_then_rerun_and_delete_all_leaves_nothing(stack: 
     assert kill_then_recover(stack, folder, "submit", route, kw, backend="azureml-compute")
 
 
-def test_kill_during_delete_all_then_delete_again_leaves_nothing(stack: Any, folder: Path) -> None:
-    # killed while Azure deletes the project: the next delete finishes (no stale job/data records)
-    assert kill_then_recover(stack, folder, "delete", "workspaces.delete", {"path": PROJECT})
+@pytest.mark.parametrize("target", [PROJECT, HUB])
+def test_kill_during_delete_all_then_delete_again_leaves_nothing(
+    stack: Any, folder: Path, target: str
+) -> None:
+    # killed while Azure deletes the project (or the hub, after the project's record went): the next
+    # delete finishes, with no stale job/data/model records
+    assert kill_then_recover(stack, folder, "delete", "workspaces.delete", {"path": target})
 
 
 def test_intent_is_owned_even_without_a_rerun(stack: Any, folder: Path) -> None:
