@@ -137,3 +137,38 @@ def test_state_folder_and_files_are_private_whatever_the_umask(tmp_path: Path) -
     assert mode(tmp_path / ".phi3ft") == 0o700
     for name in ("state.json", "lock", ".lock"):
         assert mode(tmp_path / ".phi3ft" / name) == 0o600, name
+
+
+# ---- 409 "already exists" is a re-attach ------------------------------------------------------------------
+def _backend(stack: Any) -> Any:
+    from phi3ft.backends.azureml.backend import AzureMLBackend
+
+    return AzureMLBackend.connect(
+        subscription_id=SUBSCRIPTION_ID, resource_group=RESOURCE_GROUP, project=PROJECT, hub=HUB,
+        credential=stack.credential,
+    )  # fmt: skip
+
+
+def test_job_create_answered_409_reattaches_to_the_existing_job(stack: Any) -> None:
+    ws = stack.state.add_project(PROJECT, stack.state.add_hub(HUB))
+    existing = stack.state.add_job(ws, "ft-pair-job", status="Running")
+    job = _backend(stack).create_finetuning_job(
+        name="ft-pair-job",
+        model_id="azureml://registries/azureml/models/Phi-4-mini-instruct/versions/1",
+        training_data="azureml:train:1", validation_data=None, hyperparameters={}, output_model_name="m",
+    )  # fmt: skip
+    assert job.name == existing.name and job.status == "Running"
+    puts = [r for r in stack.requests.records if r.route == "jobs.create_or_update"]
+    assert [r.status for r in puts] == [409]
+    assert len(stack.state.jobs) == 1
+
+
+def test_data_upload_answered_409_reattaches_to_the_existing_asset(stack: Any, tmp_path: Path) -> None:
+    ws = stack.state.add_project(PROJECT, stack.state.add_hub(HUB))
+    stack.state.add_data_version(ws, "train-pair", "abc")
+    # another run created it between our GET and our PUT: the GET misses it, the PUT conflicts
+    stack.faults.add("data.versions.get", status=404, code="UserError", message="Not found", times=1)
+    stack.faults.error("data.versions.create_or_update", status=409, code="Conflict", times=1)
+    (tmp_path / "t.jsonl").write_text(rows(3, "x"))
+    asset = _backend(stack).upload_data(tmp_path / "t.jsonl", name="train-pair", version="abc")
+    assert (asset.name, asset.version) == ("train-pair", "abc")
