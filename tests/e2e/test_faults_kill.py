@@ -7,7 +7,9 @@ as a real subprocess (``python -m phi3ft ... --auth env``) so the kill is a real
 
 The default suite kills once per resource kind (hub, project, data, job, cluster, endpoint) and once in a
 delete; ``test_kill_sweep_every_create_request`` (``slow``, and only with ``PHI3FT_KILL_SWEEP=1``) kills at
-every create/delete request of submit, deploy and delete in turn.
+every create/delete request of submit, deploy and delete in turn, and at every read of the created
+workspaces, clusters and endpoints (``PHI3FT_KILL_SWEEP_ROUTES=a,b`` narrows it; the tally goes to
+``PHI3FT_KILL_SWEEP_REPORT``).
 """
 
 from __future__ import annotations
@@ -232,11 +234,12 @@ def test_intent_is_owned_even_without_a_rerun(stack: Any, folder: Path) -> None:
 
 # ---- the sweep: every create/delete request of submit, deploy and delete ---------------------------------
 SWEEP_ROUTES = {
-    "submit": ("deployments.create_or_update", "data.containers.create_or_update",
+    # the creates, and the reads right after them (a kill at "the poll, or the GET after it")
+    "submit": ("deployments.create_or_update", "workspaces.get", "data.containers.create_or_update",
                "data.versions.create_or_update", "computes.create_or_update",
                "environments.versions.create_or_update", "codes.versions.create_or_update",
-               "jobs.create_or_update"),
-    "deploy": ("serverless_endpoints.create_or_update",),
+               "computes.get", "jobs.create_or_update"),
+    "deploy": ("serverless_endpoints.create_or_update", "serverless_endpoints.get"),
     "delete": ("jobs.cancel", "serverless_endpoints.delete", "models.versions.delete", "models.containers.delete",
                "data.versions.create_or_update", "computes.delete", "workspaces.delete", "dependents.delete"),
 }  # fmt: skip
@@ -252,7 +255,8 @@ def test_kill_sweep_every_create_request(stack: Any, folder: Path, phase: str, b
         pytest.skip("deploy is the same for both backends")
     tried, missed = 0, 0
     report = Path(os.environ.get("PHI3FT_KILL_SWEEP_REPORT", folder / "sweep.txt"))
-    for route in SWEEP_ROUTES[phase]:
+    only = {r for r in os.environ.get("PHI3FT_KILL_SWEEP_ROUTES", "").split(",") if r}
+    for route in (r for r in SWEEP_ROUTES[phase] if not only or r in only):
         k = 0
         while True:
             stack.reset()
