@@ -33,6 +33,7 @@ from phi3ft import __version__
 from phi3ft.backends.base import FAILED_STATUSES, SUCCESS_STATUSES, TERMINAL_STATUSES, JobInfo, MetricPoint
 from phi3ft.errors import (
     DataError,
+    NetworkError,
     NotFoundError,
     Phi3ftError,
     PrerequisiteError,
@@ -594,6 +595,7 @@ def _create_resources(
         "phi3ft_version": __version__,
         "created_by_phi3ft": True,
     }
+    job_cid = None
     if job is None:
         name = names.job if attempt == 1 else f"{names.job}-{attempt}"
         job_cid = store.intent(
@@ -607,38 +609,45 @@ def _create_resources(
             created_by_phi3ft=True,  # phi3ft's deterministic name, checked absent just now
         )
         tags[CREATION_TAG] = job_cid
-    if job is None and compute_job:
-        name = names.job if attempt == 1 else f"{names.job}-{attempt}"
-        job = backend.create_command_job(
-            name=name,
-            model=profile.name,
-            training=cfg.training,
-            training_data=assets["train"].id,
-            validation_data=assets["validation"].id if "validation" in assets else None,
-            compute=compute_fields["compute"],
-            environment=compute_fields["environment"],
-            instance_count=compute_fields["instance_count"],
-            process_count_per_instance=compute_fields["process_count_per_instance"],
-            output_model_name=output_model,
-            experiment_name=EXPERIMENT,
-            display_name=name,
-            description=f"phi3ft {__version__}: {profile.name} LoRA on cluster from {train_path.name}",
-            tags=tags,
-        )
-    elif job is None:
-        name = names.job if attempt == 1 else f"{names.job}-{attempt}"
-        job = backend.create_finetuning_job(
-            name=name,
-            model_id=model_id,
-            training_data=assets["train"].id,
-            validation_data=assets["validation"].id if "validation" in assets else None,
-            hyperparameters=config_mod.to_azure_hyperparameters(cfg),
-            output_model_name=output_model,
-            experiment_name=EXPERIMENT,
-            display_name=name,
-            description=f"phi3ft {__version__}: {profile.name} fine-tune from {train_path.name}",
-            tags=tags,
-        )
+    try:
+        if job is None and compute_job:
+            name = names.job if attempt == 1 else f"{names.job}-{attempt}"
+            job = backend.create_command_job(
+                name=name,
+                model=profile.name,
+                training=cfg.training,
+                training_data=assets["train"].id,
+                validation_data=assets["validation"].id if "validation" in assets else None,
+                compute=compute_fields["compute"],
+                environment=compute_fields["environment"],
+                instance_count=compute_fields["instance_count"],
+                process_count_per_instance=compute_fields["process_count_per_instance"],
+                output_model_name=output_model,
+                experiment_name=EXPERIMENT,
+                display_name=name,
+                description=f"phi3ft {__version__}: {profile.name} LoRA on cluster from {train_path.name}",
+                tags=tags,
+            )
+        elif job is None:
+            name = names.job if attempt == 1 else f"{names.job}-{attempt}"
+            job = backend.create_finetuning_job(
+                name=name,
+                model_id=model_id,
+                training_data=assets["train"].id,
+                validation_data=assets["validation"].id if "validation" in assets else None,
+                hyperparameters=config_mod.to_azure_hyperparameters(cfg),
+                output_model_name=output_model,
+                experiment_name=EXPERIMENT,
+                display_name=name,
+                description=f"phi3ft {__version__}: {profile.name} fine-tune from {train_path.name}",
+                tags=tags,
+            )
+    except Phi3ftError as exc:
+        # the service refused the job (a 4xx): it does not exist, so its intent goes; when the outcome
+        # is unknown (no answer, 5xx) the intent stays for the next run to reconcile
+        if job_cid and getattr(exc, "transient", None) is None and not isinstance(exc, NetworkError):
+            store.remove_intent("job", name)
+        raise
     store.record(
         "job",
         job.name,

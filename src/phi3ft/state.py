@@ -293,6 +293,13 @@ class StateStore:
             bucket[key] = merged
             return cid
 
+    def remove_intent(self, kind: str, key: str) -> None:
+        """Drop ``kind``/``key`` if it is still only an intent (the create was refused: nothing exists)."""
+        with self._locked() as data:
+            record = data["resources"].get(kind, {}).get(key)
+            if isinstance(record, dict) and record.get("status") == CREATING:
+                data["resources"][kind].pop(key, None)
+
     def owns(self, kind: str, key: str, tags: dict[str, Any] | None) -> bool:
         """Whether ``tags`` (of a resource found in Azure) carry a creation id this ledger issued for it."""
         found = str((tags or {}).get(CREATION_TAG) or "")

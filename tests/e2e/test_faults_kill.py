@@ -279,3 +279,11 @@ def test_kill_sweep_every_create_request(stack: Any, folder: Path, phase: str, b
     with report.open("a") as fh:
         fh.write(f"{backend} {phase}: {tried} kill points, 0 resources left\n")
     assert tried > 0
+
+
+def test_a_refused_job_create_leaves_no_intent_behind(stack: Any, folder: Path) -> None:
+    stack.faults.error("jobs.create_or_update", status=400, code="UserError", message="Bad hyperparameters")
+    code, _out, err = run(stack, folder, command(folder, "submit"))
+    assert code == 1 and "Bad hyperparameters" in err
+    assert StateStore(folder / ".phi3ft").list("job") == []  # nothing exists, so nothing is recorded
+    assert_clean(stack, folder)
