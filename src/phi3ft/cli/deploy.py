@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import click
 import typer
 
-from phi3ft.cli.options import JsonOpt, YesOpt
+from phi3ft.cli.options import JsonOpt, NoWaitOpt, YesOpt
 
 if TYPE_CHECKING:
     from phi3ft.cli.context import AppContext
@@ -186,6 +186,7 @@ def register(app: typer.Typer) -> None:
         config: ConfigPathOpt = None,
         auth: AuthOpt = None,
         json: JsonOpt = False,
+        no_wait: NoWaitOpt = False,
     ) -> None:
         """Deploy the fine-tuned model as a serverless endpoint, wait until it is ready, print its URI.
 
@@ -210,6 +211,7 @@ def register(app: typer.Typer) -> None:
                 app_ctx, _store(app_ctx), job, lambda point: _open(app_ctx, config, auth, job=point)[0]
             )
         backend, store, cfg = _open(app_ctx, config, auth, job=job)
+        store.wait_for_lock = not no_wait
         ref = resolve_model(store, backend, job=job, model=model)
         job_record = store.get("job", ref.job) if ref.job else None
         if baseline:
@@ -732,6 +734,7 @@ def register(app: typer.Typer) -> None:
         config: ConfigPathOpt = None,
         auth: AuthOpt = None,
         json: JsonOpt = False,
+        no_wait: NoWaitOpt = False,
     ) -> None:
         """Delete in the only order Azure accepts: endpoints, model, data assets, project, hub.
 
@@ -745,6 +748,7 @@ def register(app: typer.Typer) -> None:
         from phi3ft.connect import open_backend
 
         store = _store(app_ctx)
+        store.wait_for_lock = not no_wait
         cfg = _config(app_ctx, config)
         backend = _LazyBackend(
             lambda: open_backend(
