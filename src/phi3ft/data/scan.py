@@ -28,15 +28,10 @@ import shlex
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
 import orjson
-
-#: Read size for line scans: validate reads blocks of this size; split's ``readline`` buffer (lines of a
-#: few kB are longer than the default 8 kB buffer often enough that ``readline`` with it costs about 8x more).
-READ_BUFFER = 1 << 20
 
 # ---------------------------------------------------------------------------------------------------------
 # Whitespace-normalised duplicates
@@ -63,11 +58,6 @@ def normalised_form(body: bytes) -> bytes:
     except orjson.JSONDecodeError:
         return b" ".join(body.split())
     return orjson.dumps(_collapse(value))
-
-
-def normalised_digest(body: bytes) -> bytes:
-    """16-byte blake2b of :func:`normalised_form` (``phi3ft split`` groups duplicates by it)."""
-    return blake2b(normalised_form(body), digest_size=16).digest()
 
 
 def dup_key(body: bytes, obj: Any, unicode_escapes: bool | None = None) -> int:

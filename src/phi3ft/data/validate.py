@@ -12,7 +12,7 @@ Public API (stable)::
     report.to_dict()        # the JSON document of ``phi3ft validate --format json`` (README "Validate")
 
 Design: the file is streamed line by line (orjson on bytes; constant memory). What is kept grows only
-with the number of examples, as fixed-size values: a 16-byte digest per example for duplicate detection
+with the number of examples, as fixed-size values: a 64-bit duplicate key and position per example
 and a few integers per example for the percentile statistics. Token counts are exact: each distinct
 message chunk is encoded once (phi3ft.data.counting). Services never print: progress is a callback.
 Without a tokenizer, a large file is checked in byte ranges by worker processes (phi3ft.data.parallel) and
@@ -39,12 +39,12 @@ from phi3ft import catalog
 from phi3ft.data import parallel
 from phi3ft.data.counting import ChunkCounter, constant_counts
 from phi3ft.data.engine import MESSAGE_CHECKS, RECORD_CHECKS, Conversation
+from phi3ft.data.records import MAX_LINE_BYTES, READ_BUFFER, is_blank, iter_lines, utf8_error
 from phi3ft.data.rules import RULES, SEVERITY_ORDER, TOKEN_RULES
 from phi3ft.data.scan import (
     G_ALL,
     G_CONTROL,
     G_SPECIAL,
-    READ_BUFFER,
     SNIFF_BYTES,
     CaseCounter,
     DuplicateIndex,
@@ -67,8 +67,6 @@ from phi3ft.errors import UsageError
 from phi3ft.hub import download_commands
 
 SCHEMA_VERSION = 1
-#: A line longer than this cannot be one sensible example (131k tokens are ~0.5 MB of text).
-MAX_LINE_BYTES = 64 * 1024 * 1024
 MIN_EXAMPLES = 10
 RECOMMENDED_EXAMPLES = 100
 LARGE_FILE_BYTES = 512 * 1024 * 1024
@@ -542,77 +540,44 @@ class _Validator:
 
         ``first_line`` is the 1-based number of the line at ``start``; ``detect_document`` runs the
         whole-JSON-document check on the first non-blank line (only meaningful from the file's start).
-        The file is read in blocks; with the C extension and no tokenizer, the C line loop
-        (``Walker.scan``) checks and records the usual valid lines of a block and hands every other line
-        to the Python checks below, one at a time, so findings and records stay in file order.
+        The lines come from the one JSONL reader (:func:`phi3ft.data.records.iter_lines`), so BOM, CRLF,
+        blank-line and line-length handling is what ``split``, the trainer and ``eval`` see.
         """
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
-        read = f.read
         ln = first_line - 1
-        range_start = start
-        stop = end if end is not None else 1 << 62
-        buf = b""
-        base = start  # file offset of buf[0]
-        pos = 0  # next line start in buf
-        searched = 0  # buf[pos:searched] has no newline
-        eof = False
         first_content_line = detect_document
-        last_progress = start
         progress = self.progress
-        while base + pos < stop:
-            nl = buf.find(b"\n", max(pos, searched), pos + MAX_LINE_BYTES)
-            if nl < 0:
-                if len(buf) - pos >= MAX_LINE_BYTES:  # an overlong line: skip it without holding it
-                    ln += 1
-                    k = buf.find(b"\n", pos + MAX_LINE_BYTES)
-                    while k < 0 and not eof:
-                        base += len(buf)
-                        buf = read(READ_BUFFER)
-                        eof = not buf
-                        k = buf.find(b"\n")
-                    pos = searched = len(buf) if k < 0 else k + 1
-                    self.add(
-                        "F16",
-                        ln,
-                        None,
-                        f"line {ln} is over {MAX_LINE_BYTES // 2**20} MB; it was skipped.",
-                    )
-                    continue
-                if not eof:
-                    more = read(max(READ_BUFFER, len(buf) - pos))  # doubling: a long line is read once
-                    if more:
-                        searched = len(buf) - pos
-                        buf = buf[pos:] + more if pos < len(buf) else more
-                        base += pos
-                        pos = 0
-                        if progress is not None and base - last_progress > 4_000_000:
-                            last_progress = base
-                            progress(self._bytes_done + base - range_start, self._bytes_total)
-                        continue
-                    eof = True
-                if pos >= len(buf):
-                    break
-                raw = buf[pos:]
-                has_newline = False
-                body = raw
-            else:
-                raw = buf[pos : nl + 1]
-                has_newline = True
-                body = raw[:-1]
-                if body[-1:] == b"\r":
-                    state.crlf += 1
-                    body = body[:-1]
-            ln += 1
-            line_start = base + pos
-            pos += len(raw)
-            searched = pos
-            if ln == 1 and body[:3] == b"\xef\xbb\xbf":
+        on_block = None
+        if progress is not None:
+            last = [start]
+
+            def on_block(offset: int) -> None:
+                if offset - last[0] > 4_000_000:
+                    last[0] = offset
+                    progress(self._bytes_done + offset - start, self._bytes_total)
+
+        max_line = MAX_LINE_BYTES
+        for line in iter_lines(
+            f,
+            first_line=first_line,
+            start=start,
+            end=end,
+            read_buffer=READ_BUFFER,
+            max_line=max_line,
+            on_block=on_block,
+        ):
+            ln = line.number
+            body = line.body
+            if body is None:
+                self.add("F16", ln, None, f"line {ln} is over {max_line // 2**20} MB; it was skipped.")
+                continue
+            if line.crlf:
+                state.crlf += 1
+            if line.bom:
                 state.bom = True
-                body = body[3:]
-                line_start += 3
                 self.add("F06", 1, None, "The file starts with a UTF-8 byte-order mark; it was stripped.")
-            if not body or body.isspace():
+            if is_blank(body):
                 state.blank += 1
                 self.add("L03", ln, None, f"line {ln} is blank.")
                 continue
@@ -626,12 +591,12 @@ class _Validator:
             try:
                 obj = loads(body)
             except decode_error as exc:
-                self._parse_error(body, exc, ln, line_start, has_newline)
+                self._parse_error(body, exc, ln, line.offset, line.has_newline)
                 continue
             state.records += 1
-            if not has_newline:
+            if not line.has_newline:
                 self.add("F14", ln, None, "The last line has no newline at the end.")
-            self._check_record(obj, ln, body, line_start)
+            self._check_record(obj, ln, body, line.offset)
         state.lines = ln
 
     def scan_parallel(self, state: _FileState, pool: Any, cfg: _WorkerConfig, workers: int) -> bool:
@@ -701,9 +666,8 @@ class _Validator:
     def _parse_error(self, body: bytes, exc: Exception, ln: int, start: int, has_newline: bool) -> None:
         text = str(exc)
         if "UTF-8" in text or "utf-8" in text:
-            try:
-                body.decode("utf-8")
-            except UnicodeDecodeError as ude:
+            ude = utf8_error(body)
+            if ude is not None:
                 self.add(
                     "F05",
                     ln,
