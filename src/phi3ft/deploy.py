@@ -8,7 +8,6 @@ in-memory fake in unit tests); nothing here imports Azure.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import threading
 import time
@@ -492,29 +491,21 @@ class EvalExample:
 
 
 def load_eval_examples(path: Path, *, limit: int | None = None) -> list[EvalExample]:
-    """Each conversation's prompt is every turn before its last assistant turn; that turn is the reference."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path} does not exist.", "Pass the validation JSONL with --data.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"Cannot read {path}: {exc}") from None
+    """Each conversation's prompt is every turn before its last assistant turn; that turn is the reference.
+
+    The file is read by the one JSONL reader (:func:`phi3ft.data.records.read_records`): BOM, CRLF, blank
+    lines and encoding as ``validate`` reads them."""
+    from phi3ft.data.records import read_records
+
+    if not Path(path).exists():
+        raise DataError(f"{path} does not exist.", "Pass the validation JSONL with --data.")
+    hint = f"Check the file with `phi3ft validate {path}`."
     examples: list[EvalExample] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{path}:{number}: not valid JSON ({exc.msg}).",
-                f"Check the file with `phi3ft validate {path}`.",
-            ) from None
-        messages = record.get("messages") if isinstance(record, dict) else None
+    for rec in read_records(Path(path), hint=hint):
+        number = rec.line
+        messages = rec.value.get("messages")
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-            raise DataError(
-                f"{path}:{number}: no 'messages' list.", f"Check the file with `phi3ft validate {path}`."
-            )
+            raise DataError(f"{path}:{number}: no 'messages' list.", hint)
         last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None)
         if last is None or last == 0:
             raise DataError(
