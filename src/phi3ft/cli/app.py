@@ -43,6 +43,17 @@ class Phi3ftGroup(TyperGroup):
     Handling it here (not only in ``main``) means ``CliRunner`` tests see the same behaviour as users.
     """
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list with each command's whole first sentence (click cuts it at ~45 columns)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -74,8 +85,10 @@ app = typer.Typer(
     cls=Phi3ftGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
-    rich_markup_mode="rich",
+    add_completion=True,  # --install-completion / --show-completion (click's completion; imports nothing heavy)
+    suggest_commands=False,  # click already says "Did you mean ...?"; Typer's own would repeat it
+    rich_markup_mode=None,  # click's formatter: re-flows docstrings to the terminal, never truncates an option
+    context_settings={"max_content_width": 200},
     help=(
         "Fine-tune Phi models in Azure AI Foundry: validate chat JSONL, check prerequisites, submit the "
         "fine-tune, deploy a serverless endpoint, smoke-test it, and delete everything again.\n\n"
