@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 
 from phi3ft import __version__
 from phi3ft.cli.context import AppContext
-from phi3ft.errors import ExitCode, Phi3ftError
+from phi3ft.errors import ExitCode, Interrupted, Phi3ftError
 from phi3ft.output import Output
 
 #: Command modules, each exposing ``register(app)``. Listed by name so ``--help`` stays cheap: a module
@@ -37,6 +37,15 @@ def _output_of(ctx: click.Context | None) -> Output:
     return obj.output if isinstance(obj, AppContext) else Output()
 
 
+def _notice(out: Output, message: str, hint: str | None) -> None:
+    """A plain line on stderr (no ``Error:`` prefix) and its hint, printed even with --quiet."""
+    from rich.markup import escape
+
+    out.err.print(escape(message), highlight=False)
+    if hint:
+        out.hint(hint)
+
+
 class Phi3ftGroup(TyperGroup):
     """Turns expected errors and Ctrl+C into one-line messages and exit codes, never tracebacks.
 
@@ -57,13 +66,15 @@ class Phi3ftGroup(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except Interrupted as exc:  # a deliberate Ctrl+C detach is not an error: say what keeps running
+            _notice(_output_of(ctx), exc.message, exc.hint)
+            raise click.exceptions.Exit(int(exc.exit_code)) from None
         except Phi3ftError as exc:
             _output_of(ctx).error(exc.message, exc.hint)
             raise click.exceptions.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
-            _output_of(ctx).error(
-                "Interrupted.", "Nothing was left half-written; re-run the command to resume."
-            )
+            # No command resumes from an arbitrary Ctrl+C (submit re-attaches by itself): say only what is true.
+            _notice(_output_of(ctx), "Interrupted.", "Run the command again to start over.")
             raise click.exceptions.Exit(int(ExitCode.INTERRUPTED)) from None
         except BrokenPipeError:
             raise  # the reader went away (`phi3ft ... | head`): main() exits quietly
