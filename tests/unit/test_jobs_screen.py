@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_jobs are parameters here)
 """Issue 15 (items 15, 16, 18 and logs --follow / metrics DIR) for the job commands, against the fake
 backend of tests/unit/test_jobs.py; the same commands run on the offline Azure stack in
 tests/e2e/test_jobs_screen_stack.py."""
