@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "phi3ft.cli.deploy",
     "phi3ft.cli.sweep",
     "phi3ft.cli.train",
+    "phi3ft.cli.doctor",
 )
 
 

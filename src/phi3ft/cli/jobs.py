@@ -15,7 +15,7 @@ from phi3ft.cli.check import AuthOpt
 from phi3ft.cli.context import AppContext
 from phi3ft.cli.options import JsonOpt, YesOpt
 from phi3ft.cli.tables import print_line, print_rows
-from phi3ft.errors import DataError, Interrupted, Phi3ftError, UsageError
+from phi3ft.errors import DataError, Interrupted, NotFoundError, Phi3ftError, UsageError
 
 JobArg = Annotated[
     str | None,
@@ -248,7 +248,6 @@ def _new_lines(seen: list[str], text: str) -> list[str]:
 def _follow_logs(app_ctx: AppContext, backend: Any, store: Any, name: str) -> None:
     """``logs --follow``: print new log lines as they appear; end (like watch) when the job ends."""
     from phi3ft import jobs as svc
-    from phi3ft.errors import NotFoundError
 
     out = app_ctx.output
     printed: dict[str, list[str]] = {}
@@ -516,7 +515,19 @@ def register(app: typer.Typer) -> None:
         out = app_ctx.for_command(json=json)
         store = _store(app_ctx)
         backend = _backend(app_ctx, config=config, job=None, auth=auth)
-        rows = svc.list_jobs(backend, store)
+        try:
+            rows = svc.list_jobs(backend, store)
+        except NotFoundError:
+            # the project is gone (`phi3ft delete --all`) or was never created: say that, not ARM's 404 text
+            session = getattr(backend, "session", None)
+            project = getattr(session, "workspace", None) or "the project"
+            group = getattr(session, "resource_group", None)
+            where = f" in resource group {group}" if group else ""
+            again = f" --config {config}" if config is not None else ""
+            raise NotFoundError(
+                f"Project {project} does not exist{where} (deleted, or not created yet), so it has no jobs.",
+                f"Create it by submitting a job: phi3ft submit{again}   (or fix azure.project in job.yaml)",
+            ) from None
         if json:
             out.emit_json({"jobs": rows})
             return
