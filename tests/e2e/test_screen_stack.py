@@ -66,7 +66,7 @@ def _cli(
             sleep=clock.sleep,
             credential_factory=credential or (lambda mode: stack.credential),
         )
-        return run_cli(*args, ctx=ctx)  # type: ignore[no-any-return]
+        return run_cli(*args, ctx=ctx)
 
     run.clock = clock  # type: ignore[attr-defined]
     return run

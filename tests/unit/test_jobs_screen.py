@@ -114,7 +114,7 @@ def test_logs_follow_streams_until_the_job_ends(
         fake.logs = {"user_logs/std_log.txt": next(texts, "queued\nstep 1\nstep 2\ndone\n")}
         return original(job)
 
-    backend.job_logs = growing  # type: ignore[method-assign]
+    backend.job_logs = growing  # type: ignore[method-assign,assignment]
     code, out, err = cli("logs", "--follow")
     assert code == 0, err
     assert out.splitlines() == ["step 1", "step 2", "queued", "done"]  # each line once
