@@ -95,3 +95,11 @@ def test_check_json_failure_hint_points_at_the_json(run_cli: RunCli, tmp_path: P
     assert "listed above" not in text
     assert 'the "fix" of each failed check in the JSON on stdout' in text
     assert f"phi3ft check --config {shlex.quote(str(job))} --json" in text
+
+
+def test_sweep_plan_next_step_names_the_real_config(run_cli: RunCli) -> None:
+    sweep = REPO / "examples" / "sweep.yaml"
+    code, out, err = run_cli("plan", "--config", str(sweep), env=TODAY)
+    assert code == 0, err
+    assert "--config ..." not in out + err
+    assert f"phi3ft submit --config {shlex.quote(str(sweep))}" in out

@@ -167,3 +167,33 @@ def test_metrics_of_a_folder_without_metrics_says_what_it_needs(cli: Any, projec
     (project / "empty").mkdir()
     code, _, err = cli("metrics", str(project / "empty"))
     assert code == 3 and "metrics.jsonl" in err and "phi3ft train --output-dir" in err
+
+
+def test_list_at_80_columns_on_a_terminal_keeps_names_whole(
+    cli: Any, project: Path, backend: Backend, monkeypatch: Any
+) -> None:
+    import io
+
+    from phi3ft.cli.context import AppContext
+    from phi3ft.output import Output
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    name = _detached(cli, project, backend, ["Running"] * 20)
+    backend.jobs[LONG] = type(backend.jobs[name])(
+        info=type(backend.jobs[name].info)(name=LONG, status="Queued")
+    )
+    monkeypatch.setenv("COLUMNS", "80")
+    stream = Tty()
+    from typer.testing import CliRunner
+
+    from phi3ft.cli import app
+
+    ctx = AppContext(output=Output(stdout=stream, interactive=False), env={}, cwd=project,
+                     backend_factory=lambda cfg: backend)  # fmt: skip
+    result = CliRunner().invoke(app, ["list", "--config", str(project / "job.yaml")], obj=ctx)
+    assert result.exit_code == 0, result.stderr
+    names = [line.split()[0] for line in stream.getvalue().splitlines()[1:]]
+    assert LONG in names and name in names

@@ -272,7 +272,9 @@ def register(app: typer.Typer) -> None:
             out.emit_json(result.to_json())
             return
         if result.endpoint.scoring_uri:
-            out.print(result.endpoint.scoring_uri)
+            from phi3ft.cli.tables import print_line
+
+            print_line(out, result.endpoint.scoring_uri)  # whole, never wrapped: it is copied
             held_out = _eval_data_arg(app_ctx, cfg or _recorded_config(app_ctx, job_record))
             score = f"   Score it: phi3ft eval {name} --data {held_out}" if held_out else ""
             out.hint(f'Try it: phi3ft invoke {name} "Hello"{score}')
