@@ -19,7 +19,10 @@ its largest child, and as the peak of the *sum* over the process and its childre
 every 100 ms; forked children share pages with the parent, so the sum over-counts).
 
 Options: --size-mb N (default 300), --steps a,b,bp,c,d,d1,e, --repeat N (rounds; each step keeps its
-fastest run, all run times are listed), --regenerate, --out results.json.
+fastest run, all run times are listed), --regenerate, --out results.json, --baseline DIR (another checkout,
+e.g. a worktree of main: each step also runs with that checkout's code, right after this one's, as
+``STEP@base``). Packages the steps need beyond the repository (``together<2`` for (e)) come from the caller's
+environment, PYTHONPATH included (after the checkout's own folders).
 """
 
 from __future__ import annotations
@@ -389,6 +392,11 @@ LABELS = {
 }
 
 
+def _label(name: str) -> str:
+    step, _, base = name.partition("@")
+    return LABELS[step] + (" [baseline checkout]" if base else "")
+
+
 class _RssSampler:
     """Peak of (this process + its children) resident memory, sampled from /proc (Linux; else 0)."""
 
@@ -470,12 +478,17 @@ def _child(step: str, path: Path) -> None:
     )
 
 
-def run_step(step: str, path: Path) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]), "HF_HUB_OFFLINE": "1"}
+def run_step(step: str, path: Path, repo: Path = REPO) -> dict[str, object]:
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(repo / "src"), str(repo), *extra]),
+        "HF_HUB_OFFLINE": "1",
+    }
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.validate_bench", "--child", step, str(path)],
-        cwd=REPO,
+        cwd=repo,
         env=env,
         capture_output=True,
         text=True,
@@ -502,6 +515,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--file", type=Path, help="benchmark this file instead of the generated one")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout: each step also runs with its code (STEP@base), alternating",
+    )
     parser.add_argument("--child", nargs=2, metavar=("STEP", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -516,21 +534,25 @@ def main(argv: list[str] | None = None) -> int:
     size_mb = path.stat().st_size / 2**20
     print(f"file: {path} ({size_mb:,.0f} MB), model {MODEL}, {os.cpu_count()} CPUs", file=sys.stderr)
     results = {}
+    runs = [(step, REPO) for step in args.steps.split(",")]
+    if args.baseline:  # each step with this checkout's code, then with the baseline's, alternating
+        runs = [r for step, _ in runs for r in ((step, REPO), (f"{step}@base", args.baseline.resolve()))]
     for rnd in range(args.repeat):  # rounds over all steps, so a burst of load hits every step alike
-        for step in args.steps.split(","):
-            print(f"running {LABELS[step]} (round {rnd + 1}/{args.repeat}) ...", file=sys.stderr)
+        for name, repo in runs:
+            print(f"running {_label(name)} (round {rnd + 1}/{args.repeat}) ...", file=sys.stderr)
             load = os.getloadavg()
-            r = run_step(step, path)
+            r = run_step(name.split("@")[0], path, repo)
+            r["step"] = name
             r["load_before"] = round(load[0], 1)
             r["load_after"] = round(os.getloadavg()[0], 1)
             print("  " + json.dumps(r), file=sys.stderr)
-            best = results.get(step)
+            best = results.get(name)
             secs, best_secs = r.get("seconds"), (best or {}).get("seconds")
             if best is None or (
                 isinstance(secs, (int, float)) and isinstance(best_secs, (int, float)) and secs < best_secs
             ):
-                results[step] = r
-            results[step]["runs"] = [*(best or {}).get("runs", []), secs]  # type: ignore[list-item]
+                results[name] = r
+            results[name]["runs"] = [*(best or {}).get("runs", []), secs]  # type: ignore[list-item]
     print(table(results, size_mb))
     if args.out:
         args.out.write_text(
@@ -574,17 +596,23 @@ def table(results: dict[str, dict[str, object]], size_mb: float) -> str:
             )
         }
         lines.append(
-            f"| {LABELS[step]} | {secs} | {r.get('cpu_s')} ({r.get('children_cpu_s')}) | {mbps} | "
+            f"| {_label(step)} | {secs} | {r.get('cpu_s')} ({r.get('children_cpu_s')}) | {mbps} | "
             f"{r.get('rss_mb')} / {r.get('children_max_rss_mb')} / {r.get('rss_sum_peak_mb')} | "
             f"{r.get('load_before')}/{r.get('load_after')} | {json.dumps(notes)} |"
         )
-    checks = [
+    # (x, y, limit, at_least): x / y <= limit, or >= limit when at_least. Since the C fast path went (issue
+    # 14: every rule has one implementation), (d) is held to "at least as fast as (e)", aiming at 1.5 x;
+    # the old "(d) at least 3 x faster than (e)" and "(d) within 2 x (a)" targets needed rule semantics in C.
+    checks: list[tuple[str, str, str, float | None, bool]] = [
         ("(c) / (b') <= 1.2", "c", "bp", 1.2, False),
         ("(c) / (b) < 1 (faster than b)", "c", "b", 1.0, False),
-        ("(d) / (a) <= 2", "d", "a", 2.0, False),
-        ("(d1) / (a) <= 2 (one process)", "d1", "a", 2.0, False),
-        ("(e) / (d) >= 3", "e", "d", 3.0, True),
-        ("(e) / (d1) >= 3 (one process)", "e", "d1", 3.0, True),
+        ("(e) / (d) >= 1 (at least as fast as Together)", "e", "d", 1.0, True),
+        ("(e) / (d) >= 1.5 (aim)", "e", "d", 1.5, True),
+        ("(e) / (d1) (one process; information)", "e", "d1", None, True),
+        ("(d) / (d@base) (cost of one rule engine; information)", "d", "d@base", None, False),
+        ("(d1) / (d1@base) (information)", "d1", "d1@base", None, False),
+        ("(c) / (c@base) (information)", "c", "c@base", None, False),
+        ("(c@base) / (b') (baseline checkout)", "c@base", "bp", 1.2, False),
     ]
     lines += ["", "| target | wall ratio | CPU ratio | met (wall) |", "|---|---:|---:|---|"]
     for label, x, y, limit, at_least in checks:
@@ -592,9 +620,9 @@ def table(results: dict[str, dict[str, object]], size_mb: float) -> str:
         cpu = _ratio(results, x, y, "cpu_s")
         if wall is None:
             continue
-        met = wall >= limit if at_least else wall <= limit
+        met = "-" if limit is None else "yes" if (wall >= limit if at_least else wall <= limit) else "NO"
         cpu_s = f"{cpu:.2f}" if cpu is not None else "-"
-        lines.append(f"| {label} | {wall:.2f} | {cpu_s} | {'yes' if met else 'NO'} |")
+        lines.append(f"| {label} | {wall:.2f} | {cpu_s} | {met} |")
     return "\n".join(lines)
 
 

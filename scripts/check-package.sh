@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds phi3ft's sdist and wheel with `python -m build`, installs the wheel into a fresh virtualenv and runs
 # `phi3ft validate examples/data/train.jsonl` from it; then installs the sdist with no C compiler (CC points at
-# `false`), which must fall back to the pure-Python validator and give the same result.
+# `false`: phi3ft is pure Python, so a source install needs none) and checks the same result.
 # Run by scripts/test.sh (not by pytest: it needs the package registry, pytest allows loopback only).
 # Usage: bash scripts/check-package.sh [PYTHON]   (default: .venv/bin/python, which must have `build`)
 set -euo pipefail
@@ -39,12 +39,7 @@ check() {
   echo "package: $label: phi3ft validate examples/data/train.jsonl -> exit 0 ($(echo "$out" | grep -m1 -E 'VALID|valid' || true))"
 }
 check wheel
-speedups=$(cd "$WORK/run" && "$V/python" -c 'import importlib.util as u; print(u.find_spec("phi3ft.data._speedups") is not None)')
-echo "package: wheel has the C extension: $speedups"
-
-# Source install with no usable C compiler: the optional extension is skipped, the install still succeeds.
+# Source install with no usable C compiler: phi3ft has no native code, the install must still succeed.
 CC=false CXX=false LDSHARED=false "$V/python" -m pip install -q --disable-pip-version-check --force-reinstall \
   --no-deps --no-binary phi3ft "$sdist" >"$WORK/sdist.log" 2>&1 || { cat "$WORK/sdist.log" >&2; exit 1; }
-speedups=$(cd "$WORK/run" && "$V/python" -c 'import importlib.util as u; print(u.find_spec("phi3ft.data._speedups") is not None)')
-if [ "$speedups" != "False" ]; then echo "package: ERROR the no-compiler sdist install still has the C extension" >&2; exit 1; fi
-check "sdist built without a C compiler (pure Python)"
+check "sdist installed without a C compiler"

@@ -8,7 +8,6 @@ in-memory fake in unit tests); nothing here imports Azure.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import threading
 import time
@@ -28,8 +27,8 @@ from phi3ft.errors import (
     UsageError,
 )
 from phi3ft.evaluate import exact_match, normalize_answer, percentile, perplexity, token_f1
-from phi3ft.polling import Poll, wait_until
-from phi3ft.state import StateStore
+from phi3ft.polling import Poll, retry_transient, wait_until
+from phi3ft.state import CREATING, CREATION_TAG, StateStore
 
 #: job.yaml spelling -> REST ``properties.authMode``.
 AUTH_MODE_REST = {"key": "Key", "aad": "AAD", "key-and-aad": "KeyAndAAD"}
@@ -258,63 +257,18 @@ def deploy_endpoint(
         )
 
     extra = dict(ledger_fields or {})
-    existing = backend.get_endpoint(endpoint_name)
-    created = False
-    if existing is not None:
-        if not same_model(existing.model_id, model):
-            raise PrerequisiteError(
-                f"Endpoint {endpoint_name} already exists and serves another model ({existing.model_id}).",
-                "Choose another name with --endpoint-name, or delete it: `phi3ft delete --endpoint "
-                f"{endpoint_name}`.",
-            )
-        if existing.provisioning_state.lower() == "failed":
-            raise AzureError(
-                f"Endpoint {endpoint_name} exists but its provisioning failed.",
-                f"Delete it and deploy again: `phi3ft delete --endpoint {endpoint_name} --yes`.",
-            )
-        emit(DeployEvent("exists", f"Endpoint {endpoint_name} already exists; re-attaching.", {}))
-        if store.get("endpoint", endpoint_name) is None:
-            store.record(
-                "endpoint",
-                endpoint_name,
-                created_by_phi3ft=False,
-                model=model.key,
-                model_id=model_id,
-                job=model.job,
-                **extra,
-            )
-        info = existing
-        if content_safety and (existing.content_safety or "").lower() == "disabled":
-            emit(DeployEvent("warning", f"Endpoint {endpoint_name} was created with content safety OFF.", {}))
-    else:
-        emit(
-            DeployEvent(
-                "creating",
-                f"Creating serverless endpoint {endpoint_name} (content safety "
-                f"{'on' if content_safety else 'OFF'}, auth {rest_auth})",
-                {"endpoint": endpoint_name},
-            )
-        )
-        info = backend.create_endpoint(
-            endpoint_name, model_id=model_id, content_safety=content_safety, auth_mode=rest_auth, tags=tags
-        )
-        created = True
-        store.record(
-            "endpoint",
-            endpoint_name,
-            created_by_phi3ft=True,
-            model=model.key,
+    with store.run_lock():  # one run per .phi3ft from the lookup to the ledger write (not the wait)
+        info, created = _create_or_reattach_endpoint(
+            backend,
+            store,
+            model,
+            endpoint_name=endpoint_name,
             model_id=model_id,
-            job=model.job,
             content_safety=content_safety,
-            auth_mode=rest_auth,
-            state=info.provisioning_state,
-            **extra,
-        )
-        emit(
-            DeployEvent(
-                "accepted", f"Accepted ({info.provisioning_state})", {"state": info.provisioning_state}
-            )
+            rest_auth=rest_auth,
+            tags=tags,
+            extra=extra,
+            emit=emit,
         )
     if model.created_by_phi3ft and store.get("model", model.key) is None:
         store.record(
@@ -354,6 +308,8 @@ def deploy_endpoint(
             schedule=schedule,
             on_poll=on_poll,
             what=f"endpoint {endpoint_name}",
+            outage_hint="Azure kept failing longer than the outage window (PHI3FT_OUTAGE_WINDOW); the endpoint "
+            "keeps provisioning: re-run `phi3ft deploy` to re-attach.",
         )
         if info.provisioning_state.lower() != "succeeded":
             store.record("endpoint", endpoint_name, state=info.provisioning_state)
@@ -366,6 +322,94 @@ def deploy_endpoint(
     if info.provisioning_state.lower() == "succeeded":
         emit(DeployEvent("ready", f"Endpoint {endpoint_name} is ready: {info.scoring_uri}", {}))
     return DeployResult(info, model, model_id, created, waited, clock() - start)
+
+
+def _create_or_reattach_endpoint(
+    backend: Any,
+    store: StateStore,
+    model: ModelRef,
+    *,
+    endpoint_name: str,
+    model_id: str,
+    content_safety: bool,
+    rest_auth: str,
+    tags: Mapping[str, str] | None,
+    extra: dict[str, Any],
+    emit: Callable[[DeployEvent], None],
+) -> tuple[EndpointInfo, bool]:
+    """The endpoint (existing or created now) and whether this call created it. The intent (with a
+    creation id the endpoint is tagged with) is recorded before the PUT, so a run killed before its
+    ledger write still owns the endpoint: the re-run re-attaches and records it as phi3ft's."""
+    existing = backend.get_endpoint(endpoint_name)
+    created = False
+    if existing is not None:
+        if not same_model(existing.model_id, model):
+            raise PrerequisiteError(
+                f"Endpoint {endpoint_name} already exists and serves another model ({existing.model_id}).",
+                "Choose another name with --endpoint-name, or delete it: `phi3ft delete --endpoint "
+                f"{endpoint_name}`.",
+            )
+        if existing.provisioning_state.lower() == "failed":
+            raise AzureError(
+                f"Endpoint {endpoint_name} exists but its provisioning failed.",
+                f"Delete it and deploy again: `phi3ft delete --endpoint {endpoint_name} --yes`.",
+            )
+        emit(DeployEvent("exists", f"Endpoint {endpoint_name} already exists; re-attaching.", {}))
+        current = store.get("endpoint", endpoint_name)
+        if current is None or current.get("status") == CREATING:
+            # an intent whose creation id the endpoint carries: a killed run created it (ours)
+            store.record_resource(
+                "endpoint",
+                endpoint_name,
+                created=False,
+                tags=existing.extra.get("tags"),
+                model=model.key,
+                model_id=model_id,
+                job=model.job,
+                **extra,
+            )
+        info = existing
+        if content_safety and (existing.content_safety or "").lower() == "disabled":
+            emit(DeployEvent("warning", f"Endpoint {endpoint_name} was created with content safety OFF.", {}))
+    else:
+        emit(
+            DeployEvent(
+                "creating",
+                f"Creating serverless endpoint {endpoint_name} (content safety "
+                f"{'on' if content_safety else 'OFF'}, auth {rest_auth})",
+                {"endpoint": endpoint_name},
+            )
+        )
+        cid = store.intent(
+            "endpoint", endpoint_name, model=model.key, model_id=model_id, job=model.job, **extra
+        )
+        info = backend.create_endpoint(
+            endpoint_name,
+            model_id=model_id,
+            content_safety=content_safety,
+            auth_mode=rest_auth,
+            tags={**dict(tags or {}), CREATION_TAG: cid},
+        )
+        created = True
+        store.record(
+            "endpoint",
+            endpoint_name,
+            created_by_phi3ft=True,
+            status="ready",
+            model=model.key,
+            model_id=model_id,
+            job=model.job,
+            content_safety=content_safety,
+            auth_mode=rest_auth,
+            state=info.provisioning_state,
+            **extra,
+        )
+        emit(
+            DeployEvent(
+                "accepted", f"Accepted ({info.provisioning_state})", {"state": info.provisioning_state}
+            )
+        )
+    return info, created
 
 
 # ======================================================================================================
@@ -447,29 +491,21 @@ class EvalExample:
 
 
 def load_eval_examples(path: Path, *, limit: int | None = None) -> list[EvalExample]:
-    """Each conversation's prompt is every turn before its last assistant turn; that turn is the reference."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path} does not exist.", "Pass the validation JSONL with --data.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"Cannot read {path}: {exc}") from None
+    """Each conversation's prompt is every turn before its last assistant turn; that turn is the reference.
+
+    The file is read by the one JSONL reader (:func:`phi3ft.data.records.read_records`): BOM, CRLF, blank
+    lines and encoding as ``validate`` reads them."""
+    from phi3ft.data.records import read_records
+
+    if not Path(path).exists():
+        raise DataError(f"{path} does not exist.", "Pass the validation JSONL with --data.")
+    hint = f"Check the file with `phi3ft validate {path}`."
     examples: list[EvalExample] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{path}:{number}: not valid JSON ({exc.msg}).",
-                f"Check the file with `phi3ft validate {path}`.",
-            ) from None
-        messages = record.get("messages") if isinstance(record, dict) else None
+    for rec in read_records(Path(path), hint=hint):
+        number = rec.line
+        messages = rec.value.get("messages")
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-            raise DataError(
-                f"{path}:{number}: no 'messages' list.", f"Check the file with `phi3ft validate {path}`."
-            )
+            raise DataError(f"{path}:{number}: no 'messages' list.", hint)
         last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None)
         if last is None or last == 0:
             raise DataError(
@@ -782,6 +818,8 @@ def plan_delete(store: StateStore, backend: Any, sel: DeleteSelection) -> Delete
         if any(s.kind == kind and s.record_key == key for s in steps):
             return
         record = store.get(kind, key)
+        if record is not None and record.get("status") == CREATING and not _owned(record):
+            record = _reconcile_intent(backend, store, kind, name, key, record)
         reason = None
         if not sel.force and record is None:
             reason = f"not created by phi3ft (no record in the local ledger); use --force to delete this {kind} anyway"
@@ -857,6 +895,31 @@ def plan_delete(store: StateStore, backend: Any, sel: DeleteSelection) -> Delete
     steps.sort(key=lambda s: DELETE_ORDER.index(s.kind))
     _refuse_models_in_use(backend, steps)
     return DeletePlan(steps)
+
+
+def _reconcile_intent(
+    backend: Any, store: StateStore, kind: str, name: str, key: str, record: dict[str, Any]
+) -> dict[str, Any]:
+    """An intent left by a run killed mid-create: phi3ft's when the resource carries its creation id,
+    or when it does not exist at all (the step then finds it gone and drops the record)."""
+    tags: Any = None
+    try:
+        if kind in ("hub", "project"):
+            found = backend.get_workspace(name)
+            tags = None if found is None else getattr(found, "tags", None) or {}
+        elif kind == "endpoint":
+            found = backend.get_endpoint(name)
+            tags = None if found is None else found.extra.get("tags") or {}
+        elif kind == "compute":
+            found = backend.find_compute(name)
+            tags = None if found is None else found.get("tags") or {}
+        else:
+            return record
+    except (AttributeError, NotFoundError):
+        return record
+    if tags is None or store.owns(kind, key, tags):
+        return store.record(kind, key, created_by_phi3ft=True)
+    return store.record(kind, key, status="ready")  # it existed before: not ours
 
 
 def _model_of_record(rec: Mapping[str, Any], key: str = "") -> tuple[str, str]:
@@ -936,13 +999,33 @@ def execute_delete(
         if on_outcome is not None:
             on_outcome(outcome)
 
+    with store.run_lock():
+        _execute_steps(plan, backend, store, report)
+    return outcomes
+
+
+def _forget_contents(store: StateStore, projects: set[str]) -> None:
+    """Jobs, models, data, endpoints and clusters live inside the project: they went with it."""
+    for kind in ("job", "model", "data", "endpoint", "compute"):
+        for key, rec in ledger_items(store, kind):
+            if _owned(rec) and (rec.get("project") in projects or not rec.get("project")):
+                store.remove(kind, key)
+
+
+def _execute_steps(
+    plan: DeletePlan, backend: Any, store: StateStore, report: Callable[[DeleteOutcome], None]
+) -> None:
     deleted_projects: set[str] = set()
     for step in plan.steps:
         if step.skip_reason:
             report(DeleteOutcome(step, "skipped", step.skip_reason))
             continue
-        try:
-            result, detail = _delete_one(backend, step)
+        try:  # a delete is idempotent ("already gone" is success): ride out a transient outage
+            result, detail = retry_transient(
+                lambda step=step: _delete_one(backend, step),  # type: ignore[misc]
+                clock=time.monotonic,
+                sleep=time.sleep,
+            )
         except Phi3ftError as exc:
             exc.message = (
                 f"{exc.message} (stopped before: "
@@ -957,21 +1040,27 @@ def execute_delete(
                 + ")"
             )
             raise
+        if step.kind == "project" and result in ("deleted", "absent"):
+            deleted_projects.add(step.name)
+            # its contents' records go before the project's own: a kill in between leaves the project
+            # record, so the next delete finds it gone and finishes (no stale job records)
+            _forget_contents(store, {step.name})
         if step.kind == "job":
             if result == "canceled":
                 store.record("job", step.record_key or step.name, status="Canceled")
         elif step.record_key:
             store.remove(step.kind, step.record_key)
-        if step.kind == "project" and result in ("deleted", "absent"):
-            deleted_projects.add(step.name)
         report(DeleteOutcome(step, result, detail))
     if deleted_projects:
-        # jobs, models, data and endpoints live inside the project: they went with it
+        _forget_contents(store, deleted_projects)
+    if any(s.kind in ("project", "hub") for s in plan.steps):
+        # a delete killed after its project record went: records of a project the ledger no longer
+        # knows are stale (the project and everything in it is gone)
+        known = {str(r.get("name") or k) for k, r in ledger_items(store, "project")}
         for kind in ("job", "model", "data", "endpoint", "compute"):
             for key, rec in ledger_items(store, kind):
-                if _owned(rec) and (rec.get("project") in deleted_projects or not rec.get("project")):
+                if _owned(rec) and rec.get("project") and rec.get("project") not in known:
                     store.remove(kind, key)
-    return outcomes
 
 
 def _delete_one(backend: Any, step: DeleteStep) -> tuple[str, str]:

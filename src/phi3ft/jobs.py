@@ -33,6 +33,7 @@ from phi3ft import __version__
 from phi3ft.backends.base import FAILED_STATUSES, SUCCESS_STATUSES, TERMINAL_STATUSES, JobInfo, MetricPoint
 from phi3ft.errors import (
     DataError,
+    NetworkError,
     NotFoundError,
     Phi3ftError,
     PrerequisiteError,
@@ -40,7 +41,7 @@ from phi3ft.errors import (
     UsageError,
 )
 from phi3ft.polling import Poll, default_schedule, wait_until
-from phi3ft.state import StateStore, utc_now
+from phi3ft.state import CREATION_TAG, StateStore, utc_now
 
 #: Attempts ``-2`` .. ``-N`` for one config before giving up (each failed attempt is a paid job).
 MAX_ATTEMPTS = 50
@@ -326,8 +327,6 @@ def submit(
     services (tests may inject lighter ones).
     """
     opts = options or SubmitOptions()
-    from phi3ft import config as config_mod
-
     if cfg.backend not in BACKENDS:
         raise UsageError(f"backend {cfg.backend!r} is not supported.", f"Use one of: {', '.join(BACKENDS)}.")
     if cfg.backend == "local":
@@ -370,23 +369,44 @@ def submit(
     if not confirm(plan):
         raise Phi3ftError("Submit cancelled; nothing was created.")
 
+    # 4.-6. create: one run at a time per .phi3ft, from the first create to the last ledger write
+    with store.run_lock():
+        return (yield from _create_resources(cfg, backend, store, opts, plan_dict, compute_job, split))
+
+
+def _create_resources(
+    cfg: Any,
+    backend: JobBackend,
+    store: StateStore,
+    opts: SubmitOptions,
+    plan_dict: Any,
+    compute_job: bool,
+    split: Callable[..., tuple[Path, Path]] | None,
+) -> Generator[SubmitEvent, None, SubmitResult]:
+    """Hub, project, data, (cluster), job: each recorded as an intent before its create call and tagged
+    with the intent's creation id, so a run killed mid-create still owns what it made."""
+    from phi3ft import config as config_mod
+
+    azure = cfg.azure
     location = str(azure.location)
     where = {"subscription_id": str(azure.subscription_id), "resource_group": str(azure.resource_group)}
 
     # 4. hub and project
     hub_cfg, project_cfg = azure.hub, azure.project
     yield SubmitEvent("step", "hub", f"Ensuring hub {hub_cfg.name} ({location})")
+    hub_cid = store.intent("hub", hub_cfg.name, location=location, **where)
     hub = backend.ensure_hub(
         hub_cfg.name,
         location=location,
         create=bool(hub_cfg.create_if_missing),
         display_name=hub_cfg.display_name,
-        tags={"phi3ft": __version__},
+        tags={"phi3ft": __version__, CREATION_TAG: hub_cid},
     )
     hub_record = store.record_resource(
         "hub",
         hub.name,
         created=hub.created,
+        tags=hub.tags,
         id=hub.id,
         location=hub.location,
         **where,
@@ -401,18 +421,20 @@ def submit(
     )
 
     yield SubmitEvent("step", "project", f"Ensuring project {project_cfg.name}")
+    project_cid = store.intent("project", project_cfg.name, hub=hub.name, **where)
     project = backend.ensure_project(
         project_cfg.name,
         hub=hub,
         location=location,
         create=bool(project_cfg.create_if_missing),
         display_name=project_cfg.display_name,
-        tags={"phi3ft": __version__},
+        tags={"phi3ft": __version__, CREATION_TAG: project_cid},
     )
     project_record = store.record_resource(
         "project",
         project.name,
         created=project.created,
+        tags=project.tags,
         id=project.id,
         hub=hub.name,
         location=project.location,
@@ -464,8 +486,21 @@ def submit(
         yield SubmitEvent(
             "step", "upload", f"Uploading {path.name} as {key} ({size:,} bytes)", {"role": role}
         )
+        data_cid = store.intent(
+            "data",
+            key,
+            asset_name=asset_name,
+            version=version,
+            role=role,
+            project=project.name,
+            **where,
+            created_by_phi3ft=True,  # content-addressed phi3ft names: nobody else makes them
+        )
         asset = backend.upload_data(
-            path, name=asset_name, version=version, tags={"phi3ft": __version__, "role": role}
+            path,
+            name=asset_name,
+            version=version,
+            tags={"phi3ft": __version__, "role": role, CREATION_TAG: data_cid},
         )
         assets[role] = asset
         uploaded_total += int(asset.uploaded_bytes)
@@ -482,6 +517,7 @@ def submit(
             project=project.name,
             **where,
             created_by_phi3ft=True,
+            status="ready",
         )
         data_records.append(record)
         yield SubmitEvent(
@@ -559,38 +595,59 @@ def submit(
         "phi3ft_version": __version__,
         "created_by_phi3ft": True,
     }
-    if job is None and compute_job:
+    job_cid = None
+    if job is None:
         name = names.job if attempt == 1 else f"{names.job}-{attempt}"
-        job = backend.create_command_job(
-            name=name,
-            model=profile.name,
-            training=cfg.training,
-            training_data=assets["train"].id,
-            validation_data=assets["validation"].id if "validation" in assets else None,
-            compute=compute_fields["compute"],
-            environment=compute_fields["environment"],
-            instance_count=compute_fields["instance_count"],
-            process_count_per_instance=compute_fields["process_count_per_instance"],
+        job_cid = store.intent(
+            "job",
+            name,
+            backend=cfg.backend,
+            project=project.name,
+            hub=hub.name,
+            **where,
             output_model_name=output_model,
-            experiment_name=EXPERIMENT,
-            display_name=name,
-            description=f"phi3ft {__version__}: {profile.name} LoRA on cluster from {train_path.name}",
-            tags=tags,
+            created_by_phi3ft=True,  # phi3ft's deterministic name, checked absent just now
         )
-    elif job is None:
-        name = names.job if attempt == 1 else f"{names.job}-{attempt}"
-        job = backend.create_finetuning_job(
-            name=name,
-            model_id=model_id,
-            training_data=assets["train"].id,
-            validation_data=assets["validation"].id if "validation" in assets else None,
-            hyperparameters=config_mod.to_azure_hyperparameters(cfg),
-            output_model_name=output_model,
-            experiment_name=EXPERIMENT,
-            display_name=name,
-            description=f"phi3ft {__version__}: {profile.name} fine-tune from {train_path.name}",
-            tags=tags,
-        )
+        tags[CREATION_TAG] = job_cid
+    try:
+        if job is None and compute_job:
+            name = names.job if attempt == 1 else f"{names.job}-{attempt}"
+            job = backend.create_command_job(
+                name=name,
+                model=profile.name,
+                training=cfg.training,
+                training_data=assets["train"].id,
+                validation_data=assets["validation"].id if "validation" in assets else None,
+                compute=compute_fields["compute"],
+                environment=compute_fields["environment"],
+                instance_count=compute_fields["instance_count"],
+                process_count_per_instance=compute_fields["process_count_per_instance"],
+                output_model_name=output_model,
+                experiment_name=EXPERIMENT,
+                display_name=name,
+                description=f"phi3ft {__version__}: {profile.name} LoRA on cluster from {train_path.name}",
+                tags=tags,
+            )
+        elif job is None:
+            name = names.job if attempt == 1 else f"{names.job}-{attempt}"
+            job = backend.create_finetuning_job(
+                name=name,
+                model_id=model_id,
+                training_data=assets["train"].id,
+                validation_data=assets["validation"].id if "validation" in assets else None,
+                hyperparameters=config_mod.to_azure_hyperparameters(cfg),
+                output_model_name=output_model,
+                experiment_name=EXPERIMENT,
+                display_name=name,
+                description=f"phi3ft {__version__}: {profile.name} fine-tune from {train_path.name}",
+                tags=tags,
+            )
+    except Phi3ftError as exc:
+        # the service refused the job (a 4xx): it does not exist, so its intent goes; when the outcome
+        # is unknown (no answer, 5xx) the intent stays for the next run to reconcile
+        if job_cid and getattr(exc, "transient", None) is None and not isinstance(exc, NetworkError):
+            store.remove_intent("job", name)
+        raise
     store.record(
         "job",
         job.name,
@@ -658,18 +715,20 @@ def _ensure_cluster_and_environment(
         f"Ensuring compute cluster {compute.cluster_name} ({compute.vm_size}, "
         f"{compute.min_nodes}-{compute.max_nodes} nodes, idle scale-down {compute.idle_seconds_before_scaledown} s)",
     )
+    cid = store.intent("compute", compute.cluster_name, project=project, **where)
     cluster = backend.ensure_compute(
         compute.cluster_name,
         vm_size=compute.vm_size,
         min_nodes=compute.min_nodes,
         max_nodes=compute.max_nodes,
         idle_seconds_before_scaledown=compute.idle_seconds_before_scaledown,
-        tags={"phi3ft": __version__},
+        tags={"phi3ft": __version__, CREATION_TAG: cid},
     )
     store.record_resource(
         "compute",
         cluster["name"],
         created=bool(cluster.get("created")),
+        tags=cluster.get("tags"),
         id=cluster.get("id"),
         vm_size=cluster.get("vm_size"),
         project=project,
@@ -791,6 +850,8 @@ def watch(
         schedule=schedule or _schedule_of(backend),
         on_poll=on_poll,
         what=f"job {name}",
+        outage_hint=f"Azure kept failing longer than the outage window (PHI3FT_OUTAGE_WINDOW); the job keeps "
+        f"running: `phi3ft watch {name}` re-attaches.",
     )
     return finish(backend, store, job)
 

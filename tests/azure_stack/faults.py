@@ -21,6 +21,11 @@ class Fault:
     ``skip`` lets the first N matching requests through; ``times`` is how many it then affects
     (``None`` = every later match). ``hits`` counts the requests it affected. ``inner_code`` adds the
     Azure ML service's ``innerError: {code}`` to the envelope (``UserError`` / ``ModelNotSupportedByMaaS``).
+
+    ``hold``: the stack **applies** the request (the handler runs, the state changes), sets ``held``,
+    then keeps the connection open without answering until ``release()`` (or ``hold_timeout``), and
+    then drops it: Azure processing a PUT whose client was killed before it saw the answer. Tests wait
+    for ``held``, SIGKILL the client, then release.
     """
 
     route: str = "*"
@@ -37,7 +42,17 @@ class Fault:
     times: int | None = 1
     skip: int = 0
     hits: int = 0
+    hold: bool = False
+    hold_timeout: float = 60.0
     seen: int = field(default=0, repr=False)
+    held: threading.Event = field(default_factory=threading.Event, repr=False)
+    released: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def release(self) -> None:
+        self.released.set()
+
+    def wait_held(self, timeout: float) -> bool:
+        return self.held.wait(timeout)
 
     def matches(self, req: Request) -> bool:
         if not fnmatch.fnmatchcase(req.route, self.route):
@@ -74,6 +89,10 @@ class Faults:
         """Close the connection without an answer."""
         return self.add(route, drop=True, times=times, **kw)
 
+    def hold(self, route: str, skip: int = 0, times: int | None = 1, **kw: Any) -> Fault:
+        """Apply the ``skip+1``-th matching request, then never answer it until ``release()``."""
+        return self.add(route, hold=True, skip=skip, times=times, **kw)
+
     def slow(self, route: str, seconds: float, times: int | None = None, **kw: Any) -> Fault:
         """Add latency before the real answer."""
         return self.add(route, latency=seconds, times=times, **kw)
@@ -84,6 +103,8 @@ class Faults:
 
     def clear(self) -> None:
         with self._lock:
+            for f in self.rules:
+                f.release()
             self.rules.clear()
 
     def match(self, req: Request) -> list[Fault]:

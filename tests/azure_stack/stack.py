@@ -312,7 +312,11 @@ class AzureStack:
         route, params = match
         req.params, req.route = params, route.name
         rec.route = route.name
+        holds = []
         for fault in self.faults.match(req):
+            if fault.hold:
+                holds.append(fault)
+                continue
             if fault.latency:
                 time.sleep(fault.latency)
             if fault.drop:
@@ -343,6 +347,11 @@ class AzureStack:
             self.server_errors.append(f"{req.method} {req.host}{req.path}\n{tb}")
             resp = arm_error(500, "InternalServerError", "The fake raised; see stack.server_errors.")
         rec.status = resp.status
+        for fault in holds:  # applied; the client never sees the answer
+            rec.fault = "hold"
+            fault.held.set()
+            fault.released.wait(fault.hold_timeout)
+            return DROP
         return resp
 
 

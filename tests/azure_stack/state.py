@@ -400,6 +400,10 @@ class State:
             self.computes: dict[tuple[str, str], dict[str, Any]] = {}
             self.environments: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
             self.codes: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+            # what a completed command job "wrote" to each named output ({output: {relative path: bytes}}):
+            # the files land in the workspace blob store under azureml/{job}/{output}/, where the model
+            # registered from that output points (so `ml.models.download` fetches them)
+            self.command_output_files: dict[str, dict[str, bytes]] = {}
             self.deleted_resources: list[str] = []
             self.registry: dict[tuple[str, str], dict[str, RegistryModelVersion]] = {}
             self._seed_registry()
@@ -684,10 +688,18 @@ class State:
             versions = self.models.setdefault((job.ws.key, name.lower()), {})
             if version in versions:
                 continue
+            ws = job.ws
+            # Azure ML's default output location, azureml://datastores/workspaceblobstore/paths/azureml/{job}/{output}/
+            prefix = f"azureml/{job.name}/{output_name}"
+            files = self.command_output_files.get(output_name) or {}
+            if files and self.azurite is not None:
+                for rel, data in files.items():
+                    self.azurite.put_blob(ws.storage_account, ws.blob_container, f"{prefix}/{rel}", data)
             versions[version] = self.model_version_body(
                 job.ws, name, version,
                 {"modelType": out["jobOutputType"], "jobName": job.name,
-                 "modelUri": f"azureml://jobs/{job.name}/outputs/{output_name}",
+                 "modelUri": f"azureml://subscriptions/{ws.sub}/resourcegroups/{ws.rg}/workspaces/{ws.name}"
+                             f"/datastores/workspaceblobstore/paths/{prefix}/",
                  "properties": {"azureml.jobName": job.name}, "tags": {},
                  "description": f"Output {output_name} of command job {job.name}"},
             )  # fmt: skip

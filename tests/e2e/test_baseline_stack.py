@@ -215,3 +215,77 @@ def test_base_model_missing_from_the_registry(stack: Any, tmp_path: Path, run_cl
     _, err = cli("deploy", "--baseline", "--yes", code=4)
     assert "Phi-9-imaginary:1 is not in the azureml registry" in err and "backend: local" in err
     assert stack.state.endpoints == {}
+
+
+def _answers(last: str) -> tuple[str, str, str]:
+    """(reference, answer A, answer B) out of the judge prompt phi3ft sent."""
+
+    def part(name: str) -> str:
+        return last.split(f"[{name}]\n", 1)[1].split("\n\n", 1)[0]
+
+    return part("Reference answer"), part("Answer A"), part("Answer B")
+
+
+def fair_judge(last: str) -> str:
+    """Picks the answer equal to the reference (ties when both or neither are), with a rationale."""
+    reference, a, b = _answers(last)
+    winner = "tie" if (a == reference) == (b == reference) else ("A" if a == reference else "B")
+    return json.dumps({"winner": winner, "rationale": f"{winner} matches the reference '{reference}'."})
+
+
+def test_eval_baseline_judge_scores_both_orders_and_keeps_the_rationale(
+    stack: Any, tmp_path: Path, run_cli: Any
+) -> None:
+    from phi3ft.judge import JUDGE_PROMPT_SHA256, JUDGE_PROMPT_VERSION, JUDGE_SYSTEM
+
+    ws, _store = setup(stack, tmp_path)
+    cli = make_cli(stack, tmp_path, run_cli)
+    ft = json.loads(cli("deploy", "--json")[0])["endpoint"]
+    base = json.loads(cli("deploy", "--baseline", "--yes", "--json")[0])["endpoint"]
+    judge = "judge-gpt"
+    stack.state.add_endpoint(ws, judge)  # an existing chat deployment, not phi3ft's
+    stack.state.inference_replies[ft.lower()] = RIGHT
+    stack.state.inference_replies[base.lower()] = BASE_ANSWER
+    stack.state.inference_replies[judge] = fair_judge
+    data = str(tmp_path / "val.jsonl")
+
+    stack.requests.clear()
+    out, err = cli("eval", "--baseline", "--data", data, "--judge", judge, "--json")
+    judged = json.loads(out)["judge"]
+    calls = [c for c in stack.requests.find(route="inference.chat_completions") if c.host.startswith(judge)]
+    assert len(calls) == 8  # 4 examples x 2 orders
+    assert all(c.body["messages"][0] == {"role": "system", "content": JUDGE_SYSTEM} for c in calls)
+    assert all(c.body["temperature"] == 0.0 for c in calls)
+    orders = sorted(_answers(c.body["messages"][-1]["content"])[1:] for c in calls)
+    assert orders.count((RIGHT, BASE_ANSWER)) == 4 and orders.count((BASE_ANSWER, RIGHT)) == 4
+    assert judged["deployment"] == judge and judged["prompt_version"] == JUDGE_PROMPT_VERSION
+    assert judged["prompt_sha256"] == JUDGE_PROMPT_SHA256
+    # the fine-tune gives the reference on lines 1-3; line 4's reference is the base's answer
+    assert judged["counts"] == {"win": 3, "tie": 0, "loss": 1, "error": 0}
+    assert [v["verdict"] for v in judged["verdicts"]] == ["win", "win", "win", "loss"]
+    assert judged["inconsistent"] == 0 and judged["win_rate"] == pytest.approx(0.75)
+    assert judged["position_a_preferred"] == 4 and judged["decisive_replies"] == 8
+    first = judged["verdicts"][0]
+    assert {o["fine_tuned_as"] for o in first["orders"]} == {"A", "B"}
+    assert {o["rationale"] for o in first["orders"]} == {
+        f"A matches the reference '{RIGHT}'.",
+        f"B matches the reference '{RIGHT}'.",
+    }
+    assert "Judging 4 pairs with judge-gpt (prompt pairwise-v1, both orders)" in err
+
+    # a judge that always prefers position A: every verdict flips with the order, so all are ties
+    stack.state.inference_replies[judge] = lambda last: '{"winner": "A", "rationale": "A reads better."}'
+    out, _ = cli("eval", "--baseline", "--data", data, "--judge", judge)
+    compact = "".join(out.split())
+    assert "judgejudge-gpt(promptpairwise-v1,bothorders):0won,4tied,0lost;winrate0.50" in compact
+    assert "4changedwiththeorder,positionApreferredin8/8decisivereplies" in compact
+    assert "line1:tie(thetwoordersdisagreed):Areadsbetter." in compact
+
+    # replies without a verdict are errors, named; the judge may not be one of the compared endpoints
+    stack.state.inference_replies[judge] = "I cannot decide."
+    _, err = cli("eval", "--baseline", "--data", data, "--judge", judge, code=1)
+    assert "The judge judge-gpt gave no usable verdict: the judge's reply names no winner" in err
+    _, err = cli("eval", "--baseline", "--data", data, "--judge", base, code=2)
+    assert "is one of the two models being compared" in err
+    _, err = cli("eval", "--data", data, "--judge", judge, code=2)
+    assert "--judge is for the comparison with the base model and needs --baseline" in err

@@ -141,10 +141,20 @@ def test_doctor_missing_ca_bundle_fails(stack: Any, tmp_path: Path, run_cli: Any
     assert "credential" not in found and "arm" not in found  # --offline asks nothing
 
 
-def test_doctor_reports_the_speedup_switched_off(stack: Any, tmp_path: Path, run_cli: Any) -> None:
-    code, found = _doctor(_cli(stack, tmp_path, run_cli, env={"PHI3FT_PURE_PYTHON": "1"}), "--offline")
+def test_doctor_reports_the_native_speedups(
+    stack: Any, tmp_path: Path, run_cli: Any, monkeypatch: Any
+) -> None:
+    from phi3ft.cli import doctor
+
+    monkeypatch.setattr(doctor, "_stale_extension", lambda: None)
+    code, found = _doctor(_cli(stack, tmp_path, run_cli), "--offline")
     assert code == 0
-    assert found["speedups"]["status"] == "warn" and found["speedups"]["fix"] == "Unset PHI3FT_PURE_PYTHON"
+    assert found["speedups"]["status"] == "ok" and "orjson" in found["speedups"]["detail"]
+    stale = tmp_path / "_speedups.cpython-311-x86_64-linux-gnu.so"
+    monkeypatch.setattr(doctor, "_stale_extension", lambda: stale)
+    code, found = _doctor(_cli(stack, tmp_path, run_cli), "--offline")
+    assert code == 0
+    assert found["speedups"]["status"] == "warn" and found["speedups"]["fix"] == f"Delete it: rm {stale}"
 
 
 def test_doctor_shows_where_each_tokenizer_loads_from(stack: Any, tmp_path: Path, run_cli: Any) -> None:

@@ -236,3 +236,14 @@ def test_plain_delete_of_the_job_takes_its_base_endpoint_too(world: World) -> No
     plan = plan_delete(store, world.backend, DeleteSelection())
     assert {(s.kind, s.name) for s in plan.actions} >= {("endpoint", "ft-ep"), ("endpoint", "base-ep")}
     assert not any(s.kind == "model" and s.name == "Phi-4-mini-instruct" for s in plan.steps)
+
+
+def test_cli_adapter_options_need_baseline_and_a_job(run_cli: Any, world: World) -> None:
+    for flag in ("--download-dir", "--base-model"):
+        code, _, err = run_cli("eval", "--data", write_data(world), flag, "x", ctx=world.ctx())
+        assert code == 2 and f"{flag} is for the comparison with the base model and needs --baseline" in err
+        assert f"phi3ft eval --baseline {flag} DIR" in err and "Traceback" not in err
+    run_cli("deploy", ctx=world.ctx())
+    for flag in ("--download-dir", "--base-model"):
+        code, _, err = run_cli("eval", "--baseline", "--data", write_data(world), flag, "x", ctx=world.ctx())
+        assert code == 2 and "this comparison is of two endpoints" in err, err

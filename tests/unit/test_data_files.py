@@ -135,15 +135,10 @@ def _mixed_file(path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("accelerated", [True, False])
-def test_block_reads_cut_lines_like_one_big_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, accelerated: bool
-) -> None:
+def test_block_reads_cut_lines_like_one_big_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The report does not depend on where the read blocks end (tiny blocks: every line crosses one)."""
     import phi3ft.data.validate as v
 
-    if not accelerated:
-        monkeypatch.setattr(v, "new_walker", lambda *a: None)
     monkeypatch.setattr(v, "MAX_LINE_BYTES", 4096)
     p = tmp_path / "mixed.jsonl"
     _mixed_file(p)

@@ -172,12 +172,7 @@ def test_split_ranges_start_at_lines(tmp_path: Path) -> None:
         assert sum(counts) == 500
 
 
-@pytest.mark.parametrize("accelerated", [True, False])
-def test_count_newlines_any_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, accelerated: bool) -> None:
-    if not accelerated:
-        monkeypatch.setattr(parallel, "_count_c", None)
-    elif parallel._count_c is None:
-        pytest.skip("the C extension is not built")
+def test_count_newlines_any_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parallel, "_READ", 1000)  # the Python loop crosses its buffer too
     rng = random.Random(4)
     data = bytes(rng.choice(b"ab\n") for _ in range(20_000))

@@ -49,3 +49,12 @@ def test_doctor_exit_4_and_json_on_a_missing_ca_bundle(run_cli, tmp_path: Path) 
     doc = json.loads(out)
     assert doc["ok"] is False and doc["exit_code"] == 4
     assert [f["id"] for f in doc["findings"] if f["status"] == "fail"] == ["ca:REQUESTS_CA_BUNDLE"]
+
+
+def test_a_native_package_that_does_not_import_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(doctor, "NATIVE_PACKAGES", ("orjson", "phi3ft_no_such_native_module"))
+    finding = doctor.speedups_finding({})
+    assert finding.status == "fail" and "phi3ft_no_such_native_module" in finding.detail
+    assert (
+        finding.fix == "Reinstall them: python3 -m pip install --force-reinstall phi3ft_no_such_native_module"
+    )

@@ -131,3 +131,62 @@ def test_unknown_job(backend: LocalBackend) -> None:
     with pytest.raises(NotFoundError):
         backend.get_job("../etc")
     assert backend.list_jobs() == []
+
+
+def test_runner_that_ends_between_the_two_reads_is_completed_not_failed(
+    backend: LocalBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """get_job reads result.json, then asks whether the runner still runs. A runner that writes its result
+    and exits between the two (a loaded machine makes that window long) finished: it did not crash. This
+    race failed the local sweep e2e once (a Completed point read as Failed)."""
+    import phi3ft.backends.local as local
+
+    backend.create_local_job(name="race", options=options(tmp_path, "ok"))
+    assert wait_terminal(backend, "race") == "Completed"
+    result_file = tmp_path / "jobs" / "race" / local.RESULT_FILE
+    saved = result_file.read_text()
+    result_file.unlink()
+
+    def runner_finishes_now(pid: int | None) -> bool:
+        result_file.write_text(saved)  # the runner writes result.json and exits right after the first read
+        return False
+
+    monkeypatch.setattr(local, "_alive", runner_finishes_now)
+    info = backend.get_job("race")
+    assert info.status == "Completed" and info.error is None
+    assert info.output_model_name == str(tmp_path / "out" / "ok" / "adapter")
+
+
+def test_runner_just_past_exec_is_running_not_failed(
+    backend: LocalBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after the start, /proc/PID/cmdline of the runner can read empty (the child is past exec but
+    the loader has not set its command line up yet; a loaded machine makes that window long). That is not
+    a pid reused by something else: this failed the local-backend tests and the local sweep under load."""
+    import phi3ft.backends.local as local
+
+    backend.create_local_job(name="fresh", options=options(tmp_path, "slow"))
+    pid = int(backend.get_job("fresh").extra["pid"])
+    real = local._cmdline
+    monkeypatch.setattr(local, "_cmdline", lambda p: b"")  # mid-exec, as seen from /proc
+    assert backend.get_job("fresh").status == "Running"  # our own child: poll() says it runs
+    # a runner started by another phi3ft process: an empty command line is read again, not taken as gone
+    deadline = time.monotonic() + 30
+    while not real(pid):  # let the real one have its command line first
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child = local._CHILDREN.pop(pid)
+    calls = {"n": 0}
+
+    def empty_twice(p: int) -> bytes:
+        calls["n"] += 1
+        return b"" if calls["n"] <= 2 else real(p)
+
+    monkeypatch.setattr(local, "_cmdline", empty_twice)
+    monkeypatch.setattr(local.time, "sleep", lambda s: None)
+    try:
+        assert backend.get_job("fresh").status == "Running" and calls["n"] == 3
+    finally:
+        local._CHILDREN[pid] = child
+        monkeypatch.undo()
+        backend.cancel_job("fresh")

@@ -74,3 +74,71 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+# ---- outages (issue 20 §3) -------------------------------------------------------------------------------
+def _transient(status: int = 503) -> Exception:
+    from phi3ft.errors import AzureError
+
+    err = AzureError(f"Azure refused to read job 'j' (HTTP {status})", "Re-run the command.")
+    err.transient = f"Azure returned {status}"  # type: ignore[attr-defined]
+    return err
+
+
+def test_wait_until_rides_out_transient_failures_within_the_window() -> None:
+    now = [0.0]
+    answers: list[object] = [
+        _transient(),
+        _transient(),
+        _transient(500),
+        "Running",
+        _transient(),
+        "Completed",
+    ]
+    notes: list[str] = []
+
+    def fetch() -> str:
+        item = answers.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return str(item)
+
+    value = wait_until(
+        fetch, lambda v: v == "Completed", timeout=None, clock=lambda: now[0],
+        sleep=lambda s: now.__setitem__(0, now[0] + s), schedule=iter([20.0] * 10), window=300, notify=notes.append,
+    )  # fmt: skip
+    assert value == "Completed"
+    assert notes == [
+        "Azure returned 503; retrying in 20 s (attempt 1)",
+        "Azure returned 503; retrying in 20 s (attempt 2)",
+        "Azure returned 500; retrying in 20 s (attempt 3)",
+        "Azure returned 503; retrying in 20 s (attempt 1)",  # a good poll ended the first outage
+    ]
+
+
+def test_wait_until_gives_up_after_the_window_with_the_outage_hint() -> None:
+    from phi3ft.errors import AzureError
+
+    now = [0.0]
+
+    def fetch() -> str:
+        raise _transient()
+
+    notes: list[str] = []
+    with pytest.raises(AzureError) as info:
+        wait_until(
+            fetch, lambda v: True, timeout=None, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s),
+            schedule=iter([20.0] * 100), window=100, notify=notes.append, outage_hint="`phi3ft watch j` re-attaches.",
+        )  # fmt: skip
+    assert info.value.hint == "`phi3ft watch j` re-attaches."
+    assert len(notes) == 5 and notes[-1] == "Azure returned 503; retrying in 20 s (attempt 5)"
+
+
+def test_wait_until_does_not_retry_a_permanent_error() -> None:
+    from phi3ft.errors import NotFoundError
+
+    def fetch() -> str:
+        raise NotFoundError("gone")
+
+    with pytest.raises(NotFoundError):
+        wait_until(fetch, lambda v: True, timeout=None, clock=lambda: 0.0, sleep=lambda s: None, window=300)

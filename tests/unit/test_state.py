@@ -60,3 +60,55 @@ def test_created_by_phi3ft_is_sticky(tmp_path: Path) -> None:
     assert store.record_resource("hub", "h", created=True)["created_by_phi3ft"] is True
     rec = store.record_resource("hub", "h", created=False, location="eastus2")  # a later run reuses it
     assert rec["created_by_phi3ft"] is True and rec["id"] == "x" and rec["location"] == "eastus2"
+
+
+# ---- intents, ownership, the run lock (issue 20 §1, §2) ---------------------------------------------------
+def test_intent_issues_a_sticky_creation_id_and_a_found_resource_with_it_is_ours(tmp_path: Path) -> None:
+    from phi3ft.state import CREATION_TAG, StateStore
+
+    store = StateStore(tmp_path / ".phi3ft")
+    cid = store.intent("hub", "hub-a", location="eastus2")
+    assert store.intent("hub", "hub-a") == cid  # a re-run after a kill reuses it
+    record = store.get("hub", "hub-a")
+    assert record and record["status"] == "creating" and record["created_by_phi3ft"] is False
+    # the re-run finds the hub (created=False) carrying the id: ours, and no longer "creating"
+    rec = store.record_resource("hub", "hub-a", created=False, tags={CREATION_TAG: cid, "phi3ft": "1"})
+    assert rec["created_by_phi3ft"] is True and rec["status"] == "ready"
+
+
+def test_a_found_resource_without_our_creation_id_stays_not_ours(tmp_path: Path) -> None:
+    from phi3ft.state import CREATION_TAG, StateStore
+
+    store = StateStore(tmp_path / ".phi3ft")
+    store.intent("project", "p")
+    rec = store.record_resource("project", "p", created=False, tags={CREATION_TAG: "someone-else"})
+    assert rec["created_by_phi3ft"] is False
+    assert not store.owns("project", "p", {})
+
+
+def test_run_lock_is_reentrant_in_a_process_and_refuses_another_without_wait(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import phi3ft
+    from phi3ft.state import StateStore
+
+    store = StateStore(tmp_path / ".phi3ft")
+    child = (
+        "import sys; from pathlib import Path; from phi3ft.state import StateStore, LockBusy\n"
+        "try:\n    StateStore(Path(sys.argv[1])).run_lock(wait=False).__enter__()\n"
+        "except LockBusy as e:\n    print(e.message); sys.exit(1)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(phi3ft.__file__).parent.parent)}
+    with store.run_lock(), store.run_lock():  # nested: the same process does not deadlock
+        store.record("job", "j", status="Running")  # ledger writes use their own lock file
+        busy = subprocess.run(
+            [sys.executable, "-c", child, str(store.dir)], capture_output=True, text=True, env=env
+        )
+    assert busy.returncode == 1
+    assert f"another phi3ft run (pid {os.getpid()}) is changing .phi3ft" in busy.stdout
+    free = subprocess.run(
+        [sys.executable, "-c", child, str(store.dir)], capture_output=True, text=True, env=env
+    )
+    assert free.returncode == 0, free.stdout + free.stderr

@@ -45,6 +45,7 @@ class Workspace:
     hub_id: str | None = None
     workspace_id: str | None = None  # GUID; needed for fine-tuned model ids
     created: bool = False  # True when this call created it
+    tags: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

@@ -75,12 +75,24 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
 def _alive(pid: int | None) -> bool:
-    """True while ``pid`` runs (zombies count as ended; our own children are reaped first)."""
+    """True while ``pid`` runs (zombies count as ended; our own children are reaped first).
+
+    A runner this process started is alive until ``poll()`` reaps it: its pid cannot be reused before, and
+    its ``/proc/PID/cmdline`` is not a reliable sign right after the start (a child just past ``exec``
+    reads an empty command line until the loader has set it up, a window a loaded machine makes long).
+    For another process's runner, an empty command line is read again briefly before it counts as gone.
+    """
     if not pid:
         return False
     child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
+    if child is not None:
+        if child.poll() is None:
+            return True
         _CHILDREN.pop(pid, None)
         return False
     try:
@@ -93,7 +105,12 @@ def _alive(pid: int | None) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
         if stat.rsplit(")", 1)[-1].split()[0] == "Z":
             return False
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = _cmdline(pid)
+        for _ in range(20):  # at most 1 s: a process in the middle of exec has no command line yet
+            if cmdline:
+                break
+            time.sleep(0.05)
+            cmdline = _cmdline(pid)
         if b"phi3ft.backends.local" not in cmdline:  # the pid was reused by something else
             return False
     return True
@@ -221,13 +238,18 @@ class LocalBackend:
                 f"Local job {name!r} not found in {self.jobs_dir}.", "List jobs with `phi3ft list`."
             )
         result = _read_json(job_dir / RESULT_FILE)
+        alive = result is None and _alive(meta.get("pid"))
+        if result is None and not alive:
+            # the runner writes result.json, then exits: one that ended between the read above and the
+            # pid check left its result, so read it again before calling the run a crash
+            result = _read_json(job_dir / RESULT_FILE)
         error: str | None = None
         end_time = None
         if result is not None:
             status = str(result.get("status") or "Failed")
             error = result.get("error")
             end_time = result.get("ended_at")
-        elif _alive(meta.get("pid")):
+        elif alive:
             status = "Running"
         elif meta.get("pid") is None:
             status = "NotStarted"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import click
 import typer
 
-from phi3ft.cli.options import JsonOpt, YesOpt
+from phi3ft.cli.options import JsonOpt, NoWaitOpt, YesOpt
 
 if TYPE_CHECKING:
     from phi3ft.cli.context import AppContext
@@ -186,6 +186,7 @@ def register(app: typer.Typer) -> None:
         config: ConfigPathOpt = None,
         auth: AuthOpt = None,
         json: JsonOpt = False,
+        no_wait: NoWaitOpt = False,
     ) -> None:
         """Deploy the fine-tuned model as a serverless endpoint, wait until it is ready, print its URI.
 
@@ -210,6 +211,7 @@ def register(app: typer.Typer) -> None:
                 app_ctx, _store(app_ctx), job, lambda point: _open(app_ctx, config, auth, job=point)[0]
             )
         backend, store, cfg = _open(app_ctx, config, auth, job=job)
+        store.wait_for_lock = not no_wait
         ref = resolve_model(store, backend, job=job, model=model)
         job_record = store.get("job", ref.job) if ref.job else None
         if baseline:
@@ -506,6 +508,33 @@ def register(app: typer.Typer) -> None:
                 "--plot", help="With --baseline: write a PNG chart of both score sets.", dir_okay=False
             ),
         ] = None,
+        base_model: Annotated[
+            str | None,
+            typer.Option(
+                "--base-model",
+                metavar="DIR_OR_ID",
+                help="With --baseline on a local or azureml-compute job: the base weights to load (a folder or a "
+                "Hugging Face id; default: the job's base model).",
+            ),
+        ] = None,
+        download_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--download-dir",
+                file_okay=False,
+                help="With --baseline on an azureml-compute job: where the registered adapter is downloaded "
+                "(into DIR/MODEL-VERSION; default .phi3ft/adapters/MODEL-VERSION; reused once downloaded).",
+            ),
+        ] = None,
+        judge: Annotated[
+            str | None,
+            typer.Option(
+                "--judge",
+                metavar="DEPLOYMENT",
+                help="With --baseline: also let this chat deployment judge each pair of answers, in both orders "
+                "(position bias), keeping its rationale; the prompt ships with phi3ft (versioned).",
+            ),
+        ] = None,
         path: PathOpt = "/v1/chat/completions",
         auth_header: AuthHeaderOpt = "bearer",
         config: ConfigPathOpt = None,
@@ -516,17 +545,34 @@ def register(app: typer.Typer) -> None:
 
         Each conversation's prompt is every turn before its last assistant turn; that turn is the reference. Answers are compared after SQuAD normalisation (lower case, no punctuation, no articles). 429s are retried honouring Retry-After. Perplexity is reported only when the endpoint returns log-probabilities; otherwise the report says why not. Exit 1 when --min-f1 is not met or no request succeeded.
 
-        --baseline scores the base model too (BASE_ENDPOINT, default the one `phi3ft deploy --baseline` created; on the local backend, the base weights without the adapter) with the same prompts and settings, and prints both side by side with win/tie/loss per example; --min-gain METRIC DELTA is its gate (exit 1).
+        --baseline scores the base model too (BASE_ENDPOINT, default the one `phi3ft deploy --baseline` created; on the local backend, the base weights without the adapter; for an azureml-compute job, the adapter it registered, downloaded once into --download-dir, against its base weights on this machine) with the same prompts and settings, and prints both side by side with win/tie/loss per example; --min-gain METRIC DELTA is its gate (exit 1). --judge DEPLOYMENT adds a pairwise verdict per example from that chat deployment, asked in both orders.
         """
         from phi3ft import deploy as svc
         from phi3ft.errors import Phi3ftError, UsageError
 
         app_ctx: AppContext = ctx.obj
         out = app_ctx.for_command(json=json)
-        if not baseline and (min_gain is not None or base_endpoint is not None or plot is not None):
-            what = (
-                "--min-gain" if min_gain is not None else ("--plot" if plot is not None else "BASE_ENDPOINT")
-            )
+        if not baseline and (
+            min_gain is not None
+            or base_endpoint is not None
+            or plot is not None
+            or base_model is not None
+            or download_dir is not None
+            or judge is not None
+        ):
+            what = next(
+                flag
+                for flag, value in (("--min-gain", min_gain), ("--plot", plot), ("--base-model", base_model),
+                                    ("--download-dir", download_dir), ("--judge", judge),
+                                    ("BASE_ENDPOINT", base_endpoint))
+                if value is not None
+            )  # fmt: skip
+            if what in ("--base-model", "--download-dir", "--judge"):
+                example = "JUDGE_ENDPOINT" if what == "--judge" else "DIR"
+                raise UsageError(
+                    f"{what} is for the comparison with the base model and needs --baseline.",
+                    f"Example: phi3ft eval --baseline {what} {example}",
+                )
             raise UsageError(
                 f"{what} compares with the base model and needs --baseline.",
                 "Example: phi3ft eval --baseline --min-gain f1 0.05 (or --min-f1 0.6 for one endpoint).",
@@ -556,13 +602,51 @@ def register(app: typer.Typer) -> None:
                         f"{local[0]} is a local job: its base model is compared locally, not an endpoint.",
                         f"Drop {base_endpoint}: phi3ft eval {local[0]} --baseline",
                     )
+                if judge is not None:
+                    raise UsageError(
+                        f"--judge calls an Azure chat deployment; {local[0]} is a local job with no Azure project.",
+                        f"Drop --judge: phi3ft eval {local[0]} --baseline",
+                    )
                 eval_local_baseline_command(
                     out, local[0], local[1], data=data, cfg=local_cfg, cwd=app_ctx.cwd, limit=limit,
                     max_tokens=max_tokens or (int(local_cfg.eval.max_tokens) if local_cfg is not None else 256),
                     concurrency=concurrency or (int(local_cfg.eval.concurrency) if local_cfg is not None else 1),
                     logprobs=logprobs, min_gain=min_gain, show=show, plot=plot, json=json,
+                    base_override=base_model,
                 )  # fmt: skip
                 return
+            from phi3ft.cli.baseline import compute_baseline_job, eval_compute_baseline_command
+
+            on_cluster = compute_baseline_job(store, endpoint)
+            if on_cluster is not None:
+                if base_endpoint is not None:
+                    raise UsageError(
+                        f"{on_cluster[0]} ran on Azure ML compute: its adapter is compared with its base "
+                        "weights on this machine, not with an endpoint.",
+                        f"Drop {base_endpoint}: phi3ft eval {on_cluster[0]} --baseline",
+                    )
+                job_name = on_cluster[0]
+                eval_compute_baseline_command(
+                    out, job_name, on_cluster[1],
+                    connect=lambda: _open(app_ctx, config, auth, job=job_name)[0],
+                    state_dir=app_ctx.state_dir, download_dir=download_dir, base_override=base_model,
+                    data=data, cfg=local_cfg, cwd=app_ctx.cwd, limit=limit,
+                    max_tokens=max_tokens or (int(local_cfg.eval.max_tokens) if local_cfg is not None else 256),
+                    concurrency=concurrency or (int(local_cfg.eval.concurrency) if local_cfg is not None else 1),
+                    logprobs=logprobs, min_gain=min_gain, show=show, plot=plot, json=json, judge=judge,
+                    chat_client=lambda backend, endpoint_name: _chat_client(backend, endpoint_name, path, auth_header),
+                )  # fmt: skip
+                return
+            if download_dir is not None:
+                raise UsageError(
+                    "--download-dir is for the adapter of an azureml-compute job; this comparison is of two endpoints.",
+                    "Drop --download-dir, or name the cluster job: phi3ft eval JOB --baseline --download-dir DIR",
+                )
+            if base_model is not None:
+                raise UsageError(
+                    "--base-model is for a local or azureml-compute job; this comparison is of two endpoints.",
+                    "Drop --base-model, or name the job: phi3ft eval JOB --baseline --base-model DIR",
+                )
         name = svc.resolve_endpoint_name(store, endpoint)
         backend, _, cfg = _open(app_ctx, config, auth, endpoint=name)
         ecfg = cfg.eval if cfg is not None else None
@@ -587,7 +671,7 @@ def register(app: typer.Typer) -> None:
                 concurrency=concurrency or (int(ecfg.concurrency) if ecfg is not None else 4),
                 max_tokens=max_tokens or (int(ecfg.max_tokens) if ecfg is not None else 256),
                 logprobs=logprobs, min_gain=min_gain, show=show, plot=plot, json=json, clock=app_ctx.clock,
-                cwd=app_ctx.cwd,
+                cwd=app_ctx.cwd, judge=judge,
             )  # fmt: skip
             return
         client = _chat_client(backend, name, path, auth_header)
@@ -661,6 +745,7 @@ def register(app: typer.Typer) -> None:
         config: ConfigPathOpt = None,
         auth: AuthOpt = None,
         json: JsonOpt = False,
+        no_wait: NoWaitOpt = False,
     ) -> None:
         """Delete in the only order Azure accepts: endpoints, model, data assets, project, hub.
 
@@ -674,6 +759,7 @@ def register(app: typer.Typer) -> None:
         from phi3ft.connect import open_backend
 
         store = _store(app_ctx)
+        store.wait_for_lock = not no_wait
         cfg = _config(app_ctx, config)
         backend = _LazyBackend(
             lambda: open_backend(

@@ -103,30 +103,55 @@ def versions_findings() -> list[Finding]:
     return found
 
 
-def _speedups_module(env: Mapping[str, str]) -> tuple[Any, str]:
-    """(module or None, why not)."""
-    if env.get("PHI3FT_PURE_PYTHON", "") not in ("", "0"):
-        return None, "PHI3FT_PURE_PYTHON is set"
-    try:
-        from phi3ft.data import _speedups
-    except ImportError as exc:
-        return None, f"not built ({exc})"
-    return _speedups, ""
+#: The native code validate runs on: both are required dependencies with compiled wheels. phi3ft itself no
+#: longer ships a C extension (``phi3ft.data._speedups`` was removed with the single rule engine).
+NATIVE_PACKAGES = ("orjson", "tokenizers", "tiktoken")
+
+
+def _stale_extension() -> Path | None:
+    """A ``phi3ft.data._speedups`` binary left by an older build (nothing imports it any more)."""
+    import phi3ft.data
+
+    folder = Path(phi3ft.data.__file__).parent
+    found = sorted(folder.glob("_speedups*.so")) + sorted(folder.glob("_speedups*.pyd"))
+    return found[0] if found else None
 
 
 def speedups_finding(env: Mapping[str, str]) -> Finding:
-    module, why = _speedups_module(env)
-    if module is not None:
+    """Which native speed-ups validate runs on (orjson, tokenizers, tiktoken) and whether they load."""
+    import importlib
+
+    loaded, missing = [], []
+    for name in NATIVE_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+        else:
+            loaded.append(f"{name} {_dist_version(name) or '?'}")
+    if missing:
         return Finding(
-            "speedups", "ok", "Native speed-up", f"phi3ft.data._speedups loaded ({module.__file__})"
+            "speedups",
+            "fail",
+            "Native speed-ups",
+            f"cannot import {', '.join(missing)} (loaded: {', '.join(loaded) or 'none'})",
+            f"Reinstall them: python3 -m pip install --force-reinstall {' '.join(missing)}",
         )
-    fix = (
-        "Unset PHI3FT_PURE_PYTHON"
-        if "PHI3FT_PURE_PYTHON" in why
-        else "Optional (validate is slower without it): reinstall with a C compiler present, "
-        "e.g. python3 -m pip install --force-reinstall --no-deps phi3ft"
+    stale = _stale_extension()
+    if stale is not None:
+        return Finding(
+            "speedups",
+            "warn",
+            "Native speed-ups",
+            f"{', '.join(loaded)} loaded; {stale} is left from an older phi3ft build and is never used",
+            f"Delete it: rm {stale}",
+        )
+    return Finding(
+        "speedups",
+        "ok",
+        "Native speed-ups",
+        f"{', '.join(loaded)} loaded (phi3ft ships no C extension of its own)",
     )
-    return Finding("speedups", "warn", "Native speed-up", f"phi3ft.data._speedups not used: {why}", fix)
 
 
 def _tokenizer_file_in(path: Path, profile: ModelProfile) -> Path | None:

@@ -13,7 +13,7 @@ import typer
 
 from phi3ft.cli.check import AuthOpt
 from phi3ft.cli.context import AppContext
-from phi3ft.cli.options import JsonOpt, YesOpt
+from phi3ft.cli.options import JsonOpt, NoWaitOpt, YesOpt
 from phi3ft.cli.tables import print_line, print_rows
 from phi3ft.errors import DataError, Interrupted, NotFoundError, Phi3ftError, UsageError
 
@@ -333,6 +333,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         auth: AuthOpt = None,
         json: JsonOpt = False,
+        no_wait: NoWaitOpt = False,
     ) -> None:
         """Fine-tune: validate, check, confirm, then run on the configured backend and watch.
 
@@ -357,6 +358,7 @@ def register(app: typer.Typer) -> None:
         cfg = svc.apply_backend_override(load_job_config(config, env=app_ctx.env), backend_name)
         backend = open_backend(app_ctx, cfg, auth=auth)
         store = _store(app_ctx)
+        store.wait_for_lock = not no_wait
 
         def confirm(plan: Any) -> bool:
             _render_plan(out, plan.to_dict())

@@ -17,3 +17,11 @@ ConfigOpt = Annotated[
     Path,
     typer.Option("--config", "-c", help="Path to job.yaml.", dir_okay=False, show_default=True),
 ]
+NoWaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait",
+        help="If another phi3ft run is changing ./.phi3ft (creating or deleting), exit 1 at once instead "
+        "of waiting for it to finish.",
+    ),
+]

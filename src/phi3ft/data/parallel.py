@@ -14,9 +14,6 @@ import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
-
-from phi3ft.data.scan import speedup
 
 #: Files larger than this are split across worker processes by default (``--workers`` overrides).
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024
@@ -27,10 +24,6 @@ MIN_RANGE_BYTES = 8 * 1024 * 1024
 RANGES_PER_WORKER = 4
 _READ = 4 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
-
-
-#: the C newline count (AVX2 where the CPU has it), or None: a Python loop over a reused buffer
-_count_c: Any = speedup("count_newlines")
 
 
 def cpu_count() -> int:
@@ -91,12 +84,6 @@ def split_ranges(path: Path, size: int, n: int) -> list[int]:
 
 def count_newlines(path: str, end: int, start: int = 0) -> int:
     """Newlines in bytes ``[start, end)`` of ``path`` (the lines before a range)."""
-    if _count_c is not None:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            return int(_count_c(fd, start, end))
-        finally:
-            os.close(fd)
     total = 0
     buf = bytearray(_READ)
     view = memoryview(buf)

@@ -34,7 +34,8 @@ from typing import Any
 import orjson
 
 from phi3ft.data.convert import publish
-from phi3ft.data.scan import READ_BUFFER, DuplicateIndex, dup_key, line_scan, sensitive_spans
+from phi3ft.data.records import is_blank, iter_lines
+from phi3ft.data.scan import DuplicateIndex, dup_key, line_scan, sensitive_spans
 from phi3ft.data.tokens import WHITESPACE
 from phi3ft.data.validate import (
     DEFAULT_STORED_PER_RULE,
@@ -451,17 +452,17 @@ def _repair_file(
     crlf: list[int] = []
     keys: set[int] = set()
     offset = 0
-    with open(ff.source, "rb", buffering=READ_BUFFER) as f, open(tmp, "wb") as w:
-        for ln, raw in enumerate(f, 1):
-            has_newline = raw.endswith(b"\n")
-            body = raw[:-1] if has_newline else raw
-            if body.endswith(b"\r"):
-                body = body[:-1]
+    with open(ff.source, "rb", buffering=0) as f, open(tmp, "wb") as w:
+        for line in iter_lines(f):  # the one JSONL reader: BOM, CRLF and blank lines as validate sees them
+            ln, body = line.number, line.body
+            if body is None:  # over the line-length limit: validate skipped it (F16), so does the copy
+                changes.append(Change(file, ln, "F16", "dropped", "line over the length limit"))
+                continue
+            if line.crlf:
                 crlf.append(ln)
-            if ln == 1 and body.startswith(b"\xef\xbb\xbf"):
-                body = body[3:]
+            if line.bom:
                 changes.append(Change(file, 1, "F06", "repaired", "removed the UTF-8 byte-order mark"))
-            if not body or body.isspace():
+            if is_blank(body):
                 changes.append(Change(file, ln, "L03", "removed", "blank line"))
                 continue
             ff.records_in += 1
@@ -506,7 +507,7 @@ def _repair_file(
                         Change(file, ln, "F11", "removed", f"also in training (line {first_ln}); kept there")
                     )
                     continue
-            if not has_newline:
+            if not line.has_newline:
                 changes.append(Change(file, ln, "F14", "repaired", "added the final newline"))
             w.write(out + b"\n")
             offset += len(out) + 1

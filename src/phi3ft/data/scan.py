@@ -16,10 +16,8 @@ earlier record and comparing exactly, so there are no false positives and memory
 example. The key is the CRC-32 and the length of those bytes (not Python's ``hash``, which is seeded per
 process): the same in every process, so worker processes can compute keys for the parent's index.
 
-C versions: :func:`line_scan` (pre-filters and duplicate key of a line in two passes over its bytes) and
-:func:`case_counts` come from the optional extension ``phi3ft.data._speedups`` when it was built at install
-time; they return exactly what the Python functions here return (``tests/unit/test_data_speedups.py``).
-``PHI3FT_PURE_PYTHON=1`` uses the Python versions; :data:`ACCELERATED` says which are in use.
+Only byte utilities live here (pre-filters, the duplicate key, letter-case counts, file sniffing); what a
+finding *means* is decided by the rule checks (``phi3ft.data.engine`` and ``phi3ft.data.validate``), once.
 """
 
 from __future__ import annotations
@@ -28,38 +26,12 @@ import os
 import re
 import shlex
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
 import orjson
-
-
-def _load_speedups() -> Any:
-    if os.environ.get("PHI3FT_PURE_PYTHON", "") not in ("", "0"):
-        return None
-    try:
-        from phi3ft.data import _speedups
-    except ImportError:  # not built (no C compiler at install time): the Python versions below
-        return None
-    return _speedups
-
-
-_C = _load_speedups()
-#: Whether the C versions of :func:`line_scan` and :func:`case_counts` are in use.
-ACCELERATED = _C is not None
-
-
-def speedup(name: str) -> Any:
-    """A function of the C extension, or None (not built, too old a build, or ``PHI3FT_PURE_PYTHON=1``)."""
-    return getattr(_C, name, None)
-
-
-#: Read size for line scans: validate reads blocks of this size; split's ``readline`` buffer (lines of a
-#: few kB are longer than the default 8 kB buffer often enough that ``readline`` with it costs about 8x more).
-READ_BUFFER = 1 << 20
 
 # ---------------------------------------------------------------------------------------------------------
 # Whitespace-normalised duplicates
@@ -86,11 +58,6 @@ def normalised_form(body: bytes) -> bytes:
     except orjson.JSONDecodeError:
         return b" ".join(body.split())
     return orjson.dumps(_collapse(value))
-
-
-def normalised_digest(body: bytes) -> bytes:
-    """16-byte blake2b of :func:`normalised_form` (``phi3ft split`` groups duplicates by it)."""
-    return blake2b(normalised_form(body), digest_size=16).digest()
 
 
 def dup_key(body: bytes, obj: Any, unicode_escapes: bool | None = None) -> int:
@@ -264,41 +231,6 @@ def _length_changing() -> re.Pattern[str]:
     return _LENGTH_CHANGING[0]
 
 
-_ODD_SET: list[bool] = []
-
-
-def ensure_odd_case() -> None:
-    """Hand the C side the length-changing characters (once a process, on the first non-ASCII answer)."""
-    if _C is not None and not _ODD_SET:
-        odd = _odd_chars()
-        _C.set_odd_case(
-            odd.encode("utf-32-le"),
-            bytes(c.lower() != c for c in odd),
-            bytes(c.upper() != c for c in odd),
-        )
-        _ODD_SET.append(True)
-
-
-def _c_case_counts(text: str) -> tuple[int, int]:
-    counts = _C.case_counts(text)
-    if counts is None:
-        ensure_odd_case()
-        counts = _C.case_counts(text)
-    return counts
-
-
-def new_walker(
-    special_texts: tuple[str, ...],
-    drops_system: bool,
-    common_prefix: Callable[[str, str], str],
-    common_suffix: Callable[[str, str], str],
-) -> Any:
-    """The C record walk of the validator (``_speedups.Walker``), or None without the C extension."""
-    if _C is None:
-        return None
-    return _C.Walker(tuple(special_texts), drops_system, common_prefix, common_suffix)
-
-
 class CaseCounter:
     """Sums :func:`case_counts` over many strings, a few hundred kB at a time (fewer, longer calls)."""
 
@@ -311,11 +243,6 @@ class CaseCounter:
         self._chars = 0
 
     def add(self, text: str) -> None:
-        if _C is not None:  # C: no batching needed
-            up, low = _c_case_counts(text)
-            self.upper += up
-            self.lower += low
-            return
         self._pending.append(text)
         self._chars += len(text)
         if self._chars > 262_144:
@@ -336,8 +263,6 @@ def case_counts(text: str) -> tuple[int, int]:
     For ASCII this is A-Z / a-z; for other scripts it matches ``str.isupper`` / ``str.islower`` on cased
     letters (Latin, Greek, Cyrillic, ...; uncased scripts such as CJK count for neither).
     """
-    if _C is not None:
-        return _c_case_counts(text)
     return case_counts_py(text)
 
 
@@ -608,8 +533,8 @@ def sensitive(content: str, gates: int = G_ALL) -> list[tuple[int, str, str]]:
 
 
 #: ``(gates, key)`` of one raw JSONL line: :func:`line_gates` and the :func:`dup_key` key (-1 when the line
-#: has a backslash-u escape); the C version when built.
-line_scan = _C.line_scan if _C is not None else line_scan_py
+#: has a backslash-u escape).
+line_scan = line_scan_py
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Deterministic train/validation split that keeps duplicates together and copies records byte for byte.
 
-Two streaming passes: the first records one 16-byte whitespace-normalised digest per record (the same
-digest the validator uses for Q01/F11), the second copies each record's bytes to its side. Groups of
-duplicates are assigned as a unit, so no example can leak from training into validation.
+Two streaming passes through the one JSONL reader (``phi3ft.data.records``: BOM, CRLF and blank lines as
+``validate`` sees them): the first groups whitespace-normalised duplicates with the validator's own
+duplicate key and index (``phi3ft.data.scan.dup_key`` / ``DuplicateIndex``: what Q01/F11 report is what
+split keeps together), the second copies each record's bytes to its side. Groups of duplicates are
+assigned as a unit, so no example can leak from training into validation.
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
-from phi3ft.data.scan import READ_BUFFER, normalised_digest
+from phi3ft.data.records import read_records
+from phi3ft.data.scan import DuplicateIndex, dup_key
 from phi3ft.errors import DataError, UsageError
 
 
@@ -39,29 +40,29 @@ class SplitResult:
         }
 
 
-def _records(path: Path) -> list[tuple[int, bytes]]:
-    """(line number, normalised digest) per record; raises DataError on a line that is not an object."""
-    out: list[tuple[int, bytes]] = []
-    with open(path, "rb", buffering=READ_BUFFER) as f:
-        for ln, raw in enumerate(f, 1):
-            body = raw.rstrip(b"\r\n")
-            if ln == 1 and body.startswith(b"\xef\xbb\xbf"):
-                body = body[3:]
-            if not body.strip():
-                continue
-            try:
-                obj = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise DataError(
-                    f"{path}:{ln} is not valid JSON ({exc}); refusing to split.",
-                    f"Run `phi3ft validate {path}` and fix the errors first.",
-                ) from None
-            if not isinstance(obj, dict):
-                raise DataError(
-                    f"{path}:{ln} is not a JSON object; refusing to split.", f"Run `phi3ft validate {path}`."
-                )
-            out.append((ln, normalised_digest(body)))
-    return out
+def _groups(path: Path) -> tuple[int, dict[tuple[int, int], list[int]]]:
+    """(record count, {(key, first line): lines of the group}): duplicates found as ``validate`` finds them.
+
+    Raises DataError on a line that is not a JSON object (the shared reader's message).
+    """
+    hint = f"Run `phi3ft validate {path}` and fix the errors first; refusing to split."
+    index = DuplicateIndex(str(path))
+    groups: dict[int, list[int]] = {}  # first line -> lines
+    keys: dict[int, int] = {}  # first line -> key
+    n = 0
+    try:
+        for rec in read_records(path, hint=hint):
+            n += 1
+            key = dup_key(rec.body, rec.value)
+            hit = index.add(key, rec.body, rec.line, rec.offset)
+            if hit is None:
+                groups[rec.line] = [rec.line]
+                keys[rec.line] = key
+            else:
+                groups[hit[0]].append(rec.line)
+    finally:
+        index.close()
+    return n, {(keys[first], first): lines for first, lines in groups.items()}
 
 
 def split_dataset(
@@ -93,23 +94,22 @@ def split_dataset(
         )
     if source.resolve() in {train_path.resolve(), val_path.resolve()}:
         raise UsageError("the output would overwrite the input.", "Choose another --out-dir.")
-    records = _records(source)
-    if len(records) < 2:
-        raise DataError(f"{source} has {len(records)} record(s); nothing to split.", "Add more examples.")
-    groups: dict[bytes, list[int]] = {}
-    for ln, digest in records:
-        groups.setdefault(digest, []).append(ln)
-    order = sorted(groups)  # digest order is content-defined, so the result is independent of file order
+    n_records, groups = _groups(source)
+    if n_records < 2:
+        raise DataError(f"{source} has {n_records} record(s); nothing to split.", "Add more examples.")
+    # key order is content-defined (the line only breaks a tie between different records with one key),
+    # so the result does not depend on the order of the file
+    order = sorted(groups)
     random.Random(seed).shuffle(order)
-    target = max(1, round(len(records) * validation_fraction))
+    target = max(1, round(n_records * validation_fraction))
     val_lines: set[int] = set()
-    for digest in order:
+    for group in order:
         if len(val_lines) >= target:
             break
-        if len(val_lines) + len(groups[digest]) > target and val_lines:
+        if len(val_lines) + len(groups[group]) > target and val_lines:
             continue
-        val_lines.update(groups[digest])
-    if len(val_lines) >= len(records):
+        val_lines.update(groups[group])
+    if len(val_lines) >= n_records:
         raise DataError("every record is a copy of one example; cannot split.", "Remove the duplicates.")
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = _write(source, out_dir, train_path, val_path, val_lines)
@@ -131,18 +131,13 @@ def _write(
     tmp_val = tempfile.NamedTemporaryFile(dir=out_dir, prefix=".validation.", suffix=".tmp", delete=False)  # noqa: SIM115
     n_train = n_val = 0
     try:
-        with open(source, "rb", buffering=READ_BUFFER) as f, tmp_train, tmp_val:
-            for ln, raw in enumerate(f, 1):
-                body = raw.rstrip(b"\r\n")
-                if ln == 1 and body.startswith(b"\xef\xbb\xbf"):
-                    body = body[3:]
-                if not body.strip():
-                    continue
-                if ln in val_lines:
-                    tmp_val.write(body + b"\n")
+        with tmp_train, tmp_val:
+            for rec in read_records(source):
+                if rec.line in val_lines:
+                    tmp_val.write(rec.body + b"\n")
                     n_val += 1
                 else:
-                    tmp_train.write(body + b"\n")
+                    tmp_train.write(rec.body + b"\n")
                     n_train += 1
             for tmp in (tmp_train, tmp_val):
                 tmp.flush()

@@ -12,7 +12,7 @@ Public API (stable)::
     report.to_dict()        # the JSON document of ``phi3ft validate --format json`` (README "Validate")
 
 Design: the file is streamed line by line (orjson on bytes; constant memory). What is kept grows only
-with the number of examples, as fixed-size values: a 16-byte digest per example for duplicate detection
+with the number of examples, as fixed-size values: a 64-bit duplicate key and position per example
 and a few integers per example for the percentile statistics. Token counts are exact: each distinct
 message chunk is encoded once (phi3ft.data.counting). Services never print: progress is a callback.
 Without a tokenizer, a large file is checked in byte ranges by worker processes (phi3ft.data.parallel) and
@@ -38,27 +38,24 @@ import orjson
 from phi3ft import catalog
 from phi3ft.data import parallel
 from phi3ft.data.counting import ChunkCounter, constant_counts
+from phi3ft.data.engine import MESSAGE_CHECKS, RECORD_CHECKS, Conversation
+from phi3ft.data.records import MAX_LINE_BYTES, READ_BUFFER, is_blank, iter_lines, utf8_error
 from phi3ft.data.rules import RULES, SEVERITY_ORDER, TOKEN_RULES
 from phi3ft.data.scan import (
-    CONTROL,
     G_ALL,
     G_CONTROL,
     G_SPECIAL,
-    READ_BUFFER,
     SNIFF_BYTES,
     CaseCounter,
     DuplicateIndex,
     conversion_command,
     dup_key,
-    ensure_odd_case,
     line_scan,
-    new_walker,
     sensitive,
     sniff_file_kind,
 )
 from phi3ft.data.tokens import (
     RANK_FILES,
-    WHITESPACE,
     ChatFormat,
     Encoder,
     TokenizerUnavailable,
@@ -70,8 +67,6 @@ from phi3ft.errors import UsageError
 from phi3ft.hub import download_commands
 
 SCHEMA_VERSION = 1
-#: A line longer than this cannot be one sensible example (131k tokens are ~0.5 MB of text).
-MAX_LINE_BYTES = 64 * 1024 * 1024
 MIN_EXAMPLES = 10
 RECOMMENDED_EXAMPLES = 100
 LARGE_FILE_BYTES = 512 * 1024 * 1024
@@ -101,11 +96,6 @@ def _common_prefix(a: str, b: str) -> str:
 
 def _common_suffix(a: str, b: str) -> str:
     return _common_prefix(a[::-1], b[::-1])[::-1]
-
-
-#: line gates that send a record to the Python checks even when the C walk is there: control characters
-#: and possible secrets / personal data (rare; their precise scans are in Python)
-_PYTHON_GATES = G_ALL & ~G_SPECIAL
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -384,18 +374,19 @@ class _Validator:
         #: in a worker process: duplicate keys are collected for the parent instead of indexed here
         self._keys: _Keys | None = None
         self._cases = CaseCounter()  # Q03 letter counts of training answers, summed in batches
-        #: the C record walk and answer statistics (None: pure Python)
-        self._walker = new_walker(fmt.special_texts, fmt.drops_system, _common_prefix, _common_suffix)
+        # the rule engine's checks, as registered when this validator starts (a forked worker's too)
+        self._blank_checks = tuple(c for c in MESSAGE_CHECKS if c.applies != "text")
+        self._text_checks = tuple(c for c in MESSAGE_CHECKS if c.applies != "blank")
+        self._record_checks = tuple(RECORD_CHECKS)
         if encoder is not None:
             self.prefix_n, self.suffix_n, self.header_n = constant_counts(fmt, encoder)
             self.counter = ChunkCounter(encoder, self._on_counted)
-        #: without a tokenizer, the C walker also runs the line loop and keeps the records' bookkeeping
-        #: (statistics, duplicate keys) in file order; _flush_records hands it over
-        self._c_records = self._walker is not None and self.counter is None
-        if self._c_records:
-            self._walker.configure(
-                orjson.loads, orjson.dumps, T09_CHARS, MAX_LINE_BYTES, DUPLICATE_LINES_SHOWN
-            )
+
+    def special_tokens_in(self, content: str) -> list[str]:
+        """The chat template's special-token texts that occur in ``content`` (M13)."""
+        if self._special.search(content) is None:
+            return []
+        return [t for t in self.fmt.special_texts if t in content]
 
     # ---- findings -----------------------------------------------------------------------------------
     def add(
@@ -549,92 +540,44 @@ class _Validator:
 
         ``first_line`` is the 1-based number of the line at ``start``; ``detect_document`` runs the
         whole-JSON-document check on the first non-blank line (only meaningful from the file's start).
-        The file is read in blocks; with the C extension and no tokenizer, the C line loop
-        (``Walker.scan``) checks and records the usual valid lines of a block and hands every other line
-        to the Python checks below, one at a time, so findings and records stay in file order.
+        The lines come from the one JSONL reader (:func:`phi3ft.data.records.iter_lines`), so BOM, CRLF,
+        blank-line and line-length handling is what ``split``, the trainer and ``eval`` see.
         """
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
-        read = f.read
         ln = first_line - 1
-        range_start = start
-        stop = end if end is not None else 1 << 62
-        buf = b""
-        base = start  # file offset of buf[0]
-        pos = 0  # next line start in buf
-        searched = 0  # buf[pos:searched] has no newline
-        eof = False
         first_content_line = detect_document
-        last_progress = start
         progress = self.progress
-        fast = self._walker if self._c_records else None
-        train = self._role == "train"
-        while base + pos < stop:
-            if fast is not None and ln > 0 and not first_content_line:
-                before = ln
-                pos, ln, status, n_chars = fast.scan(buf, pos, stop - base, base, ln, train)
-                state.records += ln - before
-                if status == 2:
-                    self._t09(ln, n_chars)
-                    continue
-                if base + pos >= stop:
-                    break
-                if status == 0:
-                    searched = max(searched, len(buf))
-            nl = buf.find(b"\n", max(pos, searched), pos + MAX_LINE_BYTES)
-            if nl < 0:
-                if len(buf) - pos >= MAX_LINE_BYTES:  # an overlong line: skip it without holding it
-                    ln += 1
-                    k = buf.find(b"\n", pos + MAX_LINE_BYTES)
-                    while k < 0 and not eof:
-                        base += len(buf)
-                        buf = read(READ_BUFFER)
-                        eof = not buf
-                        k = buf.find(b"\n")
-                    pos = searched = len(buf) if k < 0 else k + 1
-                    self.add(
-                        "F16",
-                        ln,
-                        None,
-                        f"line {ln} is over {MAX_LINE_BYTES // 2**20} MB; it was skipped.",
-                    )
-                    continue
-                if not eof:
-                    more = read(max(READ_BUFFER, len(buf) - pos))  # doubling: a long line is read once
-                    if more:
-                        searched = len(buf) - pos
-                        buf = buf[pos:] + more if pos < len(buf) else more
-                        base += pos
-                        pos = 0
-                        if progress is not None and base - last_progress > 4_000_000:
-                            last_progress = base
-                            progress(self._bytes_done + base - range_start, self._bytes_total)
-                        if self._c_records:
-                            self._flush_records()
-                        continue
-                    eof = True
-                if pos >= len(buf):
-                    break
-                raw = buf[pos:]
-                has_newline = False
-                body = raw
-            else:
-                raw = buf[pos : nl + 1]
-                has_newline = True
-                body = raw[:-1]
-                if body[-1:] == b"\r":
-                    state.crlf += 1
-                    body = body[:-1]
-            ln += 1
-            line_start = base + pos
-            pos += len(raw)
-            searched = pos
-            if ln == 1 and body[:3] == b"\xef\xbb\xbf":
+        on_block = None
+        if progress is not None:
+            last = [start]
+
+            def on_block(offset: int) -> None:
+                if offset - last[0] > 4_000_000:
+                    last[0] = offset
+                    progress(self._bytes_done + offset - start, self._bytes_total)
+
+        max_line = MAX_LINE_BYTES
+        for line in iter_lines(
+            f,
+            first_line=first_line,
+            start=start,
+            end=end,
+            read_buffer=READ_BUFFER,
+            max_line=max_line,
+            on_block=on_block,
+        ):
+            ln = line.number
+            body = line.body
+            if body is None:
+                self.add("F16", ln, None, f"line {ln} is over {max_line // 2**20} MB; it was skipped.")
+                continue
+            if line.crlf:
+                state.crlf += 1
+            if line.bom:
                 state.bom = True
-                body = body[3:]
-                line_start += 3
                 self.add("F06", 1, None, "The file starts with a UTF-8 byte-order mark; it was stripped.")
-            if not body or body.isspace():
+            if is_blank(body):
                 state.blank += 1
                 self.add("L03", ln, None, f"line {ln} is blank.")
                 continue
@@ -648,15 +591,13 @@ class _Validator:
             try:
                 obj = loads(body)
             except decode_error as exc:
-                self._parse_error(body, exc, ln, line_start, has_newline)
+                self._parse_error(body, exc, ln, line.offset, line.has_newline)
                 continue
             state.records += 1
-            if not has_newline:
+            if not line.has_newline:
                 self.add("F14", ln, None, "The last line has no newline at the end.")
-            self._check_record(obj, ln, body, line_start)
+            self._check_record(obj, ln, body, line.offset)
         state.lines = ln
-        if self._c_records:
-            self._flush_records()
 
     def scan_parallel(self, state: _FileState, pool: Any, cfg: _WorkerConfig, workers: int) -> bool:
         """:meth:`scan` split into byte ranges checked by worker processes; the same report.
@@ -725,9 +666,8 @@ class _Validator:
     def _parse_error(self, body: bytes, exc: Exception, ln: int, start: int, has_newline: bool) -> None:
         text = str(exc)
         if "UTF-8" in text or "utf-8" in text:
-            try:
-                body.decode("utf-8")
-            except UnicodeDecodeError as ude:
+            ude = utf8_error(body)
+            if ude is not None:
                 self.add(
                     "F05",
                     ln,
@@ -755,13 +695,6 @@ class _Validator:
     # ---- records ------------------------------------------------------------------------------------
     def _check_record(self, obj: Any, ln: int, body: bytes, offset: int) -> None:
         gates, key = line_scan(body)
-        walker = self._walker
-        if walker is not None and not gates & _PYTHON_GATES:
-            # the C walk: the usual valid record in one call; None when any rule below could fire
-            fast = walker.walk(obj, gates & G_SPECIAL, self._role == "train")
-            if fast is not None:
-                self._record_done(obj, ln, body, offset, key, fast[0], fast[1], fast[2], True)
-                return
         add = self.add
         if type(obj) is not dict:
             add("L02", ln, None, f"line {ln} is a JSON {type(obj).__name__}, not an object.")
@@ -793,16 +726,14 @@ class _Validator:
         if not msgs:
             add("L06", ln, "messages", "`messages` is empty.")
             return
-        fmt = self.fmt
         roles: list[str | None] = []
         usable = True
         trained_any = False
         weight0 = 0
         assistants = 0
         n_chars = 0
-        special = gates & G_SPECIAL
-        control = gates & G_CONTROL
         train = self._role == "train"
+        blank_checks, text_checks = self._blank_checks, self._text_checks
         contents: list[str | None] = []
         for i, m in enumerate(msgs):
             if type(m) is not dict:
@@ -847,43 +778,21 @@ class _Validator:
                 continue
             n_chars += len(content)
             if not content or content.isspace():
-                if role == "assistant":
-                    add("M07", ln, f"messages[{i}].content", "assistant content is empty.")
-                else:
-                    add("M08", ln, f"messages[{i}].content", f"{role} content is empty.")
-                continue
-            if content[0] in WHITESPACE:
-                add(
-                    "M14",
-                    ln,
-                    f"messages[{i}].content",
-                    "content starts with whitespace (trimmed by the template).",
-                )
-            if role == "assistant":
-                if content[-1] in WHITESPACE:
-                    add("Q05", ln, f"messages[{i}].content", "assistant content ends with whitespace.")
-                if train:
+                checks = blank_checks
+            else:
+                checks = text_checks
+                if train and role == "assistant":
                     self._answer(content)
-            if special and "<" in content and self._special.search(content) is not None:
-                found = [t for t in fmt.special_texts if t in content]
-                if found:
-                    add(
-                        "M13",
-                        ln,
-                        f"messages[{i}].content",
-                        f"content contains {', '.join(found)}, which the tokenizer reads as a control token.",
-                    )
-            if control:
-                hit = CONTROL.search(content)
-                if hit:
-                    add(
-                        "M15",
-                        ln,
-                        f"messages[{i}].content",
-                        f"control character U+{ord(hit.group(0)):04X} at character {hit.start()}.",
-                    )
-                    usable = False
-        self._conversation(roles, ln, assistants, weight0, trained_any)
+            for check in checks:
+                found = check.run(self, role, content, gates)
+                if found is not None:
+                    add(check.rule, ln, f"messages[{i}].content", found)
+                    if check.blocks_tokens:
+                        usable = False
+        conversation = Conversation(roles, assistants, weight0, trained_any)
+        for rcheck in self._record_checks:
+            for path, found in rcheck.run(self, conversation):
+                add(rcheck.rule, ln, path, found)
         if gates & G_ALL & ~(G_SPECIAL | G_CONTROL):
             self._scan_sensitive(contents, ln, gates)
         self._record_done(obj, ln, body, offset, key, len(roles), n_chars, "system" in roles, usable)
@@ -940,12 +849,6 @@ class _Validator:
                 add("M09", ln, f"messages[{i}].{key}", f"unknown message key `{key}`{extra}.")
 
     def _answer(self, content: str) -> None:
-        walker = self._walker
-        if walker is not None:  # the C walk keeps the answer statistics (flush_cases hands them over)
-            if not walker.answer(content):
-                ensure_odd_case()
-                walker.answer(content)
-            return
         st = self.stats
         st.answers += 1
         self._cases.add(content)
@@ -963,67 +866,6 @@ class _Validator:
             st.prefix = _common_prefix(st.prefix, content)
         if st.suffix and not content.endswith(st.suffix):
             st.suffix = _common_suffix(st.suffix, content)
-
-    def _conversation(
-        self, roles: list[str | None], ln: int, assistants: int, weight0: int, trained_any: bool
-    ) -> None:
-        add = self.add
-        if len(roles) < 2:
-            add(
-                "C07",
-                ln,
-                "messages",
-                f"only {len(roles)} message; an example needs a user and an assistant turn.",
-            )
-        if assistants == 0:
-            add("C01", ln, "messages", "no assistant message: nothing to train on.")
-        elif not trained_any and weight0:
-            add("C08", ln, "messages", "every assistant message has weight 0: zero trainable tokens.")
-        systems = [i for i, r in enumerate(roles) if r == "system"]
-        if len(systems) > 1:
-            add(
-                "C03",
-                ln,
-                f"messages[{systems[1]}]",
-                f"{len(systems)} system messages; at most one is allowed.",
-            )
-        for i in systems:
-            if i != 0:
-                add("C02", ln, f"messages[{i}].role", f"system message at position {i}; it must come first.")
-                break
-        turns = [(i, r) for i, r in enumerate(roles) if r in ("user", "assistant")]
-        if turns and turns[0][1] != "user":
-            add(
-                "C04",
-                ln,
-                f"messages[{turns[0][0]}].role",
-                "the first turn after the system message is not `user`.",
-            )
-        prev: str | None = None
-        for i, r in enumerate(roles):
-            if r is not None and r == prev and r != "system":
-                add(
-                    "C05",
-                    ln,
-                    f"messages[{i}].role",
-                    f"two `{r}` messages in a row (messages {i - 1} and {i}).",
-                )
-                break
-            prev = r
-        if roles and roles[-1] is not None and roles[-1] != "assistant" and assistants:
-            add(
-                "C06",
-                ln,
-                f"messages[{len(roles) - 1}].role",
-                f"the conversation ends with `{roles[-1]}`, not `assistant`.",
-            )
-        if systems and self.fmt.drops_system:
-            add(
-                "C10",
-                ln,
-                f"messages[{systems[0]}]",
-                f"{self.profile.registry_name}'s chat template drops system messages; this text is never seen.",
-            )
 
     def _scan_sensitive(self, contents: list[str | None], ln: int, gates: int) -> None:
         """Q08/Q09 on every string content; ``gates`` (raw-line pre-filters) skips what cannot match."""
@@ -1051,11 +893,6 @@ class _Validator:
         offset: int,
         key: int,
     ) -> None:
-        if self._c_records:
-            self._walker.record(key, ln, offset, len(body), n_messages, n_chars, has_system, True)
-            if n_chars > T09_CHARS:
-                self._t09(ln, n_chars)
-            return
         st = self.stats
         st.examples += 1
         st.messages.append(min(n_messages, 2**32 - 1))
@@ -1085,30 +922,6 @@ class _Validator:
             f"{CHARS_PER_TOKEN:g} characters per token; no tokenizer loaded).",
         )
 
-    def _flush_records(self) -> None:
-        """Take the records the C walker kept (``_c_records``): statistics, then duplicate keys (a
-        worker's go to the parent; in one process they go into the index / overlap lookups now)."""
-        examples, messages, chars, no_sys_count, no_sys, keys, lines, offsets, lengths = (
-            self._walker.take_records()
-        )
-        st = self.stats
-        if examples:
-            st.examples += examples
-            st.messages.frombytes(messages)
-            st.chars.frombytes(chars)
-            st.no_system_count += no_sys_count
-            if no_sys and len(st.no_system) < DUPLICATE_LINES_SHOWN:
-                st.no_system = (st.no_system + no_sys)[:DUPLICATE_LINES_SHOWN]
-        if not keys:
-            return
-        target = self._keys if self._keys is not None else _Keys()
-        target.keys.frombytes(keys)
-        target.lines.frombytes(lines)
-        target.offsets.frombytes(offsets)
-        target.lengths.frombytes(lengths)
-        if self._keys is None:
-            self.replay_keys(target, self._role, Path(self._file))
-
     def _duplicate(self, ln: int, hit: tuple[int, bool]) -> None:
         first, exact = hit
         group = self._dups.get(first)
@@ -1119,9 +932,6 @@ class _Validator:
             self._exact_dups += 1
 
     def _validation_record(self, ln: int, body: bytes, offset: int, key: int) -> None:
-        if self._c_records:
-            self._walker.record(key, ln, offset, len(body), 0, 0, True, False)
-            return
         if self._keys is not None:
             self._keys.add(key, ln, offset, len(body))
             return
@@ -1226,20 +1036,6 @@ class _Validator:
 
     # ---- end of run ---------------------------------------------------------------------------------
     def flush_cases(self) -> None:
-        if self._walker is not None:
-            answers, upper, lower, same, first, prefix, suffix = self._walker.take()
-            self.stats.merge(
-                _Stats(
-                    upper=upper,
-                    lower=lower,
-                    answers=answers,
-                    all_answers_same=same,
-                    first_answer=first,
-                    prefix=prefix,
-                    suffix=suffix,
-                )
-            )
-            return
         self._cases.flush()
         self.stats.upper += self._cases.upper
         self.stats.lower += self._cases.lower
@@ -1486,7 +1282,6 @@ def validate_dataset(
         # after that makes the tokenizers library warn in every child
         n = parallel.workers_for(state.size, workers) if encoder is None else 1
         if n > 1 and not pools:
-            ensure_odd_case()  # once here, not in every forked worker
             try:
                 pools.append(parallel.make_pool(n))
             except (OSError, ImportError):  # no process support here (e.g. no sem_open): one process

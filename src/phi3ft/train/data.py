@@ -17,7 +17,6 @@ masked, including a closing ``<|endoftext|>``; ``weight: 0`` assistant turns are
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -116,26 +115,21 @@ def tokenize_conversation(
 
 
 def read_conversations(path: Path) -> list[list[dict[str, Any]]]:
-    """Read chat-completion JSONL (``{"messages": [...]}`` per line); blank lines are skipped."""
+    """Read chat-completion JSONL (``{"messages": [...]}`` per line) through the one JSONL reader
+    (:func:`phi3ft.data.records.read_records`: BOM, CRLF, blank lines and encoding as ``validate`` reads them)."""
+    from phi3ft.data.records import read_records
+
     if not path.is_file():
         raise DataError(
             f"data file not found: {path}", "check the path (phi3ft validate FILE checks the data)"
         )
+    hint = f"run: phi3ft validate {path}"
     conversations: list[list[dict[str, Any]]] = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"{path}:{line_no}: not valid JSON ({exc.msg})", f"run: phi3ft validate {path}"
-                ) from None
-            messages = record.get("messages") if isinstance(record, dict) else None
-            if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-                raise DataError(f"{path}:{line_no}: no 'messages' list", f"run: phi3ft validate {path}")
-            conversations.append(messages)
+    for rec in read_records(path, hint=hint):
+        messages = rec.value.get("messages")
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            raise DataError(f"{path}:{rec.line}: no 'messages' list", hint)
+        conversations.append(messages)
     if not conversations:
         raise DataError(f"{path} holds no conversations", "add at least one line of chat JSONL")
     return conversations

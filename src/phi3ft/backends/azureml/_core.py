@@ -21,12 +21,55 @@ T = TypeVar("T")
 ARM_SCOPE = "https://management.azure.com/.default"
 AUTH_MODES = ("auto", "cli", "env", "managed-identity", "device-code")
 
-#: azure-core retry settings for every client we build: honours Retry-After, backs off otherwise.
+#: azure-core retry settings for every client we build: honours Retry-After (capped, see
+#: :class:`Phi3ftRetryPolicy`), backs off otherwise. ``retry_total`` alone has no effect: azure-core's
+#: per-kind defaults (``retry_status``/``retry_connect``/``retry_read`` = 3) win, so all are set.
+RETRY_ATTEMPTS = 6
 RETRY_KWARGS: dict[str, Any] = {
-    "retry_total": 6,
+    "retry_total": RETRY_ATTEMPTS,
+    "retry_status": RETRY_ATTEMPTS,
+    "retry_connect": RETRY_ATTEMPTS,
+    "retry_read": RETRY_ATTEMPTS,
     "retry_backoff_factor": 0.8,
     "retry_backoff_max": 60,
 }
+
+#: POSTs that only read (or regenerate nothing) and are safe to repeat after a dropped connection:
+#: ``datastores/{name}/listSecrets`` and ``serverlessEndpoints/{name}/listKeys``. Every other POST
+#: (``jobs/{name}/cancel``, ``regenerateKeys``, provider ``register``, the Entra token request...) is
+#: retried by azure-core only on a 500/503/504 answer, never on a dropped connection.
+IDEMPOTENT_POST_SUFFIXES = ("/listsecrets", "/listkeys")
+
+
+def retry_policy() -> Any:
+    """A fresh :class:`Phi3ftRetryPolicy` with :data:`RETRY_KWARGS` (built lazily: azure-core import)."""
+    from azure.core.pipeline.policies import RetryPolicy
+
+    class Phi3ftRetryPolicy(RetryPolicy):
+        """azure-core's policy, plus: idempotent POSTs retried on dropped connections, and Retry-After
+        capped at ``PHI3FT_RETRY_AFTER_MAX`` seconds (default 60) with a stderr line when the wait is long."""
+
+        def _is_method_retryable(self, settings: Any, request: Any, response: Any = None) -> bool:
+            import urllib.parse
+
+            method = str(getattr(request, "method", "")).upper()
+            path = urllib.parse.urlsplit(str(getattr(request, "url", ""))).path.lower().rstrip("/")
+            if method == "POST" and path.endswith(IDEMPOTENT_POST_SUFFIXES):
+                return True
+            return bool(super()._is_method_retryable(settings, request, response=response))
+
+        def get_retry_after(self, response: Any) -> float | None:
+            from phi3ft.polling import cap_retry_after
+
+            value = super().get_retry_after(response)
+            return None if value is None else cap_retry_after(float(value))
+
+    return Phi3ftRetryPolicy(**RETRY_KWARGS)
+
+
+def client_retry_kwargs() -> dict[str, Any]:
+    """Keyword arguments for an azure-core based client: the settings and the policy itself."""
+    return {**RETRY_KWARGS, "retry_policy": retry_policy()}
 
 
 def build_credential(auth: str = "auto") -> Any:
@@ -248,6 +291,18 @@ def classify_http_error(action: str, exc: BaseException) -> Phi3ftError:
     return AzureError(f"Azure refused to {action} ({label}): {message}", hint)
 
 
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def _classify_http_error(action: str, exc: BaseException) -> Phi3ftError:
+    """:func:`classify_http_error`, marking 429/5xx answers ``transient`` (long waits retry those)."""
+    err = classify_http_error(action, exc)
+    status = getattr(exc, "status_code", None)
+    if status in TRANSIENT_STATUSES:
+        err.transient = f"Azure returned {status}"  # type: ignore[attr-defined]
+    return err
+
+
 def credential_error(action: str, exc: BaseException, auth: str | None = None) -> Phi3ftError:
     """A failed token request: a network/proxy/DNS/TLS failure (azure-identity wraps those too) gets its
     own error and fix; a refused or unavailable credential gets the fix for the ``--auth`` mode in use."""
@@ -288,9 +343,11 @@ def translate_errors(action: str, *, auth: str | None = None) -> Iterator[None]:
     except ace.ResourceNotFoundError as exc:
         raise NotFoundError(f"Not found while trying to {action}: {innermost_message(exc)}") from None
     except ace.HttpResponseError as exc:
-        raise classify_http_error(action, exc) from None
+        raise _classify_http_error(action, exc) from None
     except (ace.ServiceRequestError, ace.ServiceResponseError) as exc:
-        raise transport_error(action, exc) from None
+        err = transport_error(action, exc)
+        err.transient = "Azure could not be reached"  # type: ignore[attr-defined]
+        raise err from None
     except (
         OSError
     ) as exc:  # requests' "Could not find a suitable TLS CA certificate bundle" is a bare OSError
@@ -306,6 +363,33 @@ def call(action: str, fn: Callable[[], T], *, auth: str | None = None) -> T:
     """Run one SDK call under :func:`translate_errors`."""
     with translate_errors(action, auth=auth):
         return fn()
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """An HTTP 409 "already exists" answer (ResourceExistsError, or any HttpResponseError with 409)."""
+    return getattr(exc, "status_code", None) == 409
+
+
+def create_or_reattach(action: str, create: Callable[[], T], fetch: Callable[[], T | None]) -> T:
+    """``create()``; on the service's 409 "already exists" (another run, or a killed one, created it
+    first) ``fetch()`` the existing resource and continue with it: a re-attach, never a failure."""
+    from azure.core.exceptions import HttpResponseError
+
+    def attempt() -> T | None:
+        try:
+            return create()
+        except HttpResponseError as exc:
+            if is_conflict(exc):
+                return None
+            raise
+
+    created = call(action, attempt)
+    if created is not None:
+        return created
+    existing = fetch()
+    if existing is None:  # 409 but not readable yet: one more create (the SDK skips finished blobs)
+        return call(action, create)
+    return existing
 
 
 class AzureSession:
@@ -348,13 +432,13 @@ class AzureSession:
     def resources(self) -> Any:
         from azure.mgmt.resource.resources import ResourceManagementClient
 
-        return ResourceManagementClient(self.credential, self.subscription_id, **RETRY_KWARGS)
+        return ResourceManagementClient(self.credential, self.subscription_id, **client_retry_kwargs())
 
     @cached_property
     def authorization(self) -> Any:
         from azure.mgmt.authorization import AuthorizationManagementClient
 
-        return AuthorizationManagementClient(self.credential, self.subscription_id, **RETRY_KWARGS)
+        return AuthorizationManagementClient(self.credential, self.subscription_id, **client_retry_kwargs())
 
     def _ml_client(self, **kwargs: Any) -> Any:
         with warnings.catch_warnings():
@@ -365,7 +449,7 @@ class AzureSession:
                 self.credential,
                 enable_telemetry=False,
                 show_progress=False,
-                **RETRY_KWARGS,
+                **client_retry_kwargs(),
                 **kwargs,
             )
 

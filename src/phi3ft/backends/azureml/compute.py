@@ -45,7 +45,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from phi3ft.backends.azureml._core import AzureSession, call, quiet_experimental_warnings
+from phi3ft.backends.azureml._core import (
+    AzureSession,
+    call,
+    create_or_reattach,
+    quiet_experimental_warnings,
+)
 from phi3ft.backends.base import JobInfo
 from phi3ft.errors import AzureError, NotFoundError, PrerequisiteError, UsageError
 
@@ -330,8 +335,10 @@ class ComputeOps:
                 environment_variables={"HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"},
             )
             with quiet_experimental_warnings():
-                created = call(
-                    f"create command job {name!r}", lambda: self.session.ml.jobs.create_or_update(job)
+                created = create_or_reattach(
+                    f"create command job {name!r}",
+                    lambda: self.session.ml.jobs.create_or_update(job),
+                    lambda: self._existing_job_entity(name),  # type: ignore[attr-defined]
                 )
         status = getattr(created, "status", None)
         return JobInfo(
@@ -440,4 +447,5 @@ def _compute_dict(entity: Any, *, created: bool) -> dict[str, Any]:
         "idle_seconds_before_scaledown": getattr(entity, "idle_time_before_scale_down", None),
         "state": _text(getattr(entity, "provisioning_state", None)),
         "created": created,
+        "tags": {str(k): str(v) for k, v in (getattr(entity, "tags", None) or {}).items()},
     }

@@ -180,12 +180,32 @@ def _error_text(response: Any) -> str:
     return json.dumps(data)[:300]
 
 
+class _Dropped(Exception):
+    """The connection dropped (or the read timed out) before an answer: the request may be repeated."""
+
+    def __init__(self, error: Phi3ftError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _repeatable_failures() -> tuple[type[BaseException], ...]:
+    import requests
+
+    return (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+    )
+
+
 class ChatClient:
     """OpenAI-style chat completions against one serverless endpoint, safe to share between threads.
 
     Retries 429 and 500/502/503/504 up to ``max_retries`` times, sleeping ``Retry-After`` when the
-    service sends it and an exponential backoff (1, 2, 4, ... s, capped at 30 s) otherwise. The key only
-    ever goes into a request header.
+    service sends it (capped at ``PHI3FT_RETRY_AFTER_MAX``, default 60 s, said on stderr when over 2 s)
+    and an exponential backoff (1, 2, 4, ... s, capped at 30 s) otherwise. A dropped connection or a
+    read timeout is retried the same way: a chat completion is safe to repeat (it reads the model; a
+    repeat only costs tokens). TLS failures are not retried. The key only ever goes into a request header.
     """
 
     RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -279,12 +299,23 @@ class ChatClient:
         retries = 0
         start = self.clock()
         while True:
-            response = self._post(payload)
+            try:
+                response = self._post(payload)
+            except _Dropped as dropped:
+                if retries >= self.max_retries:
+                    raise dropped.error from None
+                self.sleep(min(30.0, 2.0**retries))
+                retries += 1
+                continue
             status = response.status_code
             if status in self.RETRY_STATUSES and retries < self.max_retries:
                 wait = _retry_after_seconds(response.headers.get("Retry-After"))
                 if wait is None:
                     wait = min(30.0, 2.0**retries)
+                else:
+                    from phi3ft.polling import cap_retry_after
+
+                    wait = cap_retry_after(wait)
                 retries += 1
                 self.sleep(wait)
                 continue
@@ -315,10 +346,13 @@ class ChatClient:
                 "Check REQUESTS_CA_BUNDLE (a corporate proxy needs its CA bundle there).",
             ) from None
         except requests.exceptions.RequestException as exc:
-            raise AzureError(
+            error = AzureError(
                 f"Could not reach the endpoint {self.url}: {type(exc).__name__}",
                 "Check the network and proxy settings (HTTPS_PROXY, NO_PROXY), then re-run.",
-            ) from None
+            )
+            if isinstance(exc, _repeatable_failures()):  # SSLError was handled above
+                raise _Dropped(error) from None
+            raise error from None
 
     def _http_error(self, status: int, response: Any, retries: int) -> Phi3ftError:
         message = _error_text(response)

@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 
 from phi3ft.backends.azureml._core import (
     ARM_SCOPE,
-    RETRY_KWARGS,
     AzureSession,
     call,
+    create_or_reattach,
     quiet_experimental_warnings,
+    retry_policy,
 )
 from phi3ft.backends.base import FAILED_STATUSES, TERMINAL_STATUSES, JobInfo, MetricPoint
 from phi3ft.errors import AzureError, NotFoundError, Phi3ftError
@@ -120,8 +121,10 @@ class JobOps:
                 description=description,
                 tags=dict(tags or {}),
             )
-            created = call(
-                f"create fine-tuning job {name!r}", lambda: self.session.ml.jobs.create_or_update(job)
+            created = create_or_reattach(
+                f"create fine-tuning job {name!r}",
+                lambda: self.session.ml.jobs.create_or_update(job),
+                lambda: self._existing_job_entity(name),
             )
         return JobInfo(
             name=created.name or name,
@@ -133,6 +136,13 @@ class JobOps:
             tags=dict(getattr(created, "tags", None) or {}),
             studio_url=getattr(created, "studio_url", None),
         )
+
+    def _existing_job_entity(self, name: str) -> Any:
+        """The job ``name`` as an SDK entity, or None (after a 409 on create: re-attach to it)."""
+        try:
+            return call(f"read job {name!r}", lambda: self.session.ml.jobs.get(name))
+        except NotFoundError:
+            return None
 
     # ---- read -----------------------------------------------------------------------------------------
     def _raw_job(self, name: str) -> dict[str, Any]:
@@ -343,7 +353,7 @@ class _MlflowClient:
             policies=[
                 policies.HeadersPolicy(),
                 policies.UserAgentPolicy(sdk_moniker="phi3ft"),
-                policies.RetryPolicy(**RETRY_KWARGS),
+                retry_policy(),
                 policies.BearerTokenCredentialPolicy(session.credential, ARM_SCOPE),
                 policies.ContentDecodePolicy(),
             ],

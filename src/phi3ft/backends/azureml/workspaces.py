@@ -20,7 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from phi3ft.backends.azureml._core import AzureSession, call, quiet_experimental_warnings
+from phi3ft.backends.azureml._core import (
+    AzureSession,
+    call,
+    create_or_reattach,
+    quiet_experimental_warnings,
+)
 from phi3ft.backends.base import DataAsset, Workspace
 from phi3ft.errors import NotFoundError, PrerequisiteError
 
@@ -38,6 +43,7 @@ def workspace_from_entity(entity: Any, *, created: bool = False) -> Workspace:
         hub_id=getattr(entity, "hub_id", None),
         workspace_id=getattr(entity, "_workspace_id", None),
         created=created,
+        tags={str(k): str(v) for k, v in (getattr(entity, "tags", None) or {}).items()},
     )
 
 
@@ -185,6 +191,14 @@ class WorkspaceOps:
             return None
         return _data_from_entity(entity)
 
+    def _existing_data_entity(self, name: str, version: str) -> Any:
+        try:
+            return call(
+                f"read data asset {name}:{version}", lambda: self.session.ml.data.get(name, version=version)
+            )
+        except NotFoundError:
+            return None
+
     def upload_data(
         self,
         path: Path,
@@ -215,9 +229,10 @@ class WorkspaceOps:
             tags=tags or {},
         )
         with quiet_experimental_warnings(), count_sent_files() as sent:
-            entity = call(
+            entity = create_or_reattach(  # 409 "blob/asset already exists": another run got there first
                 f"upload {path.name} as data asset {name}:{version}",
                 lambda: self.session.ml.data.create_or_update(data),
+                lambda: self._existing_data_entity(name, version),
             )
         uploaded = os.path.getsize(path) if sent is None else sum(sent)
         return _data_from_entity(entity, uploaded_bytes=uploaded, reused_blob=sent is not None and not sent)
