@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 
 from phi3ft import __version__
 from phi3ft.cli.context import AppContext
-from phi3ft.errors import ExitCode, Phi3ftError
+from phi3ft.errors import ExitCode, Interrupted, Phi3ftError
 from phi3ft.output import Output
 
 #: Command modules, each exposing ``register(app)``. Listed by name so ``--help`` stays cheap: a module
@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "phi3ft.cli.deploy",
     "phi3ft.cli.sweep",
     "phi3ft.cli.train",
+    "phi3ft.cli.doctor",
 )
 
 
@@ -37,22 +38,44 @@ def _output_of(ctx: click.Context | None) -> Output:
     return obj.output if isinstance(obj, AppContext) else Output()
 
 
+def _notice(out: Output, message: str, hint: str | None) -> None:
+    """A plain line on stderr (no ``Error:`` prefix) and its hint, printed even with --quiet."""
+    from rich.markup import escape
+
+    out.err.print(escape(message), highlight=False)
+    if hint:
+        out.hint(hint)
+
+
 class Phi3ftGroup(TyperGroup):
     """Turns expected errors and Ctrl+C into one-line messages and exit codes, never tracebacks.
 
     Handling it here (not only in ``main``) means ``CliRunner`` tests see the same behaviour as users.
     """
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list with each command's whole first sentence (click cuts it at ~45 columns)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except Interrupted as exc:  # a deliberate Ctrl+C detach is not an error: say what keeps running
+            _notice(_output_of(ctx), exc.message, exc.hint)
+            raise click.exceptions.Exit(int(exc.exit_code)) from None
         except Phi3ftError as exc:
             _output_of(ctx).error(exc.message, exc.hint)
             raise click.exceptions.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
-            _output_of(ctx).error(
-                "Interrupted.", "Nothing was left half-written; re-run the command to resume."
-            )
+            # No command resumes from an arbitrary Ctrl+C (submit re-attaches by itself): say only what is true.
+            _notice(_output_of(ctx), "Interrupted.", "Run the command again to start over.")
             raise click.exceptions.Exit(int(ExitCode.INTERRUPTED)) from None
         except BrokenPipeError:
             raise  # the reader went away (`phi3ft ... | head`): main() exits quietly
@@ -74,8 +97,10 @@ app = typer.Typer(
     cls=Phi3ftGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
-    rich_markup_mode="rich",
+    add_completion=True,  # --install-completion / --show-completion (click's completion; imports nothing heavy)
+    suggest_commands=False,  # click already says "Did you mean ...?"; Typer's own would repeat it
+    rich_markup_mode=None,  # click's formatter: re-flows docstrings to the terminal, never truncates an option
+    context_settings={"max_content_width": 200},
     help=(
         "Fine-tune Phi models in Azure AI Foundry: validate chat JSONL, check prerequisites, submit the "
         "fine-tune, deploy a serverless endpoint, smoke-test it, and delete everything again.\n\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -93,9 +94,13 @@ def register(app: typer.Typer) -> None:
         if not report.ok:
             failed = report.failed
             names = ", ".join(f"{r.title.lower()}" for r in failed)
+            where = (
+                'the "fix" of each failed check in the JSON on stdout' if json else "the fixes listed above"
+            )
+            again = f"phi3ft check --config {shlex.quote(str(config))}" + (" --json" if json else "")
             raise PrerequisiteError(
                 f"{len(failed)} of {len(report.results)} checks failed: {names}.",
-                "Apply the fixes listed above (`phi3ft check --fix` registers providers), then re-run.",
+                f"Apply {where} (`--fix` registers providers), then re-run: {again}",
             )
 
 

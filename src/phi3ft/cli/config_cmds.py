@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,31 +48,34 @@ def models_cmd(ctx: typer.Context, json: JsonOpt = False) -> None:
     if json:
         out.emit_json({"today": today.isoformat(), "default": catalog.DEFAULT_MODEL, "models": rows})
         return
-    from rich.table import Table
+    from phi3ft.cli.tables import print_line, print_rows
 
-    table = Table(title=f"Phi models (lifecycle on {today.isoformat()})", show_lines=False)
-    for column in ("model", "context", "tokenizer", "serverless FT", "FT regions", "status", "replacement"):
-        table.add_column(column, overflow="fold")
+    # Plain aligned rows at any width and when piped: a model name is an identifier users copy into
+    # --model, so it is never folded over lines (a Rich table at 80 columns split it in three).
+    table_rows = []
     for row in rows:
         lifecycle: dict[str, Any] = row["lifecycle"]  # type: ignore[assignment]
         status = str(row["status"])
         if status != "active" and lifecycle.get("finetune_retired"):
             status += f" ({lifecycle['finetune_retired']})"
-        table.add_row(
-            str(row["name"]) + (" (default)" if row["name"] == catalog.DEFAULT_MODEL else ""),
-            f"{row['context_length']:,}",
-            str(row["tokenizer_kind"]),
-            "yes" if row["serverless_finetune"] else "no",
-            ", ".join(row["finetune_regions"]) or "-",  # type: ignore[arg-type]
-            status,
-            str(lifecycle.get("replacement") or "-"),
+        table_rows.append(
+            (
+                str(row["name"]) + (" (default)" if row["name"] == catalog.DEFAULT_MODEL else ""),
+                f"{row['context_length']:,}",
+                str(row["tokenizer_kind"]),
+                "yes" if row["serverless_finetune"] else "no",
+                status,
+                str(lifecycle.get("replacement") or "-"),
+                ",".join(row["finetune_regions"]) or "-",  # type: ignore[arg-type]
+            )
         )
-    if out.console.is_terminal:
-        out.print(table)
-    else:  # piped: no terminal width to fit, so print whole rows instead of folding names at 80 columns
-        from rich.console import Console
-
-        Console(file=out.stdout, width=160, no_color=True, highlight=False).print(table)
+    print_line(out, f"Phi models (lifecycle on {today.isoformat()})")
+    print_rows(
+        out,
+        ("MODEL", "CONTEXT", "TOKENIZER", "SERVERLESS FT", "STATUS", "REPLACEMENT", "FT REGIONS"),
+        table_rows,
+        right=(1,),
+    )
     out.hint("Details per model (ranges, deploy regions, as-of dates): phi3ft models --json")
 
 
@@ -93,6 +97,14 @@ def init_cmd(
         "job.yaml"
     ),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    project: Annotated[
+        str,
+        typer.Option(
+            "--project",
+            help="Name for the Azure project; the hub (hub-NAME), resource group (rg-NAME) and the "
+            "project tag on every resource follow it.",
+        ),
+    ] = "phi-ft",
 ) -> None:
     """Write a commented starter job.yaml for a Phi model (refuses to overwrite without --force).
 
@@ -112,11 +124,18 @@ def init_cmd(
             f"unknown model '{name}'" + (f"; did you mean '{close[0]}'?" if close else ""),
             "List the models with `phi3ft models`.",
         ) from None
+    import re
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,28}[a-z0-9]", project):
+        raise UsageError(
+            f"--project {project!r}: use 3-30 lowercase letters, digits and hyphens (Azure resource names).",
+            "For example: phi3ft init --project xbox-support",
+        )
     target = out_path if out_path.is_absolute() else app_ctx.cwd / out_path
     if target.exists() and not force:
         raise Phi3ftError(f"{out_path} already exists", "Pass --force to overwrite it, or --out OTHER.yaml.")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_starter_config(profile), encoding="utf-8")
+    target.write_text(render_starter_config(profile, project=project), encoding="utf-8")
     app_ctx.output.success(f"wrote {out_path} for {profile.registry_name}")
     if starter_backend(profile) != "serverless":
         lc = profile.lifecycle
@@ -244,12 +263,13 @@ def _render_plan(out: Output, plan: dict[str, Any], cwd: Path) -> None:
     else:
         lines.append("Cost      not estimated (no prices in job.yaml)")
     lines.append("")
+    cfg_arg = shlex.quote(str(plan.get("config") or "job.yaml"))  # as the user typed it: pasteable
     lines.append("Actions (what `phi3ft submit` would do, in order)")
     for action in plan["actions"]:
         lines.append(f"  {action['step']}. {action['summary']}")
     if any(a["kind"] in ("ensure_hub", "ensure_project") for a in plan["actions"]):
         lines.append(
-            "     (whether the hub and project exist cannot be known offline: `phi3ft check --config ...`)"
+            f"     (whether the hub and project exist cannot be known offline: `phi3ft check --config {cfg_arg}`)"
         )
     findings = [*plan["blockers"], *plan["warnings"], *plan["notes"]]
     if findings:
@@ -276,14 +296,14 @@ def _render_plan(out: Output, plan: dict[str, Any], cwd: Path) -> None:
             lines.append(f"  {issue['severity']} {issue['rule']} {where} {message}".rstrip())
     lines.append("")
     verdict = {
-        "ok": "Plan OK (exit 0). Next: phi3ft check --config ..., then phi3ft submit --config ...",
+        "ok": f"Plan OK (exit 0). Next: phi3ft check --config {cfg_arg}, then phi3ft submit --config {cfg_arg}",
         "invalid": "Data invalid (exit 3): fix the problems above (phi3ft validate shows all of them).",
         "blocked": "The plan cannot work (exit 4): see BLOCKER above.",
     }[plan["status"]]
     if plan["status"] == "ok" and any(f.get("code") == "placeholder-subscription" for f in findings):
         verdict = (
             "Plan OK (exit 0) as an offline preview. Next: set your subscription (see the warning above), "
-            "then phi3ft check --config ..., then phi3ft submit --config ..."
+            f"then phi3ft check --config {cfg_arg}, then phi3ft submit --config {cfg_arg}"
         )
     lines.append(verdict)
     out.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)

@@ -280,10 +280,12 @@ def register(app: typer.Typer) -> None:
             out.emit_json(result.to_json())
             return
         if result.endpoint.scoring_uri:
-            out.print(result.endpoint.scoring_uri)
-            out.hint(
-                f'Try it: phi3ft invoke {name} "Hello"   Score it: phi3ft eval {name} --data validation.jsonl'
-            )
+            from phi3ft.cli.tables import print_line
+
+            print_line(out, result.endpoint.scoring_uri)  # whole, never wrapped: it is copied
+            held_out = _eval_data_arg(app_ctx, cfg or _recorded_config(app_ctx, job_record))
+            score = f"   Score it: phi3ft eval {name} --data {held_out}" if held_out else ""
+            out.hint(f'Try it: phi3ft invoke {name} "Hello"{score}')
         else:
             out.info(f"Endpoint {name} is {result.endpoint.provisioning_state}.")
             out.hint(f"Wait for it with `phi3ft deploy --endpoint-name {name}`.")
@@ -412,7 +414,7 @@ def register(app: typer.Typer) -> None:
         session = svc.ChatSession(
             _chat_client(backend, name, path, auth_header), system=system, max_tokens=max_tokens
         )
-        out.info(f"Chatting with {name}. /reset starts over, /exit ends.")
+        out.info(f"Chatting with {name}. /reset starts over, /exit ends, /help lists the commands.")
         while True:
             if out.interactive:
                 out.err.print("[bold]you>[/bold] ", end="")
@@ -427,6 +429,12 @@ def register(app: typer.Typer) -> None:
             if text == "/reset":
                 session.reset()
                 out.info("(conversation reset)")
+                continue
+            if text in ("/help", "/?"):  # answered here: never sent to the model
+                out.info(_CHAT_HELP)
+                continue
+            if text.startswith("/") and " " not in text and text[1:].isalpha():
+                out.info(f"Unknown command {text}. {_CHAT_HELP}")
                 continue
             try:
                 result = session.send(text)
@@ -651,7 +659,10 @@ def register(app: typer.Typer) -> None:
         path_data = data or (ecfg.data if ecfg is not None and ecfg.data else None)
         path_data = path_data or (cfg.data.validation if cfg is not None else None)
         if path_data is None:
-            raise UsageError("No evaluation data.", "Pass --data validation.jsonl.")
+            raise UsageError(
+                "No evaluation data: --data not given, and no job.yaml names eval.data or data.validation.",
+                f"Pass held-out chat JSONL: phi3ft eval {name} --data PATH/TO/validation.jsonl",
+            )
         path_data = path_data if path_data.is_absolute() else app_ctx.cwd / path_data
         examples = svc.load_eval_examples(path_data, limit=limit)
         gate = min_f1
@@ -783,7 +794,7 @@ def register(app: typer.Typer) -> None:
         for step in plan.steps:
             if step.skip_reason:
                 out.info(f"  skip   {step.kind:<8} {step.label}: {step.skip_reason}")
-            else:
+            elif dry_run or not yes:  # with --yes each resource is listed once, as it goes
                 out.info(f"  {step.action:<6} {step.kind:<8} {step.label}")
         if dry_run or not plan.actions:
             if sweep_name and not dry_run:  # nothing of the sweep is left but its record
@@ -800,11 +811,14 @@ def register(app: typer.Typer) -> None:
         outcomes: list[Any] = []
 
         def on_outcome(outcome: Any) -> None:
+            # each resource once, as it goes: the result on stdout, why (archived, gone) on stderr
             outcomes.append(outcome)
-            if outcome.result != "skipped":
-                out.info(
-                    f"  {outcome.result:<8} {outcome.step.kind:<8} {outcome.step.label}: {outcome.detail}"
-                )
+            if outcome.result in ("skipped", "not-running") or json:
+                return
+            if outcome.result in ("deleted", "archived", "canceled"):
+                out.print(f"{outcome.result} {outcome.step.kind} {outcome.step.label}", markup=False)
+            if outcome.result != "deleted" and outcome.detail:
+                out.info(f"  {outcome.step.kind} {outcome.step.label}: {outcome.detail}")
 
         try:
             svc.execute_delete(plan, backend, store, on_outcome=on_outcome)
@@ -818,6 +832,47 @@ def register(app: typer.Typer) -> None:
         _render_deleted(out, outcomes, json)
 
 
+_CHAT_HELP = (
+    "Commands: /reset starts a new conversation, /exit (or /quit, Ctrl+D) ends, /help shows this. "
+    "Anything else is sent to the model."
+)
+
+
+def _recorded_config(app_ctx: Any, record: dict[str, Any] | None) -> Any:
+    """The job.yaml the ledger says a job was submitted with, loaded without checking data files."""
+    config = (record or {}).get("config")
+    if not config or not Path(str(config)).is_file():
+        return None
+    from phi3ft.config import load_job_config
+    from phi3ft.errors import Phi3ftError
+
+    try:
+        return load_job_config(Path(str(config)), env=app_ctx.env, check_files=False)
+    except Phi3ftError:
+        return None
+
+
+def _eval_data_arg(app_ctx: Any, cfg: Any) -> str | None:
+    """The held-out file ``phi3ft eval`` would score, as a pasteable argument (relative to the cwd when
+    inside it), or None when job.yaml names none."""
+    import shlex
+
+    if cfg is None:
+        return None
+    path = (cfg.eval.data if getattr(cfg.eval, "data", None) else None) or cfg.data.validation
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.is_absolute():
+        base = Path(cfg.source).parent if getattr(cfg, "source", None) else app_ctx.cwd
+        path = base / path
+    try:
+        shown = str(path.resolve().relative_to(Path(app_ctx.cwd).resolve()))
+    except ValueError:
+        shown = str(path)
+    return shlex.quote(shown)
+
+
 def _render_deleted(out: Any, outcomes: list[Any], json: bool) -> None:
     gone = [o for o in outcomes if o.result in ("deleted", "archived", "canceled")]
     if json:
@@ -829,10 +884,17 @@ def _render_deleted(out: Any, outcomes: list[Any], json: bool) -> None:
             }
         )
         return
-    for o in gone:
-        out.print(f"{o.result} {o.step.kind} {o.step.label}")
-    absent = sum(o.result == "absent" for o in outcomes)
-    out.success(f"{len(gone)} deleted" + (f", {absent} already gone" if absent else ""))
+    # Each resource was listed once as it went (on_outcome); this is the summary. Archived is not deleted:
+    # Azure ML keeps archived model/data versions until their project is deleted.
+    counts = {r: sum(o.result == r for o in outcomes) for r in ("deleted", "archived", "canceled", "absent")}
+    parts = [f"{counts['deleted']} deleted"]
+    if counts["archived"]:
+        parts.append(f"{counts['archived']} archived (kept by Azure until their project is deleted)")
+    if counts["canceled"]:
+        parts.append(f"{counts['canceled']} canceled")
+    if counts["absent"]:
+        parts.append(f"{counts['absent']} already gone")
+    out.success(", ".join(parts))
 
 
 def _render_eval(out: Any, report: Any) -> None:

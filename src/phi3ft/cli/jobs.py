@@ -14,7 +14,8 @@ import typer
 from phi3ft.cli.check import AuthOpt
 from phi3ft.cli.context import AppContext
 from phi3ft.cli.options import JsonOpt, NoWaitOpt, YesOpt
-from phi3ft.errors import Interrupted, UsageError
+from phi3ft.cli.tables import print_line, print_rows
+from phi3ft.errors import DataError, Interrupted, NotFoundError, Phi3ftError, UsageError
 
 if TYPE_CHECKING:
     from phi3ft.plan import Plan
@@ -139,10 +140,16 @@ def _watch(app_ctx: AppContext, backend: Any, store: Any, name: str, timeout: fl
 
     out = app_ctx.output
     last_line: list[str] = [""]
+    attached_to: list[str] = []  # the status seen first: a job already past the queue was never queued here
 
     def on_update(update: svc.WatchUpdate) -> None:
+        if not attached_to:
+            attached_to.append(update.job.status)
         loss = "  ".join(f"{k} {v:.4f}" for k, v in sorted(update.latest.items()))
-        queued = f"  queued {_fmt_elapsed(update.queued_s)}" if update.queued_s is not None else ""
+        was_queued = attached_to[0] not in ("Running", "Finalizing", "Completed")
+        queued = (
+            f"  queued {_fmt_elapsed(update.queued_s)}" if update.queued_s is not None and was_queued else ""
+        )
         line = f"{update.job.name}: {update.job.status}  elapsed {_fmt_elapsed(update.elapsed_s)}{queued}"
         if loss:
             line += f"  {loss}"
@@ -167,6 +174,126 @@ def _watch(app_ctx: AppContext, backend: Any, store: Any, name: str, timeout: fl
             f"Detached from job {name}; it keeps running {where}.",
             f"Re-attach: phi3ft watch {name}   Stop it (billing stops): phi3ft cancel {name}",
         ) from None
+
+
+def _with_times(backend: Any, info: Any) -> Any:
+    """Fill ``start_time``/``end_time`` of an ended job from run history when the job resource lacks them."""
+    read = getattr(backend, "_run_details", None)
+    if (info.start_time and (info.end_time or not info.terminal)) or not callable(read):
+        return info
+    try:
+        details = read(info.name)
+    except Phi3ftError:
+        return info
+    start = details.get("start_time_utc") or details.get("startTimeUtc")
+    end = details.get("end_time_utc") or details.get("endTimeUtc")
+    info.start_time = info.start_time or (str(start) if start else None)
+    if info.terminal:
+        info.end_time = info.end_time or (str(end) if end else None)
+    return info
+
+
+def _one_based(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """MLflow numbers logged points from 0; logs and ``phi3ft train`` count optimizer steps from 1."""
+    if rows and min(int(r["step"]) for r in rows) == 0:
+        return [{**r, "step": int(r["step"]) + 1} for r in rows]
+    return rows
+
+
+def _train_output_dir(app_ctx: AppContext, job: str | None) -> Path | None:
+    """``job`` as a ``phi3ft train`` output folder (it exists as a directory), else None."""
+    if not job:
+        return None
+    path = Path(job)
+    if not path.is_absolute():
+        path = app_ctx.cwd / path
+    if not path.is_dir():
+        return None
+    if not (path / "metrics.jsonl").is_file():
+        raise DataError(
+            f"{job} is a folder without metrics.jsonl, so it is not a `phi3ft train` output folder.",
+            f"Train into it first: phi3ft train --output-dir {job}   (or pass a job name: phi3ft list)",
+        )
+    return path
+
+
+def _train_metrics_rows(folder: Path) -> list[dict[str, Any]]:
+    """``[{step, train_loss?, eval_loss?}]`` from the trainer's metrics.jsonl (one JSON object a line)."""
+    import json as json_lib
+
+    rows: dict[int, dict[str, Any]] = {}
+    path = folder / "metrics.jsonl"
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json_lib.loads(line)
+            step = int(record["step"])
+        except (ValueError, KeyError, TypeError):
+            raise DataError(
+                f"{path}:{number} is not a metrics record (a JSON object with a step).",
+                f"It is written by `phi3ft train`; re-run the training into {folder} to rewrite it.",
+            ) from None
+        row = rows.setdefault(step, {"step": step})
+        for key in ("train_loss", "eval_loss"):
+            if record.get(key) is not None:
+                row[key] = float(record[key])
+    return [rows[s] for s in sorted(rows)]
+
+
+def _new_lines(seen: list[str], text: str) -> list[str]:
+    """Lines of ``text`` not printed yet: the tail when the file grew, else the lines not seen before."""
+    lines = text.splitlines()
+    if lines[: len(seen)] == seen:
+        return lines[len(seen) :]
+    known = set(seen)
+    return [line for line in lines if line not in known]
+
+
+def _follow_logs(app_ctx: AppContext, backend: Any, store: Any, name: str) -> None:
+    """``logs --follow``: print new log lines as they appear; end (like watch) when the job ends."""
+    from phi3ft import jobs as svc
+
+    out = app_ctx.output
+    printed: dict[str, list[str]] = {}
+    own = getattr(backend, "poll_schedule", None)
+    if callable(own):
+        schedule = own()
+    else:
+        from phi3ft.polling import default_schedule
+
+        schedule = default_schedule()
+
+    def drain() -> None:
+        try:
+            files = list(svc.logs(backend, name))
+        except NotFoundError:  # run history has no record while the job is queued
+            return
+        for log_name, text in files:
+            seen = printed.setdefault(log_name, [])
+            fresh = _new_lines(seen, text)
+            if not fresh:
+                continue
+            if len(printed) > 1 or len(files) > 1:
+                out.info(f"[bold]==> {log_name} <==[/bold]")
+            out.stdout.write("".join(line + "\n" for line in fresh))
+            out.stdout.flush()
+            seen.extend(fresh)
+
+    try:
+        while True:
+            job = backend.get_job(name, with_error=False)
+            drain()
+            if job.terminal:
+                break
+            app_ctx.sleep(next(schedule))
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"Stopped following the logs of {name}; the job keeps running.",
+            f"Follow again: phi3ft logs {name} --follow   Stop it (billing stops): phi3ft cancel {name}",
+        ) from None
+    final = svc.finish(backend, store, job)
+    out.success(f"Job {final.name} {final.status}.")
 
 
 # ---- commands ----------------------------------------------------------------------------------------
@@ -359,66 +486,102 @@ def register(app: typer.Typer) -> None:
         store = _store(app_ctx)
         name = svc.resolve_job_name(store, job)
         backend = _backend(app_ctx, config=config, job=name, auth=auth)
-        info = svc.status(backend, store, name)
+        info = _with_times(backend, svc.status(backend, store, name))
         if json:
             out.emit_json(_job_row(info))
             return
-        out.print(f"{info.name}: {info.status}")
+        print_line(out, f"{info.name}: {info.status}")
         for label, value in (
             ("created", info.created_at),
+            ("started", info.start_time),
+            ("ended", info.end_time),
             ("base model", info.model_id),
             ("output model", info.output_model_name),
             ("error", info.error),
             ("studio", info.studio_url),
         ):
             if value:
-                out.print(f"  {label}: {value}")
+                print_line(out, f"  {label}: {value}")  # whole, on one line: URLs and ids are copied
 
     @app.command("list")
     def list_(
         ctx: typer.Context,
         config: OptionalConfigOpt = None,
+        wide: Annotated[
+            bool, typer.Option("--wide", help="Also show the base model, the backend and the job.yaml.")
+        ] = False,
         auth: AuthOpt = None,
         json: JsonOpt = False,
     ) -> None:
-        """Fine-tuning jobs in the project, joined with what this folder submitted (LOCAL column)."""
+        """Fine-tuning jobs in the project, joined with what this folder submitted (LOCAL column).
+
+        Names are printed whole at any terminal width and when piped (copy them into other commands).
+        """
         from phi3ft import jobs as svc
 
         app_ctx: AppContext = ctx.obj
         out = app_ctx.for_command(json=json)
         store = _store(app_ctx)
         backend = _backend(app_ctx, config=config, job=None, auth=auth)
-        rows = svc.list_jobs(backend, store)
+        try:
+            rows = svc.list_jobs(backend, store)
+        except NotFoundError:
+            # the project is gone (`phi3ft delete --all`) or was never created: say that, not ARM's 404 text
+            session = getattr(backend, "session", None)
+            project = getattr(session, "workspace", None) or "the project"
+            group = getattr(session, "resource_group", None)
+            where = f" in resource group {group}" if group else ""
+            again = f" --config {config}" if config is not None else ""
+            raise NotFoundError(
+                f"Project {project} does not exist{where} (deleted, or not created yet), so it has no jobs.",
+                f"Create it by submitting a job: phi3ft submit{again}   (or fix azure.project in job.yaml)",
+            ) from None
         if json:
             out.emit_json({"jobs": rows})
             return
         if not rows:
             out.info("No fine-tuning jobs in this project.")
             return
-        from rich.table import Table
-
-        table = Table(box=None, pad_edge=False)
-        for col in ("NAME", "STATUS", "CREATED", "OUTPUT MODEL", "LOCAL"):
-            table.add_column(col)
+        headers = ["NAME", "STATUS", "CREATED", "OUTPUT MODEL", "LOCAL"]
+        if wide:
+            headers += ["BASE MODEL", "BACKEND", "CONFIG"]
+        table_rows = []
         for row in rows:
-            table.add_row(
+            cells = [
                 row["name"],
-                str(row["status"] or "-"),
-                str(row["created_at"] or "-"),
-                str(row["output_model_name"] or "-"),
+                row["status"] or "-",
+                row["created_at"] or "-",
+                row["output_model_name"] or "-",
                 "yes" if row["local"] else "",
-            )
-        out.print(table)
+            ]
+            if wide:
+                record = store.get("job", row["name"]) or {}
+                cells += [row.get("model_id") or "-", record.get("backend") or "-", row.get("config") or "-"]
+            table_rows.append(cells)
+        print_rows(out, headers, table_rows)
 
     @app.command("logs")
     def logs(
         ctx: typer.Context,
         job: JobArg = None,
         config: OptionalConfigOpt = None,
+        follow: Annotated[
+            bool,
+            typer.Option(
+                "--follow",
+                "-f",
+                help="Keep printing new log lines until the job ends (exit codes as watch; Ctrl+C stops "
+                "following, the job keeps running).",
+            ),
+        ] = False,
         auth: AuthOpt = None,
         json: JsonOpt = False,
     ) -> None:
-        """Print the log files run history holds for a job (may be empty while it is queued)."""
+        """Print the log files run history holds for a job (may be empty while it is queued).
+
+        With --follow, new lines are printed as the job writes them, until it reaches a terminal state:
+        exit 0 Completed, 5 Failed / Canceled / NotResponding, 130 Ctrl+C.
+        """
         from phi3ft import jobs as svc
 
         app_ctx: AppContext = ctx.obj
@@ -426,6 +589,12 @@ def register(app: typer.Typer) -> None:
         store = _store(app_ctx)
         name = svc.resolve_job_name(store, job)
         backend = _backend(app_ctx, config=config, job=name, auth=auth)
+        if follow:
+            if json:
+                raise UsageError("--follow streams text; it cannot be combined with --json.",
+                                 f"Follow it: phi3ft logs {name} --follow   All logs as JSON: phi3ft logs {name} --json")  # fmt: skip
+            _follow_logs(app_ctx, backend, store, name)
+            return
         files = list(svc.logs(backend, name))
         if json:
             out.emit_json({"job": name, "logs": [{"name": n, "text": t} for n, t in files]})
@@ -441,7 +610,14 @@ def register(app: typer.Typer) -> None:
     @app.command("metrics")
     def metrics(
         ctx: typer.Context,
-        job: JobArg = None,
+        job: Annotated[
+            str | None,
+            typer.Argument(
+                help="Job name, or the output folder of `phi3ft train` (reads its metrics.jsonl); "
+                "default: the last job submitted from this folder.",
+                show_default=False,
+            ),
+        ] = None,
         config: OptionalConfigOpt = None,
         plot: Annotated[
             Path | None,
@@ -450,15 +626,24 @@ def register(app: typer.Typer) -> None:
         auth: AuthOpt = None,
         json: JsonOpt = False,
     ) -> None:
-        """Training and validation loss per step (table, --json, or a --plot PNG)."""
+        """Training and validation loss per step (table, --json, or a --plot PNG).
+
+        Steps count optimizer steps from 1, as `phi3ft logs` and `phi3ft train` do. JOB may be a
+        `phi3ft train` output folder: its metrics.jsonl is read, nothing is asked of Azure.
+        """
         from phi3ft import jobs as svc
 
         app_ctx: AppContext = ctx.obj
         out = app_ctx.for_command(json=json)
-        store = _store(app_ctx)
-        name = svc.resolve_job_name(store, job)
-        backend = _backend(app_ctx, config=config, job=name, auth=auth)
-        rows = svc.metrics_table(svc.metrics(backend, name))
+        folder = _train_output_dir(app_ctx, job)
+        if folder is not None:
+            name = str(folder)
+            rows = _train_metrics_rows(folder)
+        else:
+            store = _store(app_ctx)
+            name = svc.resolve_job_name(store, job)
+            backend = _backend(app_ctx, config=config, job=name, auth=auth)
+            rows = _one_based(svc.metrics_table(svc.metrics(backend, name)))
         if plot is not None:
             from phi3ft.charts import write_metrics_chart
 
@@ -470,18 +655,19 @@ def register(app: typer.Typer) -> None:
         if not rows:
             out.info(f"No loss metrics for {name} yet.")
             return
-        from rich.table import Table
-
-        table = Table(box=None, pad_edge=False)
-        for col in ("STEP", "TRAIN LOSS", "VALIDATION LOSS"):
-            table.add_column(col, justify="right")
-        for row in rows:
-            table.add_row(
-                str(row["step"]),
-                f"{row['train_loss']:.4f}" if "train_loss" in row else "",
-                f"{row['eval_loss']:.4f}" if "eval_loss" in row else "",
-            )
-        out.print(table)
+        print_rows(
+            out,
+            ("STEP", "TRAIN LOSS", "VALIDATION LOSS"),
+            [
+                (
+                    row["step"],
+                    f"{row['train_loss']:.4f}" if row.get("train_loss") is not None else "",
+                    f"{row['eval_loss']:.4f}" if row.get("eval_loss") is not None else "",
+                )
+                for row in rows
+            ],
+            right=(0, 1, 2),
+        )
 
     @app.command("cancel")
     def cancel(
@@ -514,9 +700,17 @@ def register(app: typer.Typer) -> None:
             cancel_sweep_cmd(app_ctx, backend, store, record, json)
             return
         name = svc.resolve_job_name(store, job)
-        if job is None and not out.confirm(f"Cancel the last job, {name}?", assume_yes=yes):
-            raise UsageError("Not canceled.")
         backend = _backend(app_ctx, config=config, job=name, auth=auth)
+        if job is None:
+            current = backend.get_job(name, with_error=False)
+            if current.terminal:  # nothing to cancel: no question to answer
+                if json:
+                    out.emit_json(_job_row(current))
+                    return
+                out.success(f"Job {name} already ended ({current.status}); nothing to cancel.")
+                return
+            if not out.confirm(f"Cancel the last job, {name}?", assume_yes=yes):
+                raise UsageError("Not canceled.")
         info = svc.cancel(backend, store, name)
         if json:
             out.emit_json(_job_row(info))

@@ -7,6 +7,7 @@ so the single-job code paths stay as they were.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -86,7 +87,8 @@ def plan_sweep(
             lines.append(f"  fix: {f.hint}")
     lines.append("")
     lines.append(
-        "Plan OK (exit 0). Next: phi3ft submit --config ... (submits every point), then phi3ft compare"
+        f"Plan OK (exit 0). Next: phi3ft submit --config {shlex.quote(config_label)} (submits every point), "
+        "then phi3ft compare"
         if worst == 0
         else f"The plan cannot work as it is (exit {worst}): see above; `phi3ft plan` without sweep: shows details."
     )

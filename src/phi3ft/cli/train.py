@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--model", help="Catalog model (with --train-file): template, LoRA defaults, weights."
             ),
-        ] = "phi-3-mini-4k-instruct",
+        ] = "phi-4-mini-instruct",  # catalog.DEFAULT_MODEL, like init, validate and plan
         base_model: Annotated[
             str | None,
             typer.Option("--base-model", help="Local folder or HF id to load instead of the catalog's."),

@@ -141,6 +141,26 @@ def _render_text(
         )
 
 
+def _warn_validation_as_training(out: Output, files: list[Path]) -> None:
+    """``validate train.jsonl validation.jsonl``: every FILE is training data; say how to pass validation."""
+    import re
+    import shlex
+
+    looks = [
+        f
+        for f in files[1:]
+        if re.search(r"(^|[^a-z])(val|valid|validation|dev|eval|test)([^a-z]|$)", f.stem.lower())
+    ]
+    if not looks:
+        return
+    train = " ".join(shlex.quote(str(f)) for f in files if f not in looks)
+    for f in looks:
+        out.warn(
+            f"{f} is checked as training data (every FILE is); to check it as validation data (overlap "
+            f"with training, F12), pass it with --validation: phi3ft validate {train} --validation {shlex.quote(str(f))}"
+        )
+
+
 def validate_cmd(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="Training JSONL file(s), one chat example per line.")],
@@ -253,6 +273,8 @@ def validate_cmd(
             raise UsageError("--json and --format github conflict.", "Pass one of them.")
         fmt = ReportFormat.json
     out.json_mode = fmt is ReportFormat.json
+    if validation is None and len(files) > 1:
+        _warn_validation_as_training(out, files)
     if fix is None and (fix_validation is not None or redact_secrets or force):
         raise UsageError(
             "--fix-validation, --redact-secrets and --force only work with --fix OUT.",
@@ -461,8 +483,14 @@ def split_cmd(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="The JSONL file to split.")],
     out_dir: Annotated[
-        Path, typer.Option("--out-dir", "-o", help="Folder for train.jsonl and validation.jsonl.")
-    ],
+        Path | None,
+        typer.Option(
+            "--out-dir",
+            "-o",
+            help="Folder for train.jsonl and validation.jsonl (default: the input file's folder).",
+            show_default=False,
+        ),
+    ] = None,
     validation_fraction: Annotated[
         float, typer.Option("--validation-fraction", help="Share of examples for validation (0-1).")
     ] = 0.1,
@@ -483,7 +511,17 @@ def split_cmd(
     out = app_ctx.output
     out.json_mode = json_out
     src = file if file.is_absolute() else app_ctx.cwd / file
-    dest = out_dir if out_dir.is_absolute() else app_ctx.cwd / out_dir
+    if out_dir is None:
+        dest = src.parent
+        if src.name in ("train.jsonl", "validation.jsonl"):
+            from phi3ft.errors import UsageError
+
+            raise UsageError(
+                f"Splitting {file} into its own folder would overwrite it with the new {src.name}.",
+                f"Pass another folder: phi3ft split {file} --out-dir {src.parent / 'split'}",
+            )
+    else:
+        dest = out_dir if out_dir.is_absolute() else app_ctx.cwd / out_dir
     result = split_dataset(src, dest, validation_fraction=validation_fraction, seed=seed, force=force)
     if json_out:
         out.emit_json(result.to_dict())
