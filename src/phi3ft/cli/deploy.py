@@ -852,7 +852,7 @@ def _recorded_config(app_ctx: Any, record: dict[str, Any] | None) -> Any:
         return None
 
 
-def _eval_data_arg(app_ctx: Any, cfg: Any) -> str | None:
+def _eval_data_arg(app_ctx: Any, cfg: JobSpec | None) -> str | None:
     """The held-out file ``phi3ft eval`` would score, as a pasteable argument (relative to the cwd when
     inside it), or None when job.yaml names none."""
     import shlex
@@ -864,7 +864,7 @@ def _eval_data_arg(app_ctx: Any, cfg: Any) -> str | None:
         return None
     path = Path(path)
     if not path.is_absolute():
-        base = Path(cfg.source).parent if getattr(cfg, "source", None) else app_ctx.cwd
+        base = cfg.source.parent if cfg.source is not None else app_ctx.cwd
         path = base / path
     try:
         shown = str(path.resolve().relative_to(Path(app_ctx.cwd).resolve()))

@@ -354,12 +354,13 @@ def _azure_target(app_ctx: AppContext, config: Path | None) -> tuple[Any, str | 
             return None, None, str(path)
         return cfg, cfg.azure.project.name, str(path)
     from phi3ft.connect import AzureTarget
+    from phi3ft.records import JobRecord, get_record
     from phi3ft.state import StateStore
 
     store = StateStore(app_ctx.state_dir)
     name = store.last_job
-    record = store.get("job", name) if name else None
-    if record and record.get("backend") != "local" and record.get("subscription_id"):
+    record = get_record(store, JobRecord, name) if name else None
+    if record and not record.runs_locally and record.subscription_id:
         target = AzureTarget.from_record(record)
         return target, target.project, f"the ledger record of job {name}"
     return None, None, ""
