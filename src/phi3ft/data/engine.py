@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from phi3ft import catalog
 from phi3ft.data.rules import RULES, Rule
@@ -43,8 +43,7 @@ class CheckContext(Protocol):
     def special_tokens_in(self, content: str) -> list[str]: ...
 
 
-@dataclass(frozen=True)
-class Conversation:
+class Conversation(NamedTuple):
     """One parsed record, as the record checks see it. ``roles[i]`` is None for a message whose role is
     missing or not a string, or that is not an object; ``weight0`` counts assistant turns with weight 0."""
 
@@ -73,6 +72,10 @@ class MessageCheck:
     applies: Applies = "text"
     #: a finding makes the record unusable for token counting (its text cannot be encoded as given)
     blocks_tokens: bool = False
+    #: G_* bits of :func:`phi3ft.data.scan.line_gates` of which at least one must be set for the check to
+    #: be able to find anything (0: always run). The validator skips the call when none is set; the check
+    #: must still be right without that (it is a shortcut, not part of the rule).
+    gate: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,10 +91,10 @@ RECORD_CHECKS: list[RecordCheck] = []
 
 
 def message_check(
-    rule: str, *, applies: Applies = "text", blocks_tokens: bool = False
+    rule: str, *, applies: Applies = "text", blocks_tokens: bool = False, gate: int = 0
 ) -> Callable[[MessageFn], MessageFn]:
     def deco(fn: MessageFn) -> MessageFn:
-        _add(MessageCheck(rule, fn, applies, blocks_tokens))
+        _add(MessageCheck(rule, fn, applies, blocks_tokens, gate))
         return fn
 
     return deco
@@ -168,7 +171,7 @@ def _trailing_whitespace(ctx: CheckContext, role: str | None, content: str, gate
     return None
 
 
-@message_check("M13")
+@message_check("M13", gate=G_SPECIAL)
 def _special_tokens(ctx: CheckContext, role: str | None, content: str, gates: int) -> str | None:
     if not gates & G_SPECIAL or "<" not in content:
         return None
@@ -178,7 +181,7 @@ def _special_tokens(ctx: CheckContext, role: str | None, content: str, gates: in
     return None
 
 
-@message_check("M15", blocks_tokens=True)
+@message_check("M15", blocks_tokens=True, gate=G_CONTROL)
 def _control_characters(ctx: CheckContext, role: str | None, content: str, gates: int) -> str | None:
     if not gates & G_CONTROL:
         return None

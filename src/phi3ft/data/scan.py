@@ -10,7 +10,7 @@ Duplicates (Q01, F11, ``phi3ft split``): two records are *whitespace-normalised 
 JSON values are equal after every run of whitespace (space, tab, newline, CR, FF, VT) inside strings is
 collapsed to one space and the ends are stripped; JSON formatting between values does not matter, key order
 does. "a b" and "a  b" are duplicates, "a b" and "ab" are not. The index keeps one 64-bit key per distinct
-record (a hash of the line with all whitespace and escape letters removed: equal for any two duplicates,
+record (a hash of the line with its whitespace and backslash escapes removed: equal for any two duplicates,
 rarely equal otherwise) and the record's byte position; a key collision is confirmed by re-reading the
 earlier record and comparing exactly, so there are no false positives and memory stays a few integers per
 example. The key is the CRC-32 and the length of those bytes (not Python's ``hash``, which is seeded per
@@ -37,8 +37,18 @@ import orjson
 # Whitespace-normalised duplicates
 # ---------------------------------------------------------------------------------------------------------
 _ASCII_WS = re.compile(r"[ \t\n\r\x0b\x0c]+")
-#: Deleted before hashing: raw whitespace, the backslash and the letters of the escapes \n \t \r \f.
-_KEY_DELETE = b" \t\n\r\\ntrf"
+#: Deleted before hashing: every backslash with the n, t, r or f right after it (the escapes of
+#: whitespace; "\\n" loses its n too, which can only make two different records share a key), then raw
+#: whitespace. Two duplicates spell every non-whitespace character the same way except "\/" for "/", so
+#: what is left is equal for them. (Deleting the letters n, t, r, f everywhere did the same, ~25 % slower.)
+_KEY_ESCAPES = re.compile(rb"\\[ntrf]?")
+_KEY_DELETE = b" \t\n\r"
+
+
+def _key_bytes(body: bytes) -> bytes:
+    if b"\\" in body:
+        body = _KEY_ESCAPES.sub(b"", body)
+    return body.translate(None, _KEY_DELETE)
 
 
 def _collapse(value: Any) -> Any:
@@ -70,10 +80,10 @@ def dup_key(body: bytes, obj: Any, unicode_escapes: bool | None = None) -> int:
     if unicode_escapes is None:
         unicode_escapes = b"\\u" in body
     if unicode_escapes:
-        # orjson writes the whitespace characters as \t \n \r \f (deleted below) and \u000b (removed
+        # orjson writes the whitespace characters as \t \n \r \f (deleted below) and \u000b (a space
         # here), so the key needs no _collapse first: it would only change bytes that are deleted anyway
-        body = orjson.dumps(obj).replace(b"\\u000b", b"")
-    data = body.translate(None, _KEY_DELETE)
+        body = orjson.dumps(obj).replace(b"\\u000b", b" ")
+    data = _key_bytes(body)
     return len(data) << 32 | _crc32(data)  # one pass: CRC-32 and the length of the hashed bytes
 
 
@@ -86,7 +96,7 @@ def line_scan_py(body: bytes) -> tuple[int, int]:
     gates = line_gates(body)
     if gates & G_UESCAPE:
         return gates, -1
-    data = body.translate(None, _KEY_DELETE)
+    data = _key_bytes(body)
     return gates, len(data) << 32 | _crc32(data)
 
 
@@ -326,7 +336,6 @@ CARD = re.compile(r"[0-9](?<![0-9][0-9])(?:[ -]?[0-9]){12,18}(?![0-9])")
 IBAN = re.compile(r"[A-Z](?<!\w[A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")
 _NON_DIGIT = re.compile(r"\D")
 
-_GH_B = re.compile(rb"g(?:h[pousr]_|ithub_pat_)")
 _GH_S = re.compile(r"g(?:h[pousr]_|ithub_pat_)")
 #: AKIA / ASIA (one regex search beats two substring searches here: the capital A is rare)
 _AWS_B = re.compile(rb"A[KS]IA")
@@ -409,12 +418,30 @@ def _secret_dashes(body: bytes) -> bool:
     return False
 
 
+def _github_prefix(body: bytes) -> bool:
+    """Does ``gh[pousr]_`` or ``github_pat_`` (:data:`_GH_S` on bytes) occur? (Visits each '_' once.)"""
+    i = body.find(b"_")
+    while i >= 0:
+        if (i >= 3 and body[i - 3 : i - 1] == b"gh" and body[i - 1 : i] in _GH_LETTERS) or (
+            i >= 6 and body.startswith(b"github_pat_", i - 6)
+        ):
+            return True
+        i = body.find(b"_", i + 1)
+    return False
+
+
+_GH_LETTERS = (b"p", b"o", b"u", b"s", b"r")
+
+
 def line_gates(body: bytes) -> int:
     """Which content checks can possibly find something on this raw JSON line (a bit set of G_*).
 
     Every test is a necessary condition of the precise check on the decoded content, provided no JSON
     escape hides an ASCII character: lines with an escaped ASCII character (backslash-u00XX, backslash-slash)
     get every bit. ``G_UESCAPE`` is set on lines with a backslash-u escape.
+
+    Cost: one class-map ``translate``, one digit count and a few substring / literal-prefix searches, the
+    rare ones behind cheaper tests on the class map (``AKIA``/``ASIA`` needs four capitals in a row).
     """
     gates = 0
     if _ANY_ESCAPE.search(body) is not None:
@@ -436,17 +463,19 @@ def line_gates(body: bytes) -> int:
     if b"+" in body and _PLUS_DIGIT.search(body) is not None:
         gates |= G_PHONE
     classes = body.translate(_CLASS_MAP)
-    if classes.count(b"D") >= 13 and _CARD_RUN.search(classes) is not None:
+    digits = classes.count(b"D")
+    if digits >= 13 and _CARD_RUN.search(classes) is not None:
         gates |= G_CARD
-    if b"UUDD" in classes:
+    caps4 = b"UUUU" in classes  # AKIA / ASIA are four capitals
+    if digits >= 2 and b"UUDD" in classes:
         gates |= G_IBAN
     if (
         _secret_equals(body)
         or _secret_dashes(body)
-        or (b"_" in body and _GH_B.search(body) is not None)
-        or _AWS_B.search(body) is not None
-        or b"earer" in body
+        or (caps4 and _AWS_B.search(body) is not None)
         or (at and b"://" in body)
+        or _github_prefix(body)
+        or b"earer" in body
     ):
         gates |= G_SECRET
     return gates

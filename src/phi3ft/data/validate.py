@@ -38,7 +38,7 @@ import orjson
 from phi3ft import catalog
 from phi3ft.data import parallel
 from phi3ft.data.counting import ChunkCounter, constant_counts
-from phi3ft.data.engine import MESSAGE_CHECKS, RECORD_CHECKS, Conversation
+from phi3ft.data.engine import MESSAGE_CHECKS, RECORD_CHECKS, Conversation, MessageCheck
 from phi3ft.data.records import MAX_LINE_BYTES, READ_BUFFER, is_blank, iter_lines, utf8_error
 from phi3ft.data.rules import RULES, SEVERITY_ORDER, TOKEN_RULES
 from phi3ft.data.scan import (
@@ -378,6 +378,8 @@ class _Validator:
         self._blank_checks = tuple(c for c in MESSAGE_CHECKS if c.applies != "text")
         self._text_checks = tuple(c for c in MESSAGE_CHECKS if c.applies != "blank")
         self._record_checks = tuple(RECORD_CHECKS)
+        #: line gates -> (blank checks, text checks) that can find something on such a line
+        self._checks_by_gates: dict[int, tuple[tuple[MessageCheck, ...], tuple[MessageCheck, ...]]] = {}
         if encoder is not None:
             self.prefix_n, self.suffix_n, self.header_n = constant_counts(fmt, encoder)
             self.counter = ChunkCounter(encoder, self._on_counted)
@@ -733,7 +735,13 @@ class _Validator:
         assistants = 0
         n_chars = 0
         train = self._role == "train"
-        blank_checks, text_checks = self._blank_checks, self._text_checks
+        pair = self._checks_by_gates.get(gates)
+        if pair is None:
+            pair = self._checks_by_gates[gates] = (
+                tuple(c for c in self._blank_checks if not c.gate or gates & c.gate),
+                tuple(c for c in self._text_checks if not c.gate or gates & c.gate),
+            )
+        blank_checks, text_checks = pair
         contents: list[str | None] = []
         for i, m in enumerate(msgs):
             if type(m) is not dict:
