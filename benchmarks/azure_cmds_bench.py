@@ -150,10 +150,8 @@ def setup(stack: Any, folder: Path, src: Path) -> dict[str, str]:
     stack.state.default_job_script = ["Running", "Completed"]
     (folder / "train.jsonl").write_text(rows(60))
     (folder / "eval.jsonl").write_text(rows(4))
-    (folder / "job.yaml").write_text(
-        JOB_YAML.format(sub=SUBSCRIPTION_ID, rg=RESOURCE_GROUP, loc=LOCATION, hub=HUB, project=PROJECT,
-                        model=MODEL)  # fmt: skip
-    )
+    names = {"sub": SUBSCRIPTION_ID, "rg": RESOURCE_GROUP, "loc": LOCATION, "hub": HUB, "project": PROJECT}
+    (folder / "job.yaml").write_text(JOB_YAML.format(model=MODEL, **names))
     env = stack.env
     env.pop("PHI3FT_STATE_DIR", None)
     penv = {**env, "PYTHONPATH": f"{src}{os.pathsep}{REPO}"}
@@ -177,7 +175,9 @@ def fmt_reqs(run: Run) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--baseline-src", type=Path, help="the baseline's src/ folder (default: a worktree of --baseline-ref)")
+    ap.add_argument(
+        "--baseline-src", type=Path, help="the baseline's src/ folder (default: a worktree of --baseline-ref)"
+    )
     ap.add_argument("--baseline-ref", default="main", help="git ref to compare with (default: main)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--commands", help=f"comma-separated subset of: {', '.join(COMMANDS)}")

@@ -129,7 +129,15 @@ class _LazyBackend:
         return getattr(self._backend, name)
 
 
-def _chat_client(backend: Any, endpoint: str, path: str, auth_header: str) -> Any:
+def _chat_client(
+    backend: Any, endpoint: str, path: str, auth_header: str, store: StateStore | None = None
+) -> Any:
+    """The endpoint's chat client; the scoring URI comes from the ledger when it recorded the endpoint
+    ready (then the key is the only request), else from Azure."""
+    rec = (store.get("endpoint", endpoint) if store is not None else None) or {}
+    uri = rec.get("scoring_uri") if str(rec.get("state") or "").lower() == "succeeded" else None
+    if uri:
+        return backend.chat_client(endpoint, path=path, auth_header=auth_header, scoring_uri=str(uri))
     return backend.chat_client(endpoint, path=path, auth_header=auth_header)
 
 
@@ -355,7 +363,7 @@ def register(app: typer.Typer) -> None:
         store = _store(app_ctx)
         name = svc.resolve_endpoint_name(store, endpoint)
         backend, _, _ = _open(app_ctx, config, auth, endpoint=name)
-        client = _chat_client(backend, name, path, auth_header)
+        client = _chat_client(backend, name, path, auth_header, store)
         result = svc.invoke(client, prompt, system=system, max_tokens=max_tokens, temperature=temperature)
         if json:
             out.emit_json(
@@ -402,7 +410,7 @@ def register(app: typer.Typer) -> None:
         name = svc.resolve_endpoint_name(store, endpoint)
         backend, _, _ = _open(app_ctx, config, auth, endpoint=name)
         session = svc.ChatSession(
-            _chat_client(backend, name, path, auth_header), system=system, max_tokens=max_tokens
+            _chat_client(backend, name, path, auth_header, store), system=system, max_tokens=max_tokens
         )
         out.info(f"Chatting with {name}. /reset starts over, /exit ends.")
         while True:
@@ -572,14 +580,14 @@ def register(app: typer.Typer) -> None:
 
             eval_baseline_command(
                 out, backend, store, name, base_endpoint, examples, data_path=path_data,
-                client=lambda endpoint_name: _chat_client(backend, endpoint_name, path, auth_header),
+                client=lambda endpoint_name: _chat_client(backend, endpoint_name, path, auth_header, store),
                 concurrency=concurrency or (int(ecfg.concurrency) if ecfg is not None else 4),
                 max_tokens=max_tokens or (int(ecfg.max_tokens) if ecfg is not None else 256),
                 logprobs=logprobs, min_gain=min_gain, show=show, plot=plot, json=json, clock=app_ctx.clock,
                 cwd=app_ctx.cwd,
             )  # fmt: skip
             return
-        client = _chat_client(backend, name, path, auth_header)
+        client = _chat_client(backend, name, path, auth_header, store)
 
         def on_result(item: Any, done: int, total: int) -> None:
             if done == total or done % max(1, total // 10) == 0:

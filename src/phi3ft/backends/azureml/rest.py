@@ -1,0 +1,201 @@
+"""The read-only Azure ML calls without azure-ai-ml: one azure-core pipeline, the wire shapes the SDK sends.
+
+``import azure.ai.ml`` alone costs 1.2-2 s and ~100 MB (every one of its REST client modules goes through
+the package ``__init__``), while ``status``, ``list``, ``logs``, ``keys``, ``invoke``, ``chat``, ``eval``,
+``metrics`` and the re-attach check of ``submit`` need one or two GETs/POSTs each. They go through
+:class:`AmlRest`: azure-core's pipeline (``RetryPolicy`` with the adapter's retry settings, so 429/5xx honour
+``Retry-After``; ``BearerTokenCredentialPolicy`` with the session's one credential; the requests transport,
+so ``HTTPS_PROXY`` and ``REQUESTS_CA_BUNDLE`` apply as for the SDK). Error answers become the same azure-core
+exceptions the generated clients raise (401 ``ClientAuthenticationError``, 404 ``ResourceNotFoundError``,
+409 ``ResourceExistsError``, else ``HttpResponseError`` with the ARM error envelope parsed), so
+``_core.translate_errors`` gives the same messages and exit codes.
+
+Wire (what azure-ai-ml 1.35 sends for the same reads):
+
+| call | request | api-version |
+|---|---|---|
+| job | ``GET {WS}/jobs/{name}`` | 2024-10-01-preview |
+| jobs | ``GET {WS}/jobs?jobType=FineTuning`` (+ ``nextLink`` pages) | 2024-10-01-preview |
+| workspace | ``GET {WS}`` (``properties.discoveryUrl``) | 2024-10-01-preview |
+| region API host | ``GET {discoveryUrl}`` (no auth), key ``api`` | - |
+| run details | ``GET {api}/history/v1.0{WS}/runs/{name}/details`` | - |
+| endpoint / endpoints / keys | ``GET {WS}/serverlessEndpoints[/{name}]``, ``POST .../{name}/listKeys`` | 2024-01-01-preview |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+ARM_HOST = "https://management.azure.com"
+JOBS_API_VERSION = "2024-10-01-preview"
+WORKSPACE_API_VERSION = "2024-10-01-preview"
+ENDPOINTS_API_VERSION = "2024-01-01-preview"
+
+#: Counters for tests and the benchmark: pipelines built and requests sent by this process.
+STATS = {"pipelines": 0, "requests": 0}
+
+
+def _raise_for_status(response: Any) -> None:
+    """The azure-core exception the generated ARM clients raise for this error answer."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceExistsError,
+        ResourceNotFoundError,
+        map_error,
+    )
+    from azure.mgmt.core.exceptions import ARMErrorFormat
+
+    error_map = {401: ClientAuthenticationError, 404: ResourceNotFoundError, 409: ResourceExistsError}
+    map_error(status_code=response.status_code, response=response, error_map=error_map)
+    raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+
+
+class AmlRest:
+    """GETs/POSTs against ARM and the workspace's region hosts for one project (one credential)."""
+
+    def __init__(
+        self,
+        credential: Any,
+        subscription_id: str,
+        resource_group: str,
+        workspace: str,
+        *,
+        arm_host: str = ARM_HOST,
+    ) -> None:
+        self.credential = credential
+        self.arm_host = arm_host.rstrip("/")
+        self.ws_path = (
+            f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
+            f"/providers/Microsoft.MachineLearningServices/workspaces/{workspace}"
+        )
+        self._clients: dict[bool, Any] = {}
+        self._api_url: str | None = None
+        self._workspace: dict[str, Any] | None = None
+
+    # ---- plumbing --------------------------------------------------------------------------------------
+    def _client(self, auth: bool) -> Any:
+        client = self._clients.get(auth)
+        if client is None:
+            from azure.core import PipelineClient
+            from azure.core.pipeline import policies
+
+            from phi3ft.backends.azureml._core import ARM_SCOPE, RETRY_KWARGS
+
+            chain: list[Any] = [
+                policies.HeadersPolicy(),
+                policies.UserAgentPolicy(sdk_moniker="phi3ft"),
+                policies.RetryPolicy(**RETRY_KWARGS),
+            ]
+            if auth:
+                chain.append(policies.BearerTokenCredentialPolicy(self.credential, ARM_SCOPE))
+            chain += [policies.ContentDecodePolicy(), policies.NetworkTraceLoggingPolicy()]
+            client = PipelineClient(base_url=self.arm_host, policies=chain)
+            self._clients[auth] = client
+            STATS["pipelines"] += 1
+        return client
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+        auth: bool = True,
+    ) -> Any:
+        """One request; the parsed JSON answer (``None`` for an empty body). Raises azure-core errors."""
+        from azure.core.rest import HttpRequest
+
+        if url.startswith("/"):
+            url = self.arm_host + url
+        kwargs: dict[str, Any] = {"params": params} if params else {}
+        if json is not None:
+            kwargs["json"] = json
+        request = HttpRequest(method, url, headers={"Accept": "application/json"}, **kwargs)
+        STATS["requests"] += 1
+        response = self._client(auth).send_request(request)
+        if response.status_code >= 400:
+            response.read()
+            _raise_for_status(response)
+        response.read()
+        return response.json() if response.content else None
+
+    def _pages(self, path: str, params: dict[str, str]) -> Iterator[dict[str, Any]]:
+        """Every item of an ARM list, following ``nextLink`` (which carries its own query)."""
+        page = self.send("GET", path, params=params) or {}
+        while True:
+            yield from page.get("value") or []
+            link = page.get("nextLink")
+            if not link:
+                return
+            page = self.send("GET", link) or {}
+
+    # ---- jobs ------------------------------------------------------------------------------------------
+    def get_job(self, name: str) -> dict[str, Any]:
+        return dict(self.send("GET", f"{self.ws_path}/jobs/{name}", params={"api-version": JOBS_API_VERSION}))
+
+    def list_jobs(self, *, job_type: str = "FineTuning") -> Iterator[dict[str, Any]]:
+        return self._pages(f"{self.ws_path}/jobs", {"api-version": JOBS_API_VERSION, "jobType": job_type})
+
+    # ---- workspace discovery and run history -----------------------------------------------------------
+    def workspace(self) -> dict[str, Any]:
+        if self._workspace is None:
+            self._workspace = dict(
+                self.send("GET", self.ws_path, params={"api-version": WORKSPACE_API_VERSION}) or {}
+            )
+        return self._workspace
+
+    def api_url(self) -> str:
+        """The region's API host (``https://{region}.api.azureml.ms``), from the workspace's discovery URL.
+
+        A discovery answer that is not the expected JSON raises ``ValueError``/``KeyError``, as the SDK's
+        discovery step does (``jobs.run_history_call`` turns those into a clear error)."""
+        if self._api_url is None:
+            props = self.workspace().get("properties") or {}
+            discovery = props.get("discoveryUrl")
+            if not discovery:
+                raise KeyError("discoveryUrl")
+            answer = self.send("GET", str(discovery), auth=False)
+            if not isinstance(answer, dict):
+                raise ValueError("the discovery answer is not a JSON object")
+            self._api_url = str(answer["api"]).rstrip("/")
+        return self._api_url
+
+    def run_details(self, name: str) -> dict[str, Any]:
+        url = f"{self.api_url()}/history/v1.0{self.ws_path}/runs/{name}/details"
+        return dict(self.send("GET", url) or {})
+
+    # ---- serverless endpoints --------------------------------------------------------------------------
+    def _endpoint_path(self, name: str = "") -> str:
+        return f"{self.ws_path}/serverlessEndpoints" + (f"/{name}" if name else "")
+
+    def get_endpoint(self, name: str) -> dict[str, Any]:
+        return dict(
+            self.send("GET", self._endpoint_path(name), params={"api-version": ENDPOINTS_API_VERSION}) or {}
+        )
+
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        return list(self._pages(self._endpoint_path(), {"api-version": ENDPOINTS_API_VERSION}))
+
+    def list_endpoint_keys(self, name: str) -> dict[str, Any]:
+        answer = self.send(
+            "POST", self._endpoint_path(name) + "/listKeys", params={"api-version": ENDPOINTS_API_VERSION}
+        )
+        return dict(answer or {})
+
+
+def rest_for(session: Any) -> AmlRest:
+    """The session's light client (one per session, built on first use)."""
+    found = session.__dict__.get("_aml_rest")
+    if found is None:
+        if not session.workspace:
+            from phi3ft.errors import PrerequisiteError
+
+            raise PrerequisiteError("No project configured.", "Set azure.project.name in job.yaml.")
+        found = AmlRest(
+            session.credential, session.subscription_id, session.resource_group, session.workspace
+        )
+        session.__dict__["_aml_rest"] = found
+    return found
