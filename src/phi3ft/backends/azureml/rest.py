@@ -157,11 +157,26 @@ class AmlRest:
             discovery = props.get("discoveryUrl")
             if not discovery:
                 raise KeyError("discoveryUrl")
-            answer = self.send("GET", str(discovery), auth=False)
+            answer = self._discovery(str(discovery))
             if not isinstance(answer, dict):
                 raise ValueError("the discovery answer is not a JSON object")
             self._api_url = str(answer["api"]).rstrip("/")
         return self._api_url
+
+    def _discovery(self, url: str) -> Any:
+        """The discovery document. Like the SDK's discovery step, an error answer (a proxy's page, a 404)
+        is an unreadable answer (``ValueError``), not an ARM error."""
+        from azure.core.rest import HttpRequest
+
+        STATS["requests"] += 1
+        response = self._client(False).send_request(HttpRequest("GET", url))
+        response.read()
+        if response.status_code >= 400:
+            text = (response.text() or "").strip()
+            raise ValueError(
+                f"HTTP {response.status_code}" + (f": {text.splitlines()[0][:200]}" if text else "")
+            )
+        return response.json()
 
     def run_details(self, name: str) -> dict[str, Any]:
         url = f"{self.api_url()}/history/v1.0{self.ws_path}/runs/{name}/details"
