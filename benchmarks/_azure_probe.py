@@ -1,4 +1,4 @@
-"""Run ``phi3ft ARGS`` in this process and write where its time went (``benchmarks/azure_cmds_bench.py``).
+"""Run ``phi3ft ARGS`` in this process (through the console-script entry point) and write where its time went (``benchmarks/azure_cmds_bench.py``).
 
     python benchmarks/_azure_probe.py OUT.json ARGS...
 
@@ -63,29 +63,28 @@ class _Hook(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _dump(out_path: str) -> None:
+    doc = {
+        "seconds": time.perf_counter() - T0,
+        "requests": REQUESTS,
+        "modules": len(sys.modules),
+        "azure_ai_ml": "azure.ai.ml" in sys.modules,
+        "azure": any(m == "azure" or m.startswith("azure.") for m in sys.modules),
+    }
+    with open(out_path, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh)
+
+
 def main() -> int:
+    import atexit
+
     out_path, args = sys.argv[1], sys.argv[2:]
     sys.meta_path.insert(0, _Hook())
-    rc = 0
-    try:
-        from phi3ft.cli.app import main as phi3ft_main
+    atexit.register(_dump, out_path)  # runs even when the CLI ends the process itself after its command
+    sys.argv = ["phi3ft", *args]
+    from phi3ft.cli import main as phi3ft_main  # the console-script entry point, as `phi3ft ...` runs it
 
-        rc = int(phi3ft_main(args) or 0)
-    except SystemExit as exc:
-        rc = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        total = time.perf_counter() - T0
-        doc = {
-            "rc": rc,
-            "seconds": total,
-            "requests": REQUESTS,
-            "modules": len(sys.modules),
-            "azure_ai_ml": "azure.ai.ml" in sys.modules,
-            "azure": any(m == "azure" or m.startswith("azure.") for m in sys.modules),
-        }
-        with open(out_path, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh)
-    return rc
+    return int(phi3ft_main() or 0)
 
 
 if __name__ == "__main__":
