@@ -32,7 +32,7 @@ class _Hook(importlib.abc.MetaPathFinder):
         if spec is None or spec.loader is None:
             return spec
         loader = spec.loader
-        original_exec = loader.exec_module  # type: ignore[attr-defined]
+        original_exec = loader.exec_module
 
         def exec_module(module: Any) -> None:
             original_exec(module)
@@ -59,7 +59,7 @@ class _Hook(importlib.abc.MetaPathFinder):
 
             module.HTTPAdapter.send = timed_send
 
-        loader.exec_module = exec_module  # type: ignore[attr-defined]
+        loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
 
 

@@ -56,8 +56,9 @@ def _env_key() -> tuple[tuple[str, str], ...]:
 class SharedCredential:
     """A ``TokenCredential`` (``get_token`` and ``get_token_info``) in front of the real one.
 
-    Tokens are remembered per (scopes, tenant, CAE) in this object only; a request with ``claims`` (a CAE
-    challenge) always goes to the credential. Failures are not remembered.
+    Tokens are remembered per (scopes, tenant, CAE) in this object only, whichever of the two methods a
+    client calls; a request with ``claims`` (a CAE challenge) always goes to the credential. Failures are
+    not remembered.
     """
 
     def __init__(self, inner: Any, auth: str, *, clock: Any = time.time) -> None:
@@ -65,7 +66,7 @@ class SharedCredential:
         self.report = CredentialReport(auth=auth)
         self._clock = clock
         self._lock = threading.Lock()
-        self._tokens: dict[tuple[Any, ...], Any] = {}
+        self._tokens: dict[tuple[Any, ...], tuple[str, int]] = {}
 
     # azure-identity's chained credentials expose the member that answered; AzureSession.identity reads it.
     @property
@@ -75,28 +76,29 @@ class SharedCredential:
     def _answered_by(self) -> str:
         return type(self._successful_credential).__name__
 
-    def _fetch(self, key: tuple[Any, ...], fetch: Any, expires: Any) -> Any:
+    def _fetch(self, key: tuple[Any, ...], fetch: Any) -> tuple[str, int]:
+        """``(token, expires_on)`` from memory while it is fresh, else from the credential."""
         with self._lock:
             self.report.tokens_requested += 1
             cached = self._tokens.get(key)
-            if cached is not None and expires(cached) - REFRESH_MARGIN_S > self._clock():
+            if cached is not None and cached[1] - REFRESH_MARGIN_S > self._clock():
                 return cached
             start = time.perf_counter()
             try:
                 token = fetch()
             except Exception as exc:
                 if self.report.seconds is None:
-                    self.report.error = (
-                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                    )
+                    text = str(exc).strip()
+                    self.report.error = text.splitlines()[0] if text else type(exc).__name__
                 raise
             self.report.tokens_fetched += 1
             if self.report.seconds is None:
                 self.report.seconds = time.perf_counter() - start
                 self.report.credential = self._answered_by()
                 self.report.error = None
-            self._tokens[key] = token
-            return token
+            value = (str(token.token), int(token.expires_on))
+            self._tokens[key] = value
+            return value
 
     def get_token(
         self,
@@ -106,6 +108,8 @@ class SharedCredential:
         enable_cae: bool = False,
         **kwargs: Any,
     ) -> Any:
+        from azure.core.credentials import AccessToken
+
         def fetch() -> Any:
             return self.inner.get_token(
                 *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
@@ -113,32 +117,28 @@ class SharedCredential:
 
         if claims:
             return fetch()
-        return self._fetch(("token", scopes, tenant_id, enable_cae), fetch, lambda t: t.expires_on)
+        return AccessToken(*self._fetch((scopes, tenant_id, enable_cae), fetch))
 
     def get_token_info(self, *scopes: str, options: Any = None) -> Any:
+        from azure.core.credentials import AccessTokenInfo
+
         opts = dict(options or {})
-        if not hasattr(self.inner, "get_token_info"):
-            from azure.core.credentials import AccessTokenInfo
 
-            def adapt() -> Any:
-                token = self.inner.get_token(
-                    *scopes,
-                    claims=opts.get("claims"),
-                    tenant_id=opts.get("tenant_id"),
-                    enable_cae=bool(opts.get("enable_cae", False)),
-                )
-                return AccessTokenInfo(token.token, token.expires_on)
-
-            fetch = adapt
-        else:
-
-            def fetch() -> Any:
+        def fetch() -> Any:
+            if hasattr(self.inner, "get_token_info"):
                 return self.inner.get_token_info(*scopes, options=options)
+            return self.inner.get_token(
+                *scopes,
+                claims=opts.get("claims"),
+                tenant_id=opts.get("tenant_id"),
+                enable_cae=bool(opts.get("enable_cae", False)),
+            )
 
         if opts.get("claims"):
-            return fetch()
-        key = ("info", scopes, opts.get("tenant_id"), bool(opts.get("enable_cae", False)))
-        return self._fetch(key, fetch, lambda t: t.expires_on)
+            token = fetch()
+            return AccessTokenInfo(str(token.token), int(token.expires_on))
+        key = (scopes, opts.get("tenant_id"), bool(opts.get("enable_cae", False)))
+        return AccessTokenInfo(*self._fetch(key, fetch))
 
     def close(self) -> None:
         close = getattr(self.inner, "close", None)

@@ -1,0 +1,147 @@
+"""Read-only Azure commands as whole processes (real ``EnvironmentCredential`` against the fake Entra ID):
+they never import azure-ai-ml, build one credential, and send only the requests they need (counts, never
+wall time; ``benchmarks/azure_cmds_bench.py`` measures the time)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
+
+from phi3ft.state import StateStore
+
+pytestmark = pytest.mark.e2e
+
+HUB, PROJECT, JOB, ENDPOINT = "hub-phi3ft", "proj-phi3ft", "ft-light-1", "ep-light-1"
+
+#: Runs the CLI in a subprocess and writes what it loaded and which credentials it built.
+PROBE = """\
+import json, sys
+from phi3ft.cli.app import main
+rc = main(sys.argv[2:])
+from phi3ft.backends.azureml import credentials
+doc = {"rc": rc, "azure_ai_ml": "azure.ai.ml" in sys.modules, "matplotlib": "matplotlib" in sys.modules,
+       "built": credentials.BUILT, "reports": credentials.credential_report()}
+with open(sys.argv[1], "w") as fh:
+    json.dump(doc, fh)
+"""
+
+
+@pytest.fixture
+def folder(stack: Any, tmp_path: Path) -> Path:
+    """A folder whose ledger knows a Completed job and a ready endpoint (no job.yaml)."""
+    ws = stack.state.add_project(PROJECT, HUB)
+    stack.state.add_job(ws, JOB, status="Completed")
+    ep = stack.state.add_endpoint(ws, ENDPOINT)
+    store = StateStore(tmp_path / ".phi3ft")
+    where = {"subscription_id": SUBSCRIPTION_ID, "resource_group": RESOURCE_GROUP, "location": LOCATION}
+    store.record("job", JOB, hub=HUB, project=PROJECT, auth="env", **where)
+    store.record("endpoint", ENDPOINT, job=JOB, state="Succeeded", scoring_uri=ep.uri, **where)
+    return tmp_path
+
+
+def run(stack: Any, folder: Path, *args: str, stdin: str = "") -> tuple[dict[str, Any], list[str], str]:
+    """(probe document, routes the stack saw without Entra ID's, stderr)."""
+    stack.requests.clear()
+    out = folder / "probe.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(out), *args, "--auth", "env"],
+        cwd=folder, env=stack.env, input=stdin, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    doc = json.loads(out.read_text())
+    assert doc["rc"] == 0, proc.stderr
+    routes = [str(r.route) for r in stack.requests if not str(r.route).startswith("entra.")]
+    return doc, routes, proc.stderr
+
+
+def entra_tokens(stack: Any) -> int:
+    return len(stack.requests.find(route="entra.token"))
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("status", JOB), ["jobs.get"]),
+        (("list",), ["jobs.list"]),
+        (("keys", ENDPOINT), ["serverless_endpoints.list_keys"]),
+        (("invoke", ENDPOINT, "hello"), ["serverless_endpoints.list_keys", "inference.chat_completions"]),
+        (("watch", JOB), ["jobs.get"]),  # already Completed: one GET, no metrics reads
+        (("logs", JOB), ["jobs.get", "workspaces.get", "discovery.get", "run_history.details"]),
+    ],
+    ids=lambda v: v[0] if isinstance(v, tuple) else None,
+)
+def test_read_only_commands_skip_azure_ai_ml(
+    stack: Any, folder: Path, args: tuple[str, ...], expected: list[str]
+) -> None:
+    doc, routes, err = run(stack, folder, *args)
+    assert routes == expected, err
+    assert doc["azure_ai_ml"] is False
+    assert doc["built"] == ["env"]  # one credential for the whole process
+    assert entra_tokens(stack) == 1
+    assert doc["reports"][0]["credential"] == "EnvironmentCredential"
+    assert doc["reports"][0]["tokens_fetched"] == 1
+
+
+def test_chat_reaches_its_first_prompt_with_one_request(stack: Any, folder: Path) -> None:
+    doc, routes, err = run(stack, folder, "chat", ENDPOINT, stdin="/exit\n")
+    assert "Chatting with ep-light-1" in err
+    assert routes == ["serverless_endpoints.list_keys"]  # the scoring URI came from the ledger
+    assert doc["azure_ai_ml"] is False and doc["built"] == ["env"]
+
+
+def test_metrics_without_plot_imports_neither_sdk_nor_matplotlib(stack: Any, folder: Path) -> None:
+    stack.state.set_job_metrics(JOB, {"train_loss": [2.0, 1.5]})
+    doc, routes, err = run(stack, folder, "metrics", JOB)
+    assert doc["azure_ai_ml"] is False and doc["matplotlib"] is False
+    assert routes[:3] == ["jobs.get", "workspaces.get", "discovery.get"], err
+
+
+def test_invoke_of_an_endpoint_deleted_behind_the_ledger_says_it_does_not_exist(
+    stack: Any, folder: Path
+) -> None:
+    """The ledger's scoring URI saves the endpoint GET; a gone endpoint still gets the same error."""
+    stack.state.endpoints.clear()
+    stack.requests.clear()
+    out = folder / "probe.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(out), "invoke", ENDPOINT, "hello", "--auth", "env"],
+        cwd=folder, env=stack.env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert json.loads(out.read_text())["rc"] == 6 or proc.returncode in (0, 6)
+    assert f"Error: Serverless endpoint {ENDPOINT} does not exist in project {PROJECT}." in proc.stderr
+    assert "Hint: Deploy it with `phi3ft deploy`" in proc.stderr
+    assert not stack.requests.find(route="inference.*")
+
+
+def test_resubmit_builds_one_credential_and_asks_entra_once(stack: Any, tmp_path: Path) -> None:
+    """submit keeps azure-ai-ml (hub, project, data, registry: many clients) but they share one credential,
+    which asks Entra ID for a token once."""
+    stack.state.add_role_assignment(
+        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
+    )
+    rows = "".join(
+        json.dumps({"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},
+                                 {"role": "assistant", "content": str(2 * i)}]}) + "\n"
+        for i in range(30)
+    )  # fmt: skip
+    (tmp_path / "train.jsonl").write_text(rows)
+    (tmp_path / "job.yaml").write_text(
+        f"backend: serverless\nazure:\n  subscription_id: {SUBSCRIPTION_ID}\n  resource_group: {RESOURCE_GROUP}\n"
+        f"  location: {LOCATION}\n  hub: {{name: {HUB}}}\n  project: {{name: {PROJECT}}}\n  auth: env\n"
+        "model: {name: phi-4-mini-instruct}\ndata:\n  train: train.jsonl\noutput: {model_name: phi4-light}\n"
+    )
+    args = ("submit", "-c", "job.yaml", "--yes", "--detach")
+    run(stack, tmp_path, *args)
+    doc, routes, err = run(stack, tmp_path, *args)  # re-attach
+    assert "jobs.create_or_update" not in routes, err
+    assert doc["azure_ai_ml"] is True
+    assert doc["built"] == ["env"]
+    assert entra_tokens(stack) == 1, [
+        (r.body, r.headers) for r in stack.requests.find(route="entra.token")
+    ] + [doc]
+    assert doc["reports"][0]["tokens_requested"] > doc["reports"][0]["tokens_fetched"] == 1
