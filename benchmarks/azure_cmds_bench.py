@@ -94,6 +94,16 @@ class Run:
     def request_seconds(self) -> float:
         return sum(r["seconds"] for r in self.requests)
 
+    @property
+    def token_seconds(self) -> float:
+        """Time in Entra ID requests (the credential's share of the request time)."""
+        return sum(r["seconds"] for r in self.requests if (r["host"] or "").startswith("login."))
+
+    @property
+    def first_request(self) -> float:
+        """Seconds from process start to the first request: interpreter, imports, config, ledger."""
+        return min((r["start"] for r in self.requests), default=float("nan"))
+
 
 def run_once(src: Path, folder: Path, env: dict[str, str], name: str, args: list[str]) -> Run:
     out = folder / f".probe-{os.getpid()}.json"
@@ -170,7 +180,38 @@ def setup(stack: Any, folder: Path, src: Path) -> dict[str, str]:
 
 def fmt_reqs(run: Run) -> str:
     login = sum(1 for r in run.requests if (r["host"] or "").startswith("login."))
-    return f"{len(run.requests)} ({login} Entra)"
+    return f"{len(run.requests)} ({login})"
+
+
+def render_table(names: list[str], results: dict[str, dict[str, list[Run]]]) -> str:
+    def med(runs: list[Run], attr: str) -> float:
+        return statistics.median(getattr(r, attr) for r in runs)
+
+    lines = [
+        "| command | before s | after s | requests before -> after (Entra ID) | first request at s, before -> after "
+        "| token s (after) | request s (after) | overhead s (after) | azure.ai.ml loaded before -> after "
+        "| target | met |",
+        "|---|---:|---:|---|---|---:|---:|---:|---|---|---|",
+    ]
+    for name in names:
+        b, a = results[name]["before"], results[name]["after"]
+        if not a or not b:
+            continue
+        target = COMMANDS[name][1]
+        wall_a = med(a, "wall")
+        met = "" if target is None else ("yes" if wall_a <= target else "no")
+        first = f"{med(b, 'first_request'):.2f} -> {med(a, 'first_request'):.2f}" if a[0].requests else "-"
+        lines.append(
+            f"| `{name}` | {med(b, 'wall'):.2f} | **{wall_a:.2f}** | {fmt_reqs(b[0])} -> {fmt_reqs(a[0])} | "
+            f"{first} | {med(a, 'token_seconds'):.2f} | {med(a, 'request_seconds'):.2f} | "
+            f"{wall_a - med(a, 'request_seconds'):.2f} | "
+            f"{'yes' if b[0].azure_ai_ml else 'no'} -> {'yes' if a[0].azure_ai_ml else 'no'} | "
+            f"{'-' if target is None else f'<= {target:.1f} s'} | {met} |"
+        )
+        bad = [r.rc for r in a + b if r.rc != 0]
+        if bad:
+            lines.append(f"|  (nonzero exit codes: {bad}) |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,7 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--commands", help=f"comma-separated subset of: {', '.join(COMMANDS)}")
     ap.add_argument("--json", type=Path, help="also write the raw runs here")
+    ap.add_argument("--from-json", type=Path, help="only print the table of an earlier --json")
     args = ap.parse_args(argv)
+    if args.from_json:
+        raw = json.loads(args.from_json.read_text())
+        loaded = {n: {w: [Run(**r) for r in rs] for w, rs in v.items()} for n, v in raw.items()}
+        print(render_table(list(loaded), loaded))
+        return 0
     sys.path.insert(0, str(REPO))
     from tests.azure_stack.stack import AzureStack
 
@@ -218,23 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(getattr(r, attr) for r in runs)
 
     print(f"\nmedian of {args.repeats} after one warm-up, alternating; load {load0:.1f} -> {load1:.1f}\n")
-    print("| command | before s | after s | requests before -> after | request s (after) | overhead s (after) | "
-          "azure.ai.ml imported before -> after | target | met |")  # fmt: skip
-    print("|---|---:|---:|---|---:|---:|---|---|---|")
-    for name in names:
-        b, a = results[name]["before"], results[name]["after"]
-        target = COMMANDS[name][1]
-        wall_a = med(a, "wall")
-        met = "" if target is None else ("yes" if wall_a <= target else "no")
-        print(
-            f"| `{name}` | {med(b, 'wall'):.2f} | **{wall_a:.2f}** | {fmt_reqs(b[0])} -> {fmt_reqs(a[0])} | "
-            f"{med(a, 'request_seconds'):.2f} | {wall_a - med(a, 'request_seconds'):.2f} | "
-            f"{'yes' if b[0].azure_ai_ml else 'no'} -> {'yes' if a[0].azure_ai_ml else 'no'} | "
-            f"{'-' if target is None else f'<= {target:.1f} s'} | {met} |"
-        )
-        bad = [r.rc for r in a + b if r.rc != 0]
-        if bad:
-            print(f"  (nonzero exit codes: {bad})")
+    print(render_table(names, results))
     if args.json:
         args.json.write_text(json.dumps({n: {w: [r.__dict__ for r in rs] for w, rs in v.items()}
                                          for n, v in results.items()}, indent=1))  # fmt: skip

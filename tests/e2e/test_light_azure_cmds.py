@@ -119,7 +119,8 @@ def test_invoke_of_an_endpoint_deleted_behind_the_ledger_says_it_does_not_exist(
 
 
 def test_resubmit_builds_one_credential_and_asks_entra_once(stack: Any, tmp_path: Path) -> None:
-    """submit keeps azure-ai-ml (hub, project, data, registry: many clients) but they share one credential,
+    """A re-submit of the same config and data (re-attach) reads hub, project, data, registry model and job
+    without azure-ai-ml; its clients (management SDKs for the checks, the light client) share one credential,
     which asks Entra ID for a token once."""
     stack.state.add_role_assignment(
         f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
@@ -138,8 +139,8 @@ def test_resubmit_builds_one_credential_and_asks_entra_once(stack: Any, tmp_path
     args = ("submit", "-c", "job.yaml", "--yes", "--detach")
     run(stack, tmp_path, *args)
     doc, routes, err = run(stack, tmp_path, *args)  # re-attach
-    assert "jobs.create_or_update" not in routes, err
-    assert doc["azure_ai_ml"] is True
+    assert "jobs.create_or_update" not in routes and "jobs.get" in routes, err
+    assert doc["azure_ai_ml"] is False
     assert doc["built"] == ["env"]
     assert entra_tokens(stack) == 1, [
         (r.body, r.headers) for r in stack.requests.find(route="entra.token")

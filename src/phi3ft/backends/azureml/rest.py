@@ -20,6 +20,11 @@ Wire (what azure-ai-ml 1.35 sends for the same reads):
 | region API host | ``GET {discoveryUrl}`` (no auth), key ``api`` | - |
 | run details | ``GET {api}/history/v1.0{WS}/runs/{name}/details`` | - |
 | endpoint / endpoints / keys | ``GET {WS}/serverlessEndpoints[/{name}]``, ``POST .../{name}/listKeys`` | 2024-01-01-preview |
+| hub / project | ``GET /subscriptions/{s}/resourceGroups/{rg}/providers/.../workspaces/{name}`` | 2024-10-01-preview |
+| data asset | ``GET {WS}/data/{name}/versions/{version}`` | 2023-04-01-preview |
+| registry model | ``GET {eastus}/registrymanagement/v1.0/registries/{reg}/discovery``, then on the host it names ``.../registries/{reg}/models/{name}/versions`` (``$orderBy=createdtime desc&$top=1``) and ``.../versions/{v}`` | 2021-10-01-dataplanepreview |
+
+Creating anything (hub, project, data upload, job, endpoint) and deleting stays with azure-ai-ml.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ ARM_HOST = "https://management.azure.com"
 JOBS_API_VERSION = "2024-10-01-preview"
 WORKSPACE_API_VERSION = "2024-10-01-preview"
 ENDPOINTS_API_VERSION = "2024-01-01-preview"
+DATA_API_VERSION = "2023-04-01-preview"
+#: The registry discovery host of the public cloud (azure-ai-ml's ``registry_discovery_endpoint``).
+REGISTRY_DISCOVERY_HOST = "https://eastus.api.azureml.ms"
+REGISTRY_API_VERSION = "2021-10-01-dataplanepreview"
 
 #: Counters for tests and the benchmark: pipelines built and requests sent by this process.
 STATS = {"pipelines": 0, "requests": 0}
@@ -60,16 +69,17 @@ class AmlRest:
         credential: Any,
         subscription_id: str,
         resource_group: str,
-        workspace: str,
+        workspace: str | None,
         *,
         arm_host: str = ARM_HOST,
     ) -> None:
         self.credential = credential
         self.arm_host = arm_host.rstrip("/")
+        self.rg_path = f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
         self.ws_path = (
-            f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
-            f"/providers/Microsoft.MachineLearningServices/workspaces/{workspace}"
+            f"{self.rg_path}/providers/Microsoft.MachineLearningServices/workspaces/{workspace or ''}"
         )
+        self._registries: dict[str, str] = {}
         self._clients: dict[bool, Any] = {}
         self._api_url: str | None = None
         self._workspace: dict[str, Any] | None = None
@@ -182,6 +192,42 @@ class AmlRest:
         url = f"{self.api_url()}/history/v1.0{self.ws_path}/runs/{name}/details"
         return dict(self.send("GET", url) or {})
 
+    # ---- hub / project / data (the reads of submit's re-attach path) -------------------------------------
+    def get_workspace_by_name(self, name: str) -> dict[str, Any]:
+        path = f"{self.rg_path}/providers/Microsoft.MachineLearningServices/workspaces/{name}"
+        return dict(self.send("GET", path, params={"api-version": WORKSPACE_API_VERSION}) or {})
+
+    def get_data_version(self, name: str, version: str) -> dict[str, Any]:
+        path = f"{self.ws_path}/data/{name}/versions/{version}"
+        return dict(self.send("GET", path, params={"api-version": DATA_API_VERSION}) or {})
+
+    # ---- the azureml model registry --------------------------------------------------------------------
+    def _registry_models(self, registry: str) -> str:
+        """``{host}/mferp/.../registries/{registry}/models`` from registry discovery (once per registry)."""
+        base = self._registries.get(registry)
+        if base is None:
+            url = f"{REGISTRY_DISCOVERY_HOST}/registrymanagement/v1.0/registries/{registry}/discovery"
+            found = self.send("GET", url, params={"api-version": "v1.0"}) or {}
+            host = str(found["primaryRegionResourceProviderUri"]).rstrip("/")
+            base = (
+                f"{host}/mferp/managementfrontend/subscriptions/{found['subscriptionId']}"
+                f"/resourceGroups/{found['resourceGroup']}/providers/Microsoft.MachineLearningServices"
+                f"/registries/{registry}/models"
+            )
+            self._registries[registry] = base
+        return base
+
+    def latest_registry_version(self, name: str, registry: str = "azureml") -> str | None:
+        """The most recently *created* version's name (what ``label="latest"`` resolves), or ``None``."""
+        url = f"{self._registry_models(registry)}/{name}/versions"
+        params = {"api-version": REGISTRY_API_VERSION, "$orderBy": "createdtime desc", "$top": "1"}
+        items = (self.send("GET", url, params=params) or {}).get("value") or []
+        return str(items[0]["name"]) if items else None
+
+    def get_registry_version(self, name: str, version: str, registry: str = "azureml") -> dict[str, Any]:
+        url = f"{self._registry_models(registry)}/{name}/versions/{version}"
+        return dict(self.send("GET", url, params={"api-version": REGISTRY_API_VERSION}) or {})
+
     # ---- serverless endpoints --------------------------------------------------------------------------
     def _endpoint_path(self, name: str = "") -> str:
         return f"{self.ws_path}/serverlessEndpoints" + (f"/{name}" if name else "")
@@ -201,14 +247,15 @@ class AmlRest:
         return dict(answer or {})
 
 
-def rest_for(session: Any) -> AmlRest:
-    """The session's light client (one per session, built on first use)."""
+def rest_for(session: Any, *, project: bool = True) -> AmlRest:
+    """The session's light client (one per session, built on first use); ``project=False`` for the calls
+    that need no project (hub/project reads, the registry)."""
+    if project and not session.workspace:
+        from phi3ft.errors import PrerequisiteError
+
+        raise PrerequisiteError("No project configured.", "Set azure.project.name in job.yaml.")
     found = session.__dict__.get("_aml_rest")
     if found is None:
-        if not session.workspace:
-            from phi3ft.errors import PrerequisiteError
-
-            raise PrerequisiteError("No project configured.", "Set azure.project.name in job.yaml.")
         found = AmlRest(
             session.credential, session.subscription_id, session.resource_group, session.workspace
         )
