@@ -146,3 +146,38 @@ def test_resubmit_builds_one_credential_and_asks_entra_once(stack: Any, tmp_path
         (r.body, r.headers) for r in stack.requests.find(route="entra.token")
     ] + [doc]
     assert doc["reports"][0]["tokens_requested"] > doc["reports"][0]["tokens_fetched"] == 1
+
+
+def cli(stack: Any, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "phi3ft", *args, "--auth", "env"],
+        cwd=folder, env=stack.env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_light_client_errors_read_like_the_sdk_ones(stack: Any, folder: Path) -> None:
+    """One error translation: 403, 409 and 404 answers to the light client give the messages, hints and
+    exit codes of ``_core.translate_errors``."""
+    stack.faults.error("serverless_endpoints.list_keys", status=403, code="AuthorizationFailed",
+                       message="no listKeys here", times=None)  # fmt: skip
+    proc = cli(stack, folder, "keys", ENDPOINT)
+    assert proc.returncode == 4, proc.stderr
+    assert (
+        "Error: Permission denied while trying to read the keys of serverless endpoint ep-light-1: "
+        "no listKeys here" in proc.stderr
+    )
+    assert "Hint: Ask an Owner of the resource group" in proc.stderr
+
+    stack.faults.clear()
+    stack.faults.error("jobs.get", status=409, code="Conflict", message="busy", times=None)
+    proc = cli(stack, folder, "status", JOB)
+    assert proc.returncode == 1, proc.stderr
+    assert "Error: Azure refused to read job 'ft-light-1' (HTTP 409 Conflict): busy" in proc.stderr
+    assert "Hint: Another operation is changing the same resource" in proc.stderr
+
+    stack.faults.clear()
+    stack.state.jobs.clear()  # gone behind the ledger's back
+    proc = cli(stack, folder, "status", JOB)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("Error: Not found while trying to read job 'ft-light-1'"), proc.stderr
+    assert "Traceback" not in proc.stderr
