@@ -26,6 +26,7 @@ from phi3ft.cli.app import main
 rc = main(sys.argv[2:])
 from phi3ft.backends.azureml import credentials
 doc = {"rc": rc, "azure_ai_ml": "azure.ai.ml" in sys.modules, "matplotlib": "matplotlib" in sys.modules,
+       "config": "phi3ft.config" in sys.modules,
        "built": credentials.BUILT, "reports": credentials.credential_report()}
 with open(sys.argv[1], "w") as fh:
     json.dump(doc, fh)
@@ -92,6 +93,16 @@ def test_chat_reaches_its_first_prompt_with_one_request(stack: Any, folder: Path
     assert "Chatting with ep-light-1" in err
     assert routes == ["serverless_endpoints.list_keys"]  # the scoring URI came from the ledger
     assert doc["azure_ai_ml"] is False and doc["built"] == ["env"]
+
+
+def test_endpoint_commands_use_the_ledger_record_of_the_endpoint(stack: Any, folder: Path) -> None:
+    """keys/invoke/chat find the endpoint's project in its ledger record (where it was deployed) before a
+    job.yaml in the folder, so they parse no job.yaml (importing phi3ft.config costs 0.3-0.6 s)."""
+    (folder / "job.yaml").write_text("this: [is not read")
+    for args in (("keys", ENDPOINT), ("invoke", ENDPOINT, "hello")):
+        doc, routes, err = run(stack, folder, *args)
+        assert routes[0] == "serverless_endpoints.list_keys", err
+        assert doc["config"] is False and doc["azure_ai_ml"] is False
 
 
 def test_metrics_without_plot_imports_neither_sdk_nor_matplotlib(stack: Any, folder: Path) -> None:

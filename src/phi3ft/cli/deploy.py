@@ -21,6 +21,17 @@ if TYPE_CHECKING:
 
 AUTH_CHOICES = ("auto", "cli", "env", "managed-identity", "device-code")
 
+EndpointConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="job.yaml naming the Azure project (default: the project the local ledger recorded for the "
+        "endpoint, else ./job.yaml if present).",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
 ConfigPathOpt = Annotated[
     Path | None,
     typer.Option(
@@ -107,13 +118,32 @@ def _open(
     *,
     job: str | None = None,
     endpoint: str | None = None,
+    ledger_first: bool = False,
 ) -> tuple[Any, StateStore, Any]:
     from phi3ft.connect import open_backend
 
     store = _store(app_ctx)
+    if ledger_first and config is None and endpoint:
+        # The endpoint's own ledger record (or its job's) says where it lives: no job.yaml to parse
+        # (phi3ft.config costs ~0.3-0.6 s to import), and the project is where the endpoint really is.
+        target = _endpoint_target(store, endpoint)
+        if target is not None:
+            return open_backend(app_ctx, target, auth=auth), store, None
     cfg = _config(app_ctx, config)
     target = cfg if cfg is not None else _target_from_ledger(store, job, endpoint)
     return open_backend(app_ctx, target, auth=auth), store, cfg
+
+
+def _endpoint_target(store: StateStore, endpoint: str) -> Any:
+    """The Azure target the ledger recorded for ``endpoint`` (its job's record first), or ``None``."""
+    from phi3ft.connect import AzureTarget
+
+    rec = store.get("endpoint", endpoint) or {}
+    candidates = ([store.get("job", str(rec["job"])) or {}] if rec.get("job") else []) + [rec]
+    for cand in candidates:
+        if cand.get("subscription_id") and cand.get("resource_group") and cand.get("project"):
+            return AzureTarget.from_record(cand)
+    return None
 
 
 class _LazyBackend:
@@ -297,7 +327,7 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--show", help="Print the keys themselves (they grant access: handle with care)."),
         ] = False,
-        config: ConfigPathOpt = None,
+        config: EndpointConfigOpt = None,
         auth: AuthOpt = None,
         json: JsonOpt = False,
     ) -> None:
@@ -308,7 +338,7 @@ def register(app: typer.Typer) -> None:
         out = app_ctx.for_command(json=json)
         store = _store(app_ctx)
         name = resolve_endpoint_name(store, endpoint)
-        backend, _, _ = _open(app_ctx, config, auth, endpoint=name)
+        backend, _, _ = _open(app_ctx, config, auth, endpoint=name, ledger_first=True)
         k = backend.get_endpoint_keys(name)
 
         def masked(value: str | None) -> str | None:
@@ -345,7 +375,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         path: PathOpt = "/v1/chat/completions",
         auth_header: AuthHeaderOpt = "bearer",
-        config: ConfigPathOpt = None,
+        config: EndpointConfigOpt = None,
         auth: AuthOpt = None,
         json: JsonOpt = False,
     ) -> None:
@@ -362,7 +392,7 @@ def register(app: typer.Typer) -> None:
         endpoint, prompt = (args[0], args[1]) if len(args) == 2 else (None, args[0])
         store = _store(app_ctx)
         name = svc.resolve_endpoint_name(store, endpoint)
-        backend, _, _ = _open(app_ctx, config, auth, endpoint=name)
+        backend, _, _ = _open(app_ctx, config, auth, endpoint=name, ledger_first=True)
         client = _chat_client(backend, name, path, auth_header, store)
         result = svc.invoke(client, prompt, system=system, max_tokens=max_tokens, temperature=temperature)
         if json:
@@ -395,7 +425,7 @@ def register(app: typer.Typer) -> None:
         ] = 512,
         path: PathOpt = "/v1/chat/completions",
         auth_header: AuthHeaderOpt = "bearer",
-        config: ConfigPathOpt = None,
+        config: EndpointConfigOpt = None,
         auth: AuthOpt = None,
     ) -> None:
         """Talk to the endpoint, keeping the conversation's history. /reset starts over, /exit (or Ctrl+D) ends."""
@@ -408,7 +438,7 @@ def register(app: typer.Typer) -> None:
         out = app_ctx.output
         store = _store(app_ctx)
         name = svc.resolve_endpoint_name(store, endpoint)
-        backend, _, _ = _open(app_ctx, config, auth, endpoint=name)
+        backend, _, _ = _open(app_ctx, config, auth, endpoint=name, ledger_first=True)
         session = svc.ChatSession(
             _chat_client(backend, name, path, auth_header, store), system=system, max_tokens=max_tokens
         )
