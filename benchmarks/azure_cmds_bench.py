@@ -61,6 +61,7 @@ COMMANDS: dict[str, tuple[list[str], float | None]] = {
     "chat": (["chat"], 1.0),
     "eval": (["eval", "--data", "eval.jsonl", "--limit", "2", "--json"], None),
     "submit --detach (re-attach)": (["submit", "-c", "job.yaml", "--yes", "--detach"], 2.0),
+    "check": (["check", "-c", "job.yaml"], None),
     "watch (finished job)": (["watch"], None),
     "metrics": (["metrics"], None),
 }
