@@ -151,6 +151,8 @@ def test_resubmit_builds_one_credential_and_asks_entra_once(stack: Any, tmp_path
     run(stack, tmp_path, *args)
     doc, routes, err = run(stack, tmp_path, *args)  # re-attach
     assert "jobs.create_or_update" not in routes and "jobs.get" in routes, err
+    # check and submit both look at the hub, the project and the registry model: each is asked once
+    assert routes.count("workspaces.get") == 2 and routes.count("registry.models.versions.get") == 1, routes
     assert doc["azure_ai_ml"] is False
     assert doc["built"] == ["env"]
     assert entra_tokens(stack) == 1, [

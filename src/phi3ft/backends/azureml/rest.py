@@ -80,6 +80,8 @@ class AmlRest:
             f"{self.rg_path}/providers/Microsoft.MachineLearningServices/workspaces/{workspace or ''}"
         )
         self._registries: dict[str, str] = {}
+        self._registry_answers: dict[tuple[str, ...], Any] = {}
+        self._known_workspaces: dict[str, dict[str, Any]] = {}
         self._clients: dict[bool, Any] = {}
         self._api_url: str | None = None
         self._workspace: dict[str, Any] | None = None
@@ -194,8 +196,18 @@ class AmlRest:
 
     # ---- hub / project / data (the reads of submit's re-attach path) -------------------------------------
     def get_workspace_by_name(self, name: str) -> dict[str, Any]:
-        path = f"{self.rg_path}/providers/Microsoft.MachineLearningServices/workspaces/{name}"
-        return dict(self.send("GET", path, params={"api-version": WORKSPACE_API_VERSION}) or {})
+        """The hub or project resource; an existing one is remembered for this client (``check`` and
+        ``submit`` both read it), a missing one is asked again, ``forget_workspace`` drops it."""
+        key = name.lower()
+        found = self._known_workspaces.get(key)
+        if found is None:
+            path = f"{self.rg_path}/providers/Microsoft.MachineLearningServices/workspaces/{name}"
+            found = dict(self.send("GET", path, params={"api-version": WORKSPACE_API_VERSION}) or {})
+            self._known_workspaces[key] = found
+        return dict(found)
+
+    def forget_workspace(self, name: str) -> None:
+        self._known_workspaces.pop(name.lower(), None)
 
     def get_data_version(self, name: str, version: str) -> dict[str, Any]:
         path = f"{self.ws_path}/data/{name}/versions/{version}"
@@ -218,15 +230,25 @@ class AmlRest:
         return base
 
     def latest_registry_version(self, name: str, registry: str = "azureml") -> str | None:
-        """The most recently *created* version's name (what ``label="latest"`` resolves), or ``None``."""
-        url = f"{self._registry_models(registry)}/{name}/versions"
-        params = {"api-version": REGISTRY_API_VERSION, "$orderBy": "createdtime desc", "$top": "1"}
-        items = (self.send("GET", url, params=params) or {}).get("value") or []
-        return str(items[0]["name"]) if items else None
+        """The most recently *created* version's name (what ``label="latest"`` resolves), or ``None``.
+        Registry answers are remembered for this client (``check`` and ``submit`` both resolve the model)."""
+        key = ("latest", registry, name.lower())
+        if key not in self._registry_answers:
+            url = f"{self._registry_models(registry)}/{name}/versions"
+            params = {"api-version": REGISTRY_API_VERSION, "$orderBy": "createdtime desc", "$top": "1"}
+            items = (self.send("GET", url, params=params) or {}).get("value") or []
+            self._registry_answers[key] = str(items[0]["name"]) if items else None
+        answer = self._registry_answers[key]
+        return str(answer) if answer is not None else None
 
     def get_registry_version(self, name: str, version: str, registry: str = "azureml") -> dict[str, Any]:
-        url = f"{self._registry_models(registry)}/{name}/versions/{version}"
-        return dict(self.send("GET", url, params={"api-version": REGISTRY_API_VERSION}) or {})
+        key = ("version", registry, name.lower(), version)
+        if key not in self._registry_answers:
+            url = f"{self._registry_models(registry)}/{name}/versions/{version}"
+            self._registry_answers[key] = dict(
+                self.send("GET", url, params={"api-version": REGISTRY_API_VERSION}) or {}
+            )
+        return dict(self._registry_answers[key])
 
     # ---- serverless endpoints --------------------------------------------------------------------------
     def _endpoint_path(self, name: str = "") -> str:

@@ -179,6 +179,7 @@ class WorkspaceOps:
         """Delete a project or hub (projects before their hub); ``False`` when it was already gone."""
         if self.get_workspace(name) is None:
             return False
+        rest_for(self.session, project=False).forget_workspace(name)
         try:
             call(
                 f"delete workspace {name!r}",
