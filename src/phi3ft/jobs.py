@@ -847,8 +847,11 @@ def watch(
         now = clock()
         if job.status == "Running" and state["running_at"] is None:
             state["running_at"] = now
-        if job.status in ("Running", "Finalizing", "Completed") and (
-            state["metrics_at"] is None or now - state["metrics_at"] >= metrics_every
+        already_over = poll.attempt == 1 and job.status in TERMINAL_STATUSES  # one GET, no metrics reads
+        if (
+            job.status in ("Running", "Finalizing", "Completed")
+            and not already_over
+            and (state["metrics_at"] is None or now - state["metrics_at"] >= metrics_every)
         ):
             state["metrics_at"] = now
             state["latest"] = latest_losses(backend, name)

@@ -23,6 +23,17 @@ if TYPE_CHECKING:
 
 AUTH_CHOICES = ("auto", "cli", "env", "managed-identity", "device-code")
 
+EndpointConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="job.yaml naming the Azure project (default: the project the local ledger recorded for the "
+        "endpoint, else ./job.yaml if present).",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
 ConfigPathOpt = Annotated[
     Path | None,
     typer.Option(
@@ -113,13 +124,33 @@ def _open(
     *,
     job: str | None = None,
     endpoint: str | None = None,
+    ledger_first: bool = False,
 ) -> tuple[Any, StateStore, JobSpec | None]:
     from phi3ft.connect import open_backend
 
     store = _store(app_ctx)
+    if ledger_first and config is None and endpoint:
+        # The endpoint's own ledger record (or its job's) says where it lives: no job.yaml to parse
+        # (phi3ft.config costs ~0.3-0.6 s to import), and the project is where the endpoint really is.
+        target = _endpoint_target(store, endpoint)
+        if target is not None:
+            return open_backend(app_ctx, target, auth=auth), store, None
     cfg = _config(app_ctx, config)
     target = cfg if cfg is not None else _target_from_ledger(store, job, endpoint)
     return open_backend(app_ctx, target, auth=auth), store, cfg
+
+
+def _endpoint_target(store: StateStore, endpoint: str) -> Any:
+    """The Azure target the ledger recorded for ``endpoint`` (its job's record first), or ``None``."""
+    from phi3ft.connect import AzureTarget
+    from phi3ft.records import JobRecord
+
+    rec = store.get("endpoint", endpoint) or {}
+    candidates = ([store.get("job", str(rec["job"])) or {}] if rec.get("job") else []) + [rec]
+    for cand in candidates:
+        if cand.get("subscription_id") and cand.get("resource_group") and cand.get("project"):
+            return AzureTarget.from_record(JobRecord.parse(cand))
+    return None
 
 
 class _LazyBackend:
@@ -135,7 +166,15 @@ class _LazyBackend:
         return getattr(self._backend, name)
 
 
-def _chat_client(backend: Any, endpoint: str, path: str, auth_header: str) -> Any:
+def _chat_client(
+    backend: Any, endpoint: str, path: str, auth_header: str, store: StateStore | None = None
+) -> Any:
+    """The endpoint's chat client; the scoring URI comes from the ledger when it recorded the endpoint
+    ready (then the key is the only request), else from Azure."""
+    rec = (store.get("endpoint", endpoint) if store is not None else None) or {}
+    uri = rec.get("scoring_uri") if str(rec.get("state") or "").lower() == "succeeded" else None
+    if uri:
+        return backend.chat_client(endpoint, path=path, auth_header=auth_header, scoring_uri=str(uri))
     return backend.chat_client(endpoint, path=path, auth_header=auth_header)
 
 
@@ -299,7 +338,7 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--show", help="Print the keys themselves (they grant access: handle with care)."),
         ] = False,
-        config: ConfigPathOpt = None,
+        config: EndpointConfigOpt = None,
         auth: AuthOpt = None,
         json: JsonOpt = False,
     ) -> None:
@@ -310,7 +349,7 @@ def register(app: typer.Typer) -> None:
         out = app_ctx.for_command(json=json)
         store = _store(app_ctx)
         name = resolve_endpoint_name(store, endpoint)
-        backend, _, _ = _open(app_ctx, config, auth, endpoint=name)
+        backend, _, _ = _open(app_ctx, config, auth, endpoint=name, ledger_first=True)
         k = backend.get_endpoint_keys(name)
 
         def masked(value: str | None) -> str | None:
@@ -347,7 +386,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         path: PathOpt = "/v1/chat/completions",
         auth_header: AuthHeaderOpt = "bearer",
-        config: ConfigPathOpt = None,
+        config: EndpointConfigOpt = None,
         auth: AuthOpt = None,
         json: JsonOpt = False,
     ) -> None:
@@ -364,8 +403,8 @@ def register(app: typer.Typer) -> None:
         endpoint, prompt = (args[0], args[1]) if len(args) == 2 else (None, args[0])
         store = _store(app_ctx)
         name = svc.resolve_endpoint_name(store, endpoint)
-        backend, _, _ = _open(app_ctx, config, auth, endpoint=name)
-        client = _chat_client(backend, name, path, auth_header)
+        backend, _, _ = _open(app_ctx, config, auth, endpoint=name, ledger_first=True)
+        client = _chat_client(backend, name, path, auth_header, store)
         result = svc.invoke(client, prompt, system=system, max_tokens=max_tokens, temperature=temperature)
         if json:
             out.emit_json(
@@ -397,7 +436,7 @@ def register(app: typer.Typer) -> None:
         ] = 512,
         path: PathOpt = "/v1/chat/completions",
         auth_header: AuthHeaderOpt = "bearer",
-        config: ConfigPathOpt = None,
+        config: EndpointConfigOpt = None,
         auth: AuthOpt = None,
     ) -> None:
         """Talk to the endpoint, keeping the conversation's history. /reset starts over, /exit (or Ctrl+D) ends."""
@@ -410,9 +449,9 @@ def register(app: typer.Typer) -> None:
         out = app_ctx.output
         store = _store(app_ctx)
         name = svc.resolve_endpoint_name(store, endpoint)
-        backend, _, _ = _open(app_ctx, config, auth, endpoint=name)
+        backend, _, _ = _open(app_ctx, config, auth, endpoint=name, ledger_first=True)
         session = svc.ChatSession(
-            _chat_client(backend, name, path, auth_header), system=system, max_tokens=max_tokens
+            _chat_client(backend, name, path, auth_header, store), system=system, max_tokens=max_tokens
         )
         out.info(f"Chatting with {name}. /reset starts over, /exit ends, /help lists the commands.")
         while True:
@@ -673,14 +712,14 @@ def register(app: typer.Typer) -> None:
 
             eval_baseline_command(
                 out, backend, store, name, base_endpoint, examples, data_path=path_data,
-                client=lambda endpoint_name: _chat_client(backend, endpoint_name, path, auth_header),
+                client=lambda endpoint_name: _chat_client(backend, endpoint_name, path, auth_header, store),
                 concurrency=concurrency or (int(ecfg.concurrency) if ecfg is not None else 4),
                 max_tokens=max_tokens or (int(ecfg.max_tokens) if ecfg is not None else 256),
                 logprobs=logprobs, min_gain=min_gain, show=show, plot=plot, json=json, clock=app_ctx.clock,
                 cwd=app_ctx.cwd, judge=judge,
             )  # fmt: skip
             return
-        client = _chat_client(backend, name, path, auth_header)
+        client = _chat_client(backend, name, path, auth_header, store)
 
         def on_result(item: Any, done: int, total: int) -> None:
             if done == total or done % max(1, total // 10) == 0:

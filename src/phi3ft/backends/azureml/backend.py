@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from phi3ft.backends.azureml._core import AzureSession, build_credential
+from phi3ft.backends.azureml._core import AzureSession
 from phi3ft.backends.azureml.compute import ComputeOps
+from phi3ft.backends.azureml.credentials import shared_credential
 from phi3ft.backends.azureml.endpoints import EndpointOps
 from phi3ft.backends.azureml.jobs import JobOps
 from phi3ft.backends.azureml.prereqs import PrereqOps
@@ -50,9 +51,13 @@ class AzureMLBackend(PrereqOps, WorkspaceOps, JobOps, ComputeOps, EndpointOps):
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> AzureMLBackend:
-        """Build from plain settings; ``credential`` overrides the ``auth`` chain (tests, library users)."""
+        """Build from plain settings; ``credential`` overrides the ``auth`` chain (tests, library users).
+
+        Without one, every backend of the process shares one credential for ``auth`` (built once; tokens
+        remembered in memory only): see ``credentials.py``.
+        """
         session = AzureSession(
-            credential if credential is not None else build_credential(auth),
+            credential if credential is not None else shared_credential(auth),
             subscription_id,
             resource_group,
             workspace=project,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phi3ft.backends.azureml._core import AzureSession, call, quiet_experimental_warnings, translate_errors
+from phi3ft.backends.azureml.rest import rest_for
 from phi3ft.backends.base import EndpointInfo
 from phi3ft.errors import AzureError, NotFoundError, Phi3ftError, PrerequisiteError, UsageError
 
@@ -535,47 +536,25 @@ class EndpointOps:
         return info
 
     def get_endpoint(self, name: str) -> EndpointInfo | None:
-        """The endpoint as the service reports it now, or ``None`` when it does not exist."""
-        client = self._endpoints_client()
-        s = self.session
+        """The endpoint as the service reports it now, or ``None`` when it does not exist (one GET,
+        through ``rest.py``: no azure-ai-ml import)."""
+        rest = rest_for(self.session)
         try:
-            data = call(
-                f"read serverless endpoint {name}",
-                lambda: client.get(
-                    s.resource_group,
-                    s.workspace,
-                    name,
-                    cls=lambda pipeline_response, deserialized, headers: (
-                        pipeline_response.http_response.json()
-                    ),
-                ),
-            )
+            data = call(f"read serverless endpoint {name}", lambda: rest.get_endpoint(name))
         except NotFoundError:
             return None
         return endpoint_from_rest(data)
 
     def list_endpoints(self) -> list[EndpointInfo]:
         """Every serverless endpoint of the project (any model, any creator)."""
-        client = self._endpoints_client()
-        s = self.session
-        items = call("list serverless endpoints", lambda: list(client.list(s.resource_group, s.workspace)))
-        return [
-            endpoint_from_rest(item.as_dict() if hasattr(item, "as_dict") else dict(item)) for item in items
-        ]
+        rest = rest_for(self.session)
+        items = call("list serverless endpoints", rest.list_endpoints)
+        return [endpoint_from_rest(item) for item in items]
 
     def get_endpoint_keys(self, name: str) -> EndpointKeys:
-        """``POST .../listKeys``. Never log the result."""
-        client = self._endpoints_client()
-        s = self.session
-        data = call(
-            f"read the keys of serverless endpoint {name}",
-            lambda: client.list_keys(
-                s.resource_group,
-                s.workspace,
-                name,
-                cls=lambda pipeline_response, deserialized, headers: pipeline_response.http_response.json(),
-            ),
-        )
+        """``POST .../listKeys`` (through ``rest.py``). Never log the result."""
+        rest = rest_for(self.session)
+        data = call(f"read the keys of serverless endpoint {name}", lambda: rest.list_endpoint_keys(name))
         primary = (data or {}).get("primaryKey") or (data or {}).get("keys", {}).get("primaryKey")
         if not primary:
             raise PrerequisiteError(
@@ -611,22 +590,29 @@ class EndpointOps:
         path: str = DEFAULT_CHAT_PATH,
         auth_header: str = "bearer",
         max_retries: int = 5,
+        scoring_uri: str | None = None,
     ) -> ChatClient:
-        """A client for the endpoint's inference URL, with its key fetched now (never stored)."""
-        info = self.get_endpoint(endpoint_name)
-        if info is None:
-            raise NotFoundError(
-                f"Serverless endpoint {endpoint_name} does not exist in project {self.session.workspace}.",
-                "Deploy it with `phi3ft deploy`, or list what the ledger knows with `phi3ft status`.",
-            )
-        if not info.scoring_uri:
-            raise PrerequisiteError(
-                f"Serverless endpoint {endpoint_name} has no inference URL yet (state {info.provisioning_state}).",
-                f"Wait for it: `phi3ft deploy --endpoint-name {endpoint_name}` re-attaches and waits.",
-            )
-        keys = self.get_endpoint_keys(endpoint_name)
+        """A client for the endpoint's inference URL, with its key fetched now (never stored).
+
+        ``scoring_uri`` (the ledger's record of the endpoint) saves the endpoint GET: the key is then the
+        only request (``listKeys``), and an endpoint that is gone gives the same error as without it.
+        """
+        if scoring_uri is None:
+            info = self.get_endpoint(endpoint_name)
+            if info is None:
+                raise self._no_endpoint(endpoint_name)
+            if not info.scoring_uri:
+                raise PrerequisiteError(
+                    f"Serverless endpoint {endpoint_name} has no inference URL yet (state {info.provisioning_state}).",
+                    f"Wait for it: `phi3ft deploy --endpoint-name {endpoint_name}` re-attaches and waits.",
+                )
+            scoring_uri = info.scoring_uri
+        try:
+            keys = self.get_endpoint_keys(endpoint_name)
+        except NotFoundError:
+            raise self._no_endpoint(endpoint_name) from None
         return ChatClient(
-            info.scoring_uri,
+            scoring_uri,
             keys.primary,
             endpoint_name=endpoint_name,
             path=path,
@@ -634,6 +620,12 @@ class EndpointOps:
             max_retries=max_retries,
             sleep=self.sleep,
             clock=self.clock,
+        )
+
+    def _no_endpoint(self, endpoint_name: str) -> NotFoundError:
+        return NotFoundError(
+            f"Serverless endpoint {endpoint_name} does not exist in project {self.session.workspace}.",
+            "Deploy it with `phi3ft deploy`, or list what the ledger knows with `phi3ft status`.",
         )
 
     # ---- model delete --------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ Contracts (shared rules in :mod:`phi3ft.backends.base`):
 - ``create_finetuning_job`` sends one ``PUT {WS}/jobs/{name}``. It builds ``CustomModelFineTuningJob``
   directly: ``create_finetuning_job(validation_data=None)`` raises UnboundLocalError (azure-ai-ml 1.35). The caller picks a
   deterministic name and checks :meth:`JobOps.find_job` first, so a re-run re-attaches instead of paying twice.
-- ``get_job`` / ``find_job`` send **one** GET at 2024-10-01-preview (``ml.jobs.get`` sends two).
+- ``get_job`` / ``find_job`` send **one** GET at 2024-10-01-preview (``ml.jobs.get`` sends two), and with
+  ``list_jobs``, run details and workspace discovery go through ``rest.py`` (no azure-ai-ml import).
   The service's error message of a Failed job comes from run history (read once, only for failed jobs).
 - ``cancel_job`` on a terminal job returns it unchanged (idempotent).
 - ``job_logs`` / ``job_metrics`` read run history and the workspace MLflow endpoint; both may be empty
@@ -26,6 +27,7 @@ from phi3ft.backends.azureml._core import (
     quiet_experimental_warnings,
     retry_policy,
 )
+from phi3ft.backends.azureml.rest import rest_for
 from phi3ft.backends.base import FAILED_STATUSES, TERMINAL_STATUSES, JobInfo, MetricPoint
 from phi3ft.errors import AzureError, NotFoundError, Phi3ftError
 
@@ -146,15 +148,8 @@ class JobOps:
 
     # ---- read -----------------------------------------------------------------------------------------
     def _raw_job(self, name: str) -> dict[str, Any]:
-        ml = self.session.ml
-        client = getattr(ml.jobs, "service_client_10_2024_preview", None)
-        if client is None:  # pragma: no cover - SDK layout changed: fall back to the public (2 GETs) path
-            entity = ml.jobs.get(name)
-            return dict(entity._to_rest_object().as_dict())
-        rest = client.jobs.get(
-            resource_group_name=self.session.resource_group, workspace_name=self.session.workspace, id=name
-        )
-        return dict(rest.as_dict())
+        """One ``GET {WS}/jobs/{name}`` at 2024-10-01-preview, without azure-ai-ml (``rest.py``)."""
+        return rest_for(self.session).get_job(name)
 
     def find_job(self, name: str) -> JobInfo | None:
         """The job called ``name``, or ``None`` when there is none (one GET)."""
@@ -186,12 +181,11 @@ class JobOps:
         """Run history's record of job ``name``. Every step is inside the error translation: the first
         access of the SDK's run-history client discovers the region's API host (a request of its own)."""
 
-        def read() -> Any:
-            runs = self.session.ml.jobs._runs_operations  # private: no public run-details API
-            return runs.get_run_details(name)
+        def read() -> dict[str, Any]:
+            return rest_for(self.session).run_details(name)  # the SDK has no public run-details API
 
         try:
-            return dict(run_history_call(f"read the run history of job {name!r}", read).as_dict())
+            return run_history_call(f"read the run history of job {name!r}", read)
         except NotFoundError as exc:
             raise NotFoundError(
                 f"Run history has no record of job {name!r} ({exc.message})",
@@ -200,15 +194,12 @@ class JobOps:
 
     def list_jobs(self, *, max_results: int = 100) -> list[JobInfo]:
         """Fine-tuning jobs in the project, newest first (server-side ``jobType`` filter, one page)."""
-        ml = self.session.ml
+        rest = rest_for(self.session)
 
         def fetch() -> list[JobInfo]:
-            pager = ml.jobs.service_client_10_2024_preview.jobs.list(
-                self.session.resource_group, self.session.workspace, job_type="FineTuning"
-            )
             jobs: list[JobInfo] = []
-            for item in pager:
-                body = dict(item.as_dict())
+            for item in rest.list_jobs(job_type="FineTuning"):
+                body = dict(item)
                 if (body.get("properties") or {}).get("jobType") not in (None, "FineTuning"):
                     continue
                 jobs.append(_job_info_from_rest(body))
@@ -283,10 +274,8 @@ class JobOps:
         return sorted(points.values(), key=lambda p: (p.name, p.step))
 
     def _api_url(self) -> str:
-        """Region API host from workspace discovery (cached by the SDK after the first call)."""
-        return str(
-            run_history_call("discover the workspace API endpoint", lambda: self.session.ml.jobs._api_url)
-        )
+        """Region API host from workspace discovery (cached for the session after the first call)."""
+        return str(run_history_call("discover the workspace API endpoint", rest_for(self.session).api_url))
 
 
 def run_history_call(action: str, fn: Callable[[], T]) -> T:

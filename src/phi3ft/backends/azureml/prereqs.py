@@ -110,9 +110,11 @@ class PrereqOps:
         return f"{self.subscription_scope}/resourceGroups/{self.session.resource_group}"
 
     def warm_clients(self) -> None:
-        """Build the management clients once, before threads race to build them (cheap, no requests)."""
+        """Build the management clients once, before threads race to build them (cheap, no requests).
+
+        The workspace and registry reads go through ``rest.py``: no check needs azure-ai-ml."""
         with self._prereq_lock:
-            _ = self.session.resources, self.session.authorization, self.session.rg_ml
+            _ = self.session.resources, self.session.authorization
 
     # ---- identity ----------------------------------------------------------------------------------
     def identity(self) -> Identity:
@@ -224,54 +226,44 @@ class PrereqOps:
         """A model version in the ``azureml`` registry: ``version``, or the latest *created* one.
 
         Returns ``None`` when the name (or that version) does not exist. ``archived`` comes from the
-        version's ``isArchived`` property: the public ``Model`` entity drops it and the registry
-        versions list ignores ``list_view_type`` in azure-ai-ml 1.35, so we read the raw version
-        through the operations' ``_get`` (guarded: falls back to ``archived=False`` if it moves).
+        version's ``isArchived`` property (the public ``Model`` entity drops it), so the raw version is read
+        (``rest.py``; no azure-ai-ml import).
         """
         from azure.core.exceptions import ResourceNotFoundError
 
-        reg = self.session.registry
+        from phi3ft.backends.azureml.rest import rest_for
+
+        rest = rest_for(self.session, project=False)
         what = f"look up {name}" + (f" version {version}" if version else "") + " in the azureml registry"
 
         def _resolve() -> RegistryModel | None:
-            from azure.ai.ml.entities import Model
-            from azure.ai.ml.exceptions import ValidationException
-
+            # The same reads as azure-ai-ml's ``get(label="latest")`` / ``_get`` (discovery, the newest
+            # created version, that version) without importing it; the raw version keeps ``isArchived``.
             try:
-                if version is None:
-                    # The private helper is the list half of ``get(label="latest")``; the public call would
-                    # GET the version a second time, which ``_get`` below does anyway.
-                    latest = getattr(reg.models, "_get_latest_version", None)
-                    try:
-                        entity = latest(name) if latest else reg.models.get(name, label="latest")
-                    except ValidationException as exc:
-                        if "does not exist" in str(exc):
-                            return None  # no (active) version to call latest
-                        raise AzureError(f"Could not resolve {name} in the azureml registry: {exc}") from None
-                    resolved = str(entity.version)
-                else:
-                    entity = None
-                    resolved = str(version)
-                raw = None
-                getter = getattr(reg.models, "_get", None)
-                if getter is not None:
-                    raw = getter(name, resolved)
-                    entity = Model._from_rest_object(raw)
-                elif entity is None:
-                    entity = reg.models.get(name, version=resolved)
+                resolved = str(version) if version is not None else rest.latest_registry_version(name)
+                if resolved is None:
+                    return None  # no (active) version to call latest
+                raw = rest.get_registry_version(name, resolved)
             except ResourceNotFoundError:
                 return None
-            archived = False
-            props = getattr(raw, "properties", None) if raw is not None else None
-            if props is not None:
-                archived = bool(getattr(props, "is_archived", False) or False)
+            except (
+                KeyError,
+                ValueError,
+                TypeError,
+                IndexError,
+            ) as exc:  # an unreadable discovery/list answer
+                raise AzureError(
+                    f"Could not resolve {name} in the azureml registry: {type(exc).__name__}: {exc}"
+                ) from None
+            props = raw.get("properties") or {}
+            resolved = str(raw.get("name") or resolved)
             return RegistryModel(
-                name=str(entity.name or name),
-                version=str(entity.version or resolved),
-                id=f"azureml://registries/azureml/models/{entity.name or name}/versions/{entity.version or resolved}",
-                tags={str(k): str(v) for k, v in (entity.tags or {}).items()},
-                properties={str(k): str(v) for k, v in (entity.properties or {}).items()},
-                archived=archived,
+                name=name,
+                version=resolved,
+                id=f"azureml://registries/azureml/models/{name}/versions/{resolved}",
+                tags={str(k): str(v) for k, v in (props.get("tags") or {}).items()},
+                properties={str(k): str(v) for k, v in (props.get("properties") or {}).items()},
+                archived=bool(props.get("isArchived") or False),
             )
 
         try:

@@ -26,6 +26,7 @@ from phi3ft.backends.azureml._core import (
     create_or_reattach,
     quiet_experimental_warnings,
 )
+from phi3ft.backends.azureml.rest import rest_for
 from phi3ft.backends.base import DataAsset, Workspace
 from phi3ft.errors import NotFoundError, PrerequisiteError
 
@@ -47,13 +48,30 @@ def workspace_from_entity(entity: Any, *, created: bool = False) -> Workspace:
     )
 
 
+def workspace_from_rest(body: dict[str, Any]) -> Workspace:
+    """The raw workspace resource (what ``workspaces.get`` parses) -> :class:`Workspace`."""
+    props = body.get("properties") or {}
+    hub_id = props.get("hubResourceId")
+    kind = str(body.get("kind") or "").lower() or ("project" if hub_id else "default")
+    return Workspace(
+        name=str(body.get("name") or ""),
+        kind=kind,
+        location=str(body.get("location") or "").replace(" ", "").lower(),
+        id=str(body.get("id") or ""),
+        hub_id=hub_id,
+        workspace_id=props.get("workspaceId"),
+    )
+
+
 def read_workspace(session: AzureSession, name: str) -> Workspace | None:
-    """The hub or project called ``name`` in the resource group, or ``None`` (one GET)."""
+    """The hub or project called ``name`` in the resource group, or ``None`` (one GET, through
+    ``rest.py``: reading needs no azure-ai-ml)."""
+    rest = rest_for(session, project=False)
     try:
-        entity = call(f"read workspace {name!r}", lambda: session.rg_ml.workspaces.get(name))
+        body = call(f"read workspace {name!r}", lambda: rest.get_workspace_by_name(name))
     except NotFoundError:
         return None
-    return workspace_from_entity(entity) if entity is not None else None
+    return workspace_from_rest(body) if body else None
 
 
 def _data_from_entity(entity: Any, *, uploaded_bytes: int = 0, reused_blob: bool = False) -> DataAsset:
@@ -167,6 +185,7 @@ class WorkspaceOps:
         """Delete a project or hub (projects before their hub); ``False`` when it was already gone."""
         if self.get_workspace(name) is None:
             return False
+        rest_for(self.session, project=False).forget_workspace(name)
         try:
             call(
                 f"delete workspace {name!r}",
@@ -183,13 +202,17 @@ class WorkspaceOps:
     # ---- data assets ----------------------------------------------------------------------------------
     def find_data(self, name: str, version: str) -> DataAsset | None:
         """The data asset ``name:version`` in the project, or ``None`` (one GET)."""
+        rest = rest_for(self.session)
         try:
-            entity = call(
-                f"read data asset {name}:{version}", lambda: self.session.ml.data.get(name, version=version)
-            )
+            body = call(f"read data asset {name}:{version}", lambda: rest.get_data_version(name, version))
         except NotFoundError:
             return None
-        return _data_from_entity(entity)
+        return DataAsset(
+            name=name,
+            version=str(body.get("name") or version),
+            id=str(body.get("id") or ""),
+            path=str((body.get("properties") or {}).get("dataUri") or ""),
+        )
 
     def _existing_data_entity(self, name: str, version: str) -> Any:
         try:
