@@ -93,12 +93,12 @@ class AmlRest:
             from azure.core import PipelineClient
             from azure.core.pipeline import policies
 
-            from phi3ft.backends.azureml._core import ARM_SCOPE, RETRY_KWARGS
+            from phi3ft.backends.azureml._core import ARM_SCOPE, retry_policy
 
             chain: list[Any] = [
                 policies.HeadersPolicy(),
                 policies.UserAgentPolicy(sdk_moniker="phi3ft"),
-                policies.RetryPolicy(**RETRY_KWARGS),
+                retry_policy(),  # listKeys/listSecrets retried on dropped connections, Retry-After capped
             ]
             if auth:
                 chain.append(policies.BearerTokenCredentialPolicy(self.credential, ARM_SCOPE))
