@@ -19,6 +19,13 @@ from phi3ft.errors import UsageError
 from phi3ft.redact import redact
 
 
+def esc(value: object) -> str:
+    """``value`` as Rich markup that prints it literally (``[/]``, ``[bold]``, ``[y/N]`` stay text)."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 class _RedactingStream:
     """A text stream that passes every write through :func:`phi3ft.redact.redact` (unless revealing)."""
 
@@ -138,28 +145,27 @@ class Output:
         self.console.print(*objects, **kwargs)
 
     # ---- people channel -----------------------------------------------------------------------------
-    def info(self, message: str) -> None:
+    # Every message is plain text: user data and service text (paths, roles, regex patterns, ``[y/N]``)
+    # hold square brackets that Rich would otherwise eat as markup or reject with a MarkupError. A caller
+    # that styles part of a line passes ``markup=True`` and escapes what it interpolates (``esc``).
+    def info(self, message: str, *, markup: bool = False) -> None:
         if not self.quiet:
-            self.err.print(message)
+            self.err.print(message if markup else esc(message))
 
-    def success(self, message: str) -> None:
+    def success(self, message: str, *, markup: bool = False) -> None:
         if not self.quiet:
-            self.err.print(f"[green]✓[/green] {message}")
+            self.err.print(f"[green]✓[/green] {message if markup else esc(message)}")
 
-    def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]Warning:[/yellow] {message}")
+    def warn(self, message: str, *, markup: bool = False) -> None:
+        self.err.print(f"[yellow]Warning:[/yellow] {message if markup else esc(message)}")
 
     def hint(self, message: str) -> None:
         """``message`` is plain text: square brackets (``pip install '.[train]'``) are printed as written."""
-        from rich.markup import escape
-
-        self.err.print(f"[cyan]Hint:[/cyan] {escape(message)}")
+        self.err.print(f"[cyan]Hint:[/cyan] {esc(message)}")
 
     def error(self, message: str, hint: str | None = None) -> None:
         """Plain-text ``message`` and ``hint`` (never Rich markup: paths and service text may hold brackets)."""
-        from rich.markup import escape
-
-        self.err.print(f"[red]Error:[/red] {escape(message)}", markup=True, highlight=False)
+        self.err.print(f"[red]Error:[/red] {esc(message)}", markup=True, highlight=False)
         if hint:
             self.hint(hint)
 
@@ -170,10 +176,10 @@ class Output:
             yield
             return
         if self.err.is_terminal:
-            with self.err.status(message):
+            with self.err.status(esc(message)):
                 yield
         else:
-            self.err.print(message)
+            self.err.print(esc(message))
             yield
 
     def confirm(self, question: str, *, assume_yes: bool = False) -> bool:
@@ -185,6 +191,6 @@ class Output:
                 f"{question} needs confirmation, and there is no terminal to ask.",
                 "Pass --yes to confirm non-interactively (CI).",
             )
-        self.err.print(f"{question} [y/N] ", end="")
+        self.err.print(f"{esc(question)} \\[y/N] ", end="")
         answer = sys.stdin.readline().strip().lower()
         return answer in {"y", "yes"}

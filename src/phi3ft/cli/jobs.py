@@ -15,6 +15,7 @@ from phi3ft.cli.check import AuthOpt
 from phi3ft.cli.context import AppContext
 from phi3ft.cli.options import JsonOpt, YesOpt
 from phi3ft.errors import Interrupted, UsageError
+from phi3ft.output import esc
 
 JobArg = Annotated[
     str | None,
@@ -114,7 +115,7 @@ def _fmt_elapsed(seconds: float | None) -> str:
 
 def _render_plan(out: Any, plan: dict[str, Any]) -> None:
     """Compact plan on stderr before the confirmation (``phi3ft plan`` shows every detail)."""
-    out.info("[bold]Plan[/bold]")
+    out.info("[bold]Plan[/bold]", markup=True)
     for action in plan.get("actions") or []:
         out.info(f"  {action['step']}. {action['summary']}")
     tokens = plan.get("tokens") or {}
@@ -242,7 +243,7 @@ def register(app: typer.Typer) -> None:
 
         def on_event(event: svc.SubmitEvent) -> None:
             if event.kind == "step":
-                out.info(f"[dim]•[/dim] {event.message}")
+                out.info(f"[dim]•[/dim] {esc(event.message)}", markup=True)
             elif event.kind == "done":
                 out.success(event.message)
             elif event.kind == "warn":
@@ -355,7 +356,7 @@ def register(app: typer.Typer) -> None:
         if json:
             out.emit_json(_job_row(info))
             return
-        out.print(f"{info.name}: {info.status}")
+        out.print(f"{info.name}: {info.status}", markup=False)
         for label, value in (
             ("created", info.created_at),
             ("base model", info.model_id),
@@ -364,7 +365,7 @@ def register(app: typer.Typer) -> None:
             ("studio", info.studio_url),
         ):
             if value:
-                out.print(f"  {label}: {value}")
+                out.print(f"  {label}: {value}", markup=False)
 
     @app.command("list")
     def list_(
@@ -394,10 +395,10 @@ def register(app: typer.Typer) -> None:
             table.add_column(col)
         for row in rows:
             table.add_row(
-                row["name"],
-                str(row["status"] or "-"),
-                str(row["created_at"] or "-"),
-                str(row["output_model_name"] or "-"),
+                esc(row["name"]),
+                esc(row["status"] or "-"),
+                esc(row["created_at"] or "-"),
+                esc(row["output_model_name"] or "-"),
                 "yes" if row["local"] else "",
             )
         out.print(table)
@@ -426,7 +427,7 @@ def register(app: typer.Typer) -> None:
             out.info(f"No logs for {name} yet.")
             return
         for log_name, text in files:
-            out.info(f"[bold]==> {log_name} <==[/bold]")
+            out.info(f"[bold]==> {esc(log_name)} <==[/bold]", markup=True)
             out.stdout.write(text if text.endswith("\n") else text + "\n")
         out.stdout.flush()
 
