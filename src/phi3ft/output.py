@@ -74,6 +74,8 @@ class Output:
         self._no_color = no_color
         self._revealing = False
         self._wrapped: dict[int, _RedactingStream] = {}
+        #: JSON written on stdout so far: ``"document"`` or ``"lines"`` (an NDJSON stream), else ``None``.
+        self.json_written: str | None = None
 
     # Streams are resolved lazily so CliRunner's swapped sys.stdout/sys.stderr are honoured. Both are
     # wrapped: whatever a command writes through them (tables, JSON, log text, progress) is redacted.
@@ -134,11 +136,25 @@ class Output:
         """Write one JSON document to stdout."""
         self.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n")
         self.stdout.flush()
+        self.json_written = "document"
 
     def emit_json_line(self, data: Any) -> None:
         """Write one compact JSON object per line (event streams with ``--json``)."""
         self.stdout.write(json.dumps(data, ensure_ascii=False, default=_json_default) + "\n")
         self.stdout.flush()
+        self.json_written = self.json_written or "lines"
+
+    def emit_json_error(self, code: str, message: str, hint: str | None, exit_code: int) -> None:
+        """The failure as ``{"error": {...}}`` on stdout (``--json``), unless the command's own document
+        already went out (``check --json`` prints its report, ``"ok": false``, then exits 4): stdout then
+        still holds exactly one document. After an NDJSON stream the error is its last line."""
+        if self.json_written == "document":
+            return
+        doc = {"error": {"code": code, "message": message, "hint": hint, "exit_code": exit_code}}
+        if self.json_written == "lines":
+            self.emit_json_line(doc)
+        else:
+            self.emit_json(doc)
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
         """Human data on stdout (reports, tables)."""

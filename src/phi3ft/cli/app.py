@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 import sys
 import traceback
@@ -14,7 +15,7 @@ from typer.core import TyperGroup
 
 from phi3ft import __version__
 from phi3ft.cli.context import AppContext
-from phi3ft.errors import ExitCode, Phi3ftError
+from phi3ft.errors import INTERRUPTED_CODE, UNEXPECTED_CODE, USAGE_CODE, ExitCode, Phi3ftError
 from phi3ft.output import Output
 
 #: Command modules, each exposing ``register(app)``. Listed by name so ``--help`` stays cheap: a module
@@ -37,36 +38,92 @@ def _output_of(ctx: click.Context | None) -> Output:
     return obj.output if isinstance(obj, AppContext) else Output()
 
 
+def json_requested(args: list[str]) -> bool:
+    """Whether the command line asked for JSON (``--json``, or ``--format json`` / ``-f json``).
+
+    Read from the raw arguments, not the parsed options, so a failure before the command body runs
+    (a click usage error, a config error from ``-c typo.yaml``) is reported as JSON too.
+    """
+    args = args[: args.index("--")] if "--" in args else args
+    if "--json" in args or "--format=json" in args or "-fjson" in args:
+        return True
+    return any(a in ("--format", "-f") and nxt == "json" for a, nxt in itertools.pairwise(args))
+
+
+def _fail(
+    ctx: click.Context | None, code: str, message: str, hint: str | None, exit_code: int
+) -> click.exceptions.Exit:
+    """Report one failure: ``Error:``/``Hint:`` on stderr and, with ``--json``, the error document on stdout."""
+    out = _output_of(ctx)
+    if ctx is not None and ctx.find_root().meta.get(_JSON_META):
+        out.emit_json_error(code, message, hint, exit_code)
+    out.error(message, hint)
+    return click.exceptions.Exit(exit_code)
+
+
+_JSON_META = "phi3ft.json"
+
+
+def _usage_hint(exc: click.UsageError) -> str:
+    path = exc.ctx.command_path if exc.ctx is not None else "phi3ft"
+    return f"{path} --help"
+
+
 class Phi3ftGroup(TyperGroup):
     """Turns expected errors and Ctrl+C into one-line messages and exit codes, never tracebacks.
 
     Handling it here (not only in ``main``) means ``CliRunner`` tests see the same behaviour as users.
+    With ``--json`` every failure also prints one ``{"error": {"code", "message", "hint", "exit_code"}}``
+    document on stdout (codes: :attr:`phi3ft.errors.Phi3ftError.code`, README "Errors with --json").
     """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        as_json = json_requested(list(args))
+        try:
+            ctx = super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:  # a bad root option: there is no context to report through
+            if not as_json:
+                raise
+            out = Output()
+            out.emit_json_error(USAGE_CODE, exc.format_message(), _usage_hint(exc), int(ExitCode.USAGE))
+            out.error(exc.format_message(), _usage_hint(exc))
+            raise click.exceptions.Exit(int(ExitCode.USAGE)) from None
+        ctx.meta[_JSON_META] = as_json
+        return ctx
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except Phi3ftError as exc:
-            _output_of(ctx).error(exc.message, exc.hint)
-            raise click.exceptions.Exit(int(exc.exit_code)) from None
+            raise _fail(ctx, exc.code, exc.message, exc.hint, int(exc.exit_code)) from None
         except KeyboardInterrupt:
-            _output_of(ctx).error(
-                "Interrupted.", "Nothing was left half-written; re-run the command to resume."
-            )
-            raise click.exceptions.Exit(int(ExitCode.INTERRUPTED)) from None
+            raise _fail(
+                ctx,
+                INTERRUPTED_CODE,
+                "Interrupted.",
+                "Nothing was left half-written; re-run the command to resume.",
+                int(ExitCode.INTERRUPTED),
+            ) from None
         except BrokenPipeError:
             raise  # the reader went away (`phi3ft ... | head`): main() exits quietly
+        except click.UsageError as exc:
+            if not ctx.meta.get(_JSON_META):
+                raise  # click prints it with the usage line
+            raise _fail(ctx, USAGE_CODE, exc.format_message(), _usage_hint(exc), int(exc.exit_code)) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:
             if os.environ.get("PHI3FT_DEBUG") == "1":
                 raise
-            out = _output_of(ctx)
-            out.error(
+            raise _fail(
+                ctx,
+                UNEXPECTED_CODE,
                 f"Unexpected error: {type(exc).__name__}: {exc}",
                 "Re-run with PHI3FT_DEBUG=1 for the traceback, and report it at the project's issue tracker.",
-            )
-            raise click.exceptions.Exit(int(ExitCode.ERROR)) from None
+                int(ExitCode.ERROR),
+            ) from None
 
 
 app = typer.Typer(
