@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import itertools
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -155,11 +157,96 @@ def _root(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and data; no progress."),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        help="Also show the Azure SDK's own log lines on stderr (redacted); PHI3FT_DEBUG=1 adds debug lines.",
+    ),
 ) -> None:
     if ctx.obj is None:
         ctx.obj = AppContext(output=Output(quiet=quiet))
     elif quiet:
         ctx.obj.output.quiet = True
+    app_ctx: AppContext = ctx.obj
+    debug = app_ctx.env.get("PHI3FT_DEBUG") == "1"
+    ctx.call_on_close(sdk_logging(app_ctx.output, verbose=verbose or debug, debug=debug))
+
+
+#: Loggers and warning sources of the SDKs phi3ft drives. azure-ai-ml gives some of its loggers their own
+#: stderr handler (ARM deployment progress: "Creating AzureML Workspace ... Done"), so levels alone do not
+#: silence them: logging is switched off for the command instead.
+SDK_LOGGERS = ("azure", "msal", "urllib3")
+_SDK_WARNINGS = r"(azure|msal|urllib3)(\..*)?$"
+
+
+def sdk_logging(out: Output, *, verbose: bool, debug: bool = False) -> Callable[[], None]:
+    """Quiet SDKs for one command (``-q`` or not), or with ``verbose`` show their logs on stderr, redacted.
+
+    Quiet: every log record is dropped (``DefaultAzureCredential failed ...``, ``This is an experimental
+    class``, ARM deployment progress) and SDK ``warnings`` are ignored. Returns the undo (tests run many
+    commands in one process).
+    """
+    import logging
+    import warnings
+
+    from phi3ft.redact import RedactingFilter, redact
+
+    previous_disable = logging.root.manager.disable
+    catcher = warnings.catch_warnings()
+    catcher.__enter__()
+    handler: logging.Handler | None = None
+    previous_levels: dict[str, int] = {}
+    rerouted: list[tuple[logging.Logger, list[logging.Handler], int]] = []
+    previous_factory = logging.getLogRecordFactory()
+    if verbose:
+        logging.disable(logging.NOTSET)
+
+        def redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            # Some azure-ai-ml loggers print through handlers of their own: redact every record at birth.
+            record = previous_factory(*args, **kwargs)
+            record.msg, record.args = redact(record.getMessage()), None
+            return record
+
+        logging.setLogRecordFactory(redacting_factory)
+        handler = logging.StreamHandler(out.stderr)
+        handler.addFilter(RedactingFilter())
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        level = logging.DEBUG if debug else logging.INFO
+        for name in SDK_LOGGERS:
+            logger = logging.getLogger(name)
+            previous_levels[name] = logger.level
+            logger.setLevel(level)
+            logger.addHandler(handler)
+        # azure-ai-ml gives some loggers a handler of their own (bound to the stderr of import time) and
+        # stops propagation: import it now and route them through the one handler above for this command.
+        with contextlib.suppress(ImportError):  # an install without the Azure extra
+            import azure.ai.ml  # noqa: F401
+        for name, logger in list(logging.root.manager.loggerDict.items()):
+            if (
+                isinstance(logger, logging.Logger)
+                and name.split(".", 1)[0] in SDK_LOGGERS
+                and not logger.propagate
+            ):
+                rerouted.append((logger, list(logger.handlers), logger.level))
+                logger.handlers, logger.propagate = [], True
+                logger.setLevel(logging.NOTSET)
+    else:
+        logging.disable(logging.CRITICAL)
+        warnings.filterwarnings("ignore", module=_SDK_WARNINGS)
+
+    def undo() -> None:
+        logging.disable(previous_disable)
+        logging.setLogRecordFactory(previous_factory)
+        if handler is not None:
+            for name, lvl in previous_levels.items():
+                logging.getLogger(name).removeHandler(handler)
+                logging.getLogger(name).setLevel(lvl)
+        for logger, handlers, lvl in rerouted:
+            logger.handlers, logger.propagate = handlers, False
+            logger.setLevel(lvl)
+        catcher.__exit__(None, None, None)
+
+    return undo
 
 
 def _redact_logging() -> None:

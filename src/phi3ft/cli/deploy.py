@@ -373,7 +373,8 @@ def register(app: typer.Typer) -> None:
         out.print(result.content, markup=False)
         out.info(
             f"[dim]{result.prompt_tokens} prompt + {result.completion_tokens} completion tokens, "
-            f"{result.latency_s:.2f} s[/dim]"
+            f"{result.latency_s:.2f} s[/dim]",
+            markup=True,
         )
 
     # ---- chat ------------------------------------------------------------------------------------------
