@@ -51,6 +51,21 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+class StatusLine:
+    """The live line of :meth:`Output.status`: ``live`` on a TTY (``update`` redraws it), inert otherwise."""
+
+    def __init__(self, status: Any | None) -> None:
+        self._status = status
+
+    @property
+    def live(self) -> bool:
+        return self._status is not None
+
+    def update(self, message: str) -> None:
+        if self._status is not None:
+            self._status.update(esc(message))
+
+
 class Output:
     """Where a command writes. ``json_mode`` switches the data channel to one JSON document."""
 
@@ -62,12 +77,19 @@ class Output:
         stdout: TextIO | None = None,
         stderr: TextIO | None = None,
         interactive: bool | None = None,
+        terminal: bool | None = None,
+        width: int | None = None,
     ) -> None:
         self.json_mode = json_mode
         self.quiet = quiet
         self._stdout = stdout
         self._stderr = stderr
         self._interactive = interactive
+        #: Tests: render as a terminal of ``width`` columns (Rich's force_terminal), e.g. the live watch line.
+        self._terminal = terminal
+        self._width = width
+        #: The stderr console a live status line is drawn on; every stderr print goes through it meanwhile.
+        self._pinned_err: Console | None = None
         no_color = bool(os.environ.get("NO_COLOR"))
         self._out_console: Console | None = None
         self._err_console: Console | None = None
@@ -116,9 +138,18 @@ class Output:
     @property
     def err(self) -> Console:
         """Rich console on stderr, for progress, warnings and hints."""
+        if self._pinned_err is not None:
+            # A live status line redirects sys.stderr while it runs: a console built on that proxy would
+            # draw over the spinner ("...job keeps running)phi3ft-...: Queued"). Print on the live one.
+            return self._pinned_err
         if self._err_console is None or self._err_console.file is not self.stderr:
             self._err_console = Console(
-                file=self.stderr, no_color=self._no_color, highlight=False, soft_wrap=True
+                file=self.stderr,
+                no_color=self._no_color,
+                highlight=False,
+                soft_wrap=True,
+                force_terminal=self._terminal,
+                width=self._width,
             )
         return self._err_console
 
@@ -186,17 +217,26 @@ class Output:
             self.hint(hint)
 
     @contextmanager
-    def status(self, message: str) -> Iterator[None]:
-        """A spinner on a TTY; a single line otherwise (CI logs stay readable)."""
+    def status(self, message: str) -> Iterator[StatusLine]:
+        """A spinner on a TTY; a single line otherwise (CI logs stay readable).
+
+        Yields a :class:`StatusLine`: ``update(text)`` rewrites the spinner's text in place on a TTY.
+        Lines printed meanwhile (``info``, ``warn``) appear above the spinner, never on its line.
+        """
         if self.quiet:
-            yield
+            yield StatusLine(None)
             return
-        if self.err.is_terminal:
-            with self.err.status(esc(message)):
-                yield
+        console = self.err
+        if console.is_terminal:
+            self._pinned_err = console
+            try:
+                with console.status(esc(message)) as live:
+                    yield StatusLine(live)
+            finally:
+                self._pinned_err = None
         else:
-            self.err.print(esc(message))
-            yield
+            console.print(esc(message))
+            yield StatusLine(None)
 
     def confirm(self, question: str, *, assume_yes: bool = False) -> bool:
         """Ask on a TTY; refuse with a usage error when nobody can answer (CI)."""

@@ -221,15 +221,11 @@ def sdk_logging(out: Output, *, verbose: bool, debug: bool = False) -> Callable[
         # stops propagation: import it now and route them through the one handler above for this command.
         with contextlib.suppress(ImportError):  # an install without the Azure extra
             import azure.ai.ml  # noqa: F401
-        for name, logger in list(logging.root.manager.loggerDict.items()):
-            if (
-                isinstance(logger, logging.Logger)
-                and name.split(".", 1)[0] in SDK_LOGGERS
-                and not logger.propagate
-            ):
-                rerouted.append((logger, list(logger.handlers), logger.level))
-                logger.handlers, logger.propagate = [], True
-                logger.setLevel(logging.NOTSET)
+        for name, own in list(logging.root.manager.loggerDict.items()):
+            if isinstance(own, logging.Logger) and name.split(".", 1)[0] in SDK_LOGGERS and not own.propagate:
+                rerouted.append((own, list(own.handlers), own.level))
+                own.handlers, own.propagate = [], True
+                own.setLevel(logging.NOTSET)
     else:
         logging.disable(logging.CRITICAL)
         warnings.filterwarnings("ignore", module=_SDK_WARNINGS)
