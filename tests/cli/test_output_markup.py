@@ -105,3 +105,12 @@ def test_check_table_escapes_details() -> None:
     printed = _squash(so.getvalue())
     for text in ("Role[bold]", "[Errno1][y/N][/]", "run[x]"):
         assert text in printed
+
+
+def test_convert_prints_paths_with_brackets(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src = tmp_path / "in[bold].jsonl"
+    src.write_text(json.dumps({"prompt": "a", "completion": "b"}) + "\n", encoding="utf-8")
+    dest = tmp_path / "out[/].jsonl"
+    code, out, err = run_cli("convert", str(src), "-o", str(dest))
+    assert code == 0, err
+    assert "out[/].jsonl" in _squash(out + err)

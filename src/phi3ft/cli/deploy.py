@@ -318,8 +318,8 @@ def register(app: typer.Typer) -> None:
             if json:
                 out.emit_json(data)
                 return
-            out.print(f"primary:   {data['primary_key']}")
-            out.print(f"secondary: {data['secondary_key']}")
+            out.print(f"primary:   {data['primary_key']}", markup=False)
+            out.print(f"secondary: {data['secondary_key']}", markup=False)
 
     # ---- invoke ----------------------------------------------------------------------------------------
     @app.command("invoke")
@@ -739,7 +739,7 @@ def _render_deleted(out: Any, outcomes: list[Any], json: bool) -> None:
         )
         return
     for o in gone:
-        out.print(f"{o.result} {o.step.kind} {o.step.label}")
+        out.print(f"{o.result} {o.step.kind} {o.step.label}", markup=False)
     absent = sum(o.result == "absent" for o in outcomes)
     out.success(f"{len(gone)} deleted" + (f", {absent} already gone" if absent else ""))
 
@@ -760,7 +760,7 @@ def _render_eval(out: Any, report: Any) -> None:
         ("perplexity", fmt(report.perplexity, ".2f")),
     ]
     for label, value in rows:
-        out.print(f"{label:<12} {value}")
+        out.print(f"{label:<12} {value}", markup=False)
     out.info(f"perplexity: {report.perplexity_note}")
     if report.min_f1 is not None:
         verdict = "pass" if report.passed else "FAIL"
