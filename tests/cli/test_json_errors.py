@@ -22,7 +22,7 @@ def _error_doc(out: str) -> dict[str, object]:
     assert set(doc) == {"error"}
     err = doc["error"]
     assert set(err) == {"code", "message", "hint", "exit_code"}
-    return err  # type: ignore[no-any-return]
+    return err
 
 
 @pytest.mark.parametrize("command", ["plan", "check", "submit", "status"])
@@ -67,7 +67,7 @@ def test_without_json_stdout_stays_empty(run_cli, tmp_path: Path) -> None:  # ty
 def _with_command(func: Callable[..., None], run_cli, *args: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
     app.command("_json-fail-for-test", hidden=True)(func)
     try:
-        return run_cli("_json-fail-for-test", *args)  # type: ignore[no-any-return]
+        return run_cli("_json-fail-for-test", *args)
     finally:
         app.registered_commands = [c for c in app.registered_commands if c.name != "_json-fail-for-test"]
 
