@@ -72,6 +72,8 @@ T = TypeVar("T")
 class PollTimeout(Phi3ftError):
     """The deadline passed before the remote work reached a terminal state."""
 
+    code = "timeout"
+
 
 class RetryLater(Exception):
     """Raised by a fetch function when the service asked to wait (429 / 503 with Retry-After)."""

@@ -332,7 +332,7 @@ def test_bad_config_is_one_line_error_exit_3(run_cli: RunCli, tmp_path: Path, ca
     line = next(i for i, row in enumerate(bad.splitlines(), 1) if new.strip() in row)
     code, out, err = run_cli("plan", "--config", str(path), "--json")
     assert code == 3
-    assert out == ""
+    assert json.loads(out)["error"]["code"] == "config_invalid"  # --json: one error document (issue 15)
     error_lines = [row for row in err.splitlines() if row.startswith("Error: ")]
     assert len(error_lines) == 1
     assert f"job.yaml:{line}: {expected}" in error_lines[0]
@@ -396,7 +396,7 @@ def test_plan_base_model_neither_folder_nor_repo_id_is_exit_3(
     path = _local_job(tmp_path, value)
     code, out, err = run_cli("plan", "--config", str(path), "--json", env=TODAY)
     assert code == 3, err
-    assert out == ""
+    assert json.loads(out)["error"]["exit_code"] == 3  # --json: one error document (issue 15)
     error = next(row for row in err.splitlines() if row.startswith("Error: "))
     assert "training -> base_model: " + expected.format(tmp=tmp_path.resolve()) in error
     assert "Hint: Set training.base_model to a folder" in err

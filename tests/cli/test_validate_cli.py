@@ -197,7 +197,10 @@ def test_tokenizer_of_another_model_is_usage_error_exit_2(run_cli) -> None:  # t
             "--format", fmt,
         )  # fmt: skip
         assert code == 2, err
-        assert out == ""
+        if fmt == "json":  # one error document on stdout (issue 15 item 17)
+            assert json.loads(out)["error"]["code"] == "usage"
+        else:
+            assert out == ""
         errors = [row for row in err.splitlines() if row.startswith("Error: ")]
         assert len(errors) == 1 and "does not belong to phi-4-mini-instruct" in errors[0]
         assert "T07" not in err and "None" not in err and "INVALID" not in err

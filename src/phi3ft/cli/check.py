@@ -108,19 +108,21 @@ def render(out: Any, report: CheckReport) -> None:
     """The human report: a table on stdout, then the fixes, then a one-line summary on stderr."""
     from rich.table import Table
 
+    from phi3ft.output import esc
+
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("", no_wrap=True)
     table.add_column("Check", no_wrap=True)
     table.add_column("Detail", overflow="fold")
     for number, result in enumerate(report.results, 1):
-        table.add_row(SYMBOLS[result.status], f"{number}. {result.title}", result.detail)
+        table.add_row(SYMBOLS[result.status], esc(f"{number}. {result.title}"), esc(result.detail))
     out.print(table)
     fixes = [(n, r) for n, r in enumerate(report.results, 1) if r.fix and r.status in ("fail", "warn")]
     if fixes:
         out.print()
         out.print("[bold]Fixes[/bold]")
         for number, result in fixes:
-            out.print(f"  {number}. {result.title}: {result.fix}", soft_wrap=True)
+            out.print(f"  {number}. {result.title}: {result.fix}", soft_wrap=True, markup=False)
     counts = {s: sum(r.status == s for r in report.results) for s in ("pass", "warn", "fail", "skip")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     if report.fixed:

@@ -92,7 +92,7 @@ def convert_cmd(
         else ""
     )
     out.info(f"Input: {where}; shape: {result.shape}{mapped} ({how}).")
-    out.print(f"converted {result.converted:,} records -> {result.output}")
+    out.print(f"converted {result.converted:,} records -> {result.output}", markup=False)
     if result.system_added:
         out.print(f"system message added to {result.system_added:,} records")
     if result.skips:
@@ -103,7 +103,7 @@ def convert_cmd(
         for skip in result.skips[:SKIPS_SHOWN]:
             out.print(f"  {unit} {skip.line}: {skip.reason}", markup=False)
         if result.skipped > SKIPS_SHOWN:
-            out.print(f"  ... {result.skipped - SKIPS_SHOWN:,} more (--json lists every skip)")
+            out.print(f"  ... {result.skipped - SKIPS_SHOWN:,} more (--json lists every skip)", markup=False)
     out.hint(f"phi3ft validate {result.output}")
 
 

@@ -367,8 +367,8 @@ def register(app: typer.Typer) -> None:
             if json:
                 out.emit_json(data)
                 return
-            out.print(f"primary:   {data['primary_key']}")
-            out.print(f"secondary: {data['secondary_key']}")
+            out.print(f"primary:   {data['primary_key']}", markup=False)
+            out.print(f"secondary: {data['secondary_key']}", markup=False)
 
     # ---- invoke ----------------------------------------------------------------------------------------
     @app.command("invoke")
@@ -422,7 +422,8 @@ def register(app: typer.Typer) -> None:
         out.print(result.content, markup=False)
         out.info(
             f"[dim]{result.prompt_tokens} prompt + {result.completion_tokens} completion tokens, "
-            f"{result.latency_s:.2f} s[/dim]"
+            f"{result.latency_s:.2f} s[/dim]",
+            markup=True,
         )
 
     # ---- chat ------------------------------------------------------------------------------------------
@@ -952,7 +953,7 @@ def _render_eval(out: Any, report: Any) -> None:
         ("perplexity", fmt(report.perplexity, ".2f")),
     ]
     for label, value in rows:
-        out.print(f"{label:<12} {value}")
+        out.print(f"{label:<12} {value}", markup=False)
     out.info(f"perplexity: {report.perplexity_note}")
     if report.min_f1 is not None:
         verdict = "pass" if report.passed else "FAIL"

@@ -16,6 +16,7 @@ from phi3ft.cli.context import AppContext
 from phi3ft.cli.options import JsonOpt, NoWaitOpt, YesOpt
 from phi3ft.cli.tables import print_line, print_rows
 from phi3ft.errors import DataError, Interrupted, NotFoundError, Phi3ftError, UsageError
+from phi3ft.output import esc
 
 if TYPE_CHECKING:
     from phi3ft.plan import Plan
@@ -120,7 +121,7 @@ def _fmt_elapsed(seconds: float | None) -> str:
 
 def _render_plan(out: Any, plan: Plan) -> None:
     """Compact plan on stderr before the confirmation (``phi3ft plan`` shows every detail)."""
-    out.info("[bold]Plan[/bold]")
+    out.info("[bold]Plan[/bold]", markup=True)
     for action in plan.actions:
         out.info(f"  {action.step}. {action.summary}")
     tokens = plan.tokens
@@ -134,12 +135,24 @@ def _render_plan(out: Any, plan: Plan) -> None:
         out.warn(finding.message)
 
 
+#: Without a terminal (CI logs), ``watch`` prints a line when the status changes and, while it does not,
+#: a heartbeat line at most this often (seconds of the command's clock).
+HEARTBEAT_S = 60.0
+
+
 def _watch(app_ctx: AppContext, backend: Any, store: Any, name: str, timeout: float | None) -> Any:
-    """Follow ``name`` with a live line; Ctrl+C detaches (exit 130) and says how to come back."""
+    """Follow ``name`` with a live line; Ctrl+C detaches (exit 130) and says how to come back.
+
+    On a TTY the spinner line shows the status, elapsed time and loss, redrawn in place; a line is printed
+    above it when the status changes. Piped, a line is printed on each change plus a heartbeat at most every
+    :data:`HEARTBEAT_S` seconds, never one per poll.
+    """
     from phi3ft import jobs as svc
 
     out = app_ctx.output
-    last_line: list[str] = [""]
+    detach = "Ctrl+C detaches; the job keeps running"
+    printed_at: list[float | None] = [None]
+    live: list[Any] = [None]
     attached_to: list[str] = []  # the status seen first: a job already past the queue was never queued here
 
     def on_update(update: svc.WatchUpdate) -> None:
@@ -153,12 +166,22 @@ def _watch(app_ctx: AppContext, backend: Any, store: Any, name: str, timeout: fl
         line = f"{update.job.name}: {update.job.status}  elapsed {_fmt_elapsed(update.elapsed_s)}{queued}"
         if loss:
             line += f"  {loss}"
-        if update.changed or line != last_line[0]:
-            last_line[0] = line
+        status_line = live[0]
+        if status_line is not None and status_line.live:
+            status_line.update(line)
+            if update.changed:
+                out.info(line)
+            return
+        now = app_ctx.clock()
+        if update.changed or printed_at[0] is None or now - printed_at[0] >= HEARTBEAT_S:
+            printed_at[0] = now
             out.info(line)
 
     try:
-        with out.status(f"Watching {name} (Ctrl+C detaches; the job keeps running)"):
+        with out.status(f"Watching {name} ({detach})") as status_line:
+            if status_line.live:  # the spinner's text becomes the status line: say how to detach once
+                out.info(f"Watching {name} ({detach})")
+            live[0] = status_line
             return svc.watch(
                 backend,
                 store,
@@ -376,7 +399,7 @@ def register(app: typer.Typer) -> None:
 
         def on_event(event: svc.SubmitEvent) -> None:
             if event.kind == "step":
-                out.info(f"[dim]•[/dim] {event.message}")
+                out.info(f"[dim]•[/dim] {esc(event.message)}", markup=True)
             elif event.kind == "done":
                 out.success(event.message)
             elif event.kind == "warn":
@@ -438,7 +461,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Follow a job until it ends: phase, elapsed, time queued, latest loss.
 
-        Polls fast, then slowly (2 s x5, then 10-60 s), honouring Retry-After. Ctrl+C detaches and the
+        Polls fast, then slowly (2 s x5, then 10-60 s), honouring Retry-After. On a terminal one live line;
+        piped, a line per status change plus a heartbeat at most once a minute. Ctrl+C detaches and the
         job keeps running. Exit 0 on Completed, 5 on Failed / Canceled / NotResponding. With --sweep (or a
         sweep's name) every point in one table, starting waiting points as others finish.
         """
@@ -603,7 +627,7 @@ def register(app: typer.Typer) -> None:
             out.info(f"No logs for {name} yet.")
             return
         for log_name, text in files:
-            out.info(f"[bold]==> {log_name} <==[/bold]")
+            out.info(f"[bold]==> {esc(log_name)} <==[/bold]", markup=True)
             out.stdout.write(text if text.endswith("\n") else text + "\n")
         out.stdout.flush()
 

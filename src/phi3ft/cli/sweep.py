@@ -15,6 +15,7 @@ import typer
 
 from phi3ft.cli.check import AuthOpt
 from phi3ft.cli.options import JsonOpt
+from phi3ft.output import esc
 
 if TYPE_CHECKING:
     from phi3ft.cli.context import AppContext
@@ -128,7 +129,7 @@ def submit_sweep_cmd(
     out = app_ctx.output
 
     def confirm(summary: dict[str, Any]) -> bool:
-        out.info(f"[bold]Sweep {summary['name']}[/bold]: {len(summary['points'])} points")
+        out.info(f"[bold]Sweep {esc(summary['name'])}[/bold]: {len(summary['points'])} points", markup=True)
         for line in _points_table(summary["points"], with_tokens=True):
             out.err.print(line, markup=False, highlight=False)
         if summary["billed_tokens"] is not None:

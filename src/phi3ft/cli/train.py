@@ -209,8 +209,8 @@ def register(app: typer.Typer) -> None:
         if result.eval_loss is not None:
             line += f"; eval loss {result.eval_loss:.4f}, perplexity {result.eval_perplexity:.2f}"
         out.print(line)
-        out.print(f"{result.tokens_per_s:,.0f} tokens/s; metrics: {result.metrics_file}")
+        out.print(f"{result.tokens_per_s:,.0f} tokens/s; metrics: {result.metrics_file}", markup=False)
         if result.chart_file:
-            out.print(f"loss chart: {result.chart_file}")
+            out.print(f"loss chart: {result.chart_file}", markup=False)
         if result.merged_dir:
-            out.print(f"merged model: {result.merged_dir}")
+            out.print(f"merged model: {result.merged_dir}", markup=False)

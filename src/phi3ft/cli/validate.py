@@ -13,6 +13,7 @@ import typer
 
 from phi3ft.cli.context import AppContext
 from phi3ft.errors import ExitCode, UsageError
+from phi3ft.output import esc
 
 if TYPE_CHECKING:
     from phi3ft.data.validate import ValidationReport
@@ -58,24 +59,28 @@ def _render_text(
     tok = d["tokenizer"]
     verdict = "[green]VALID[/green]" if report.valid else "[red]INVALID[/red]"
     for f in d["files"]:
-        out.print(f"[bold]{f['role']}[/bold] {f['path']}  ({f['bytes']:,} bytes, {f['lines']:,} lines)")
+        out.print(
+            f"[bold]{esc(f['role'])}[/bold] {esc(f['path'])}  ({f['bytes']:,} bytes, {f['lines']:,} lines)"
+        )
     out.print(
-        f"{verdict} for {report.model}: {d['summary']['errors']} errors, {d['summary']['warnings']} warnings, "
+        f"{verdict} for {esc(report.model)}: {d['summary']['errors']} errors, {d['summary']['warnings']} warnings, "
         f"{d['summary']['infos']} notes"
         + (" [dim](--strict: warnings count as errors)[/dim]" if report.strict else "")
     )
     if tok.get("exact"):
-        out.print(f"Tokens: exact, {tok['name']} tokenizer from {tok['source']} ({tok['origin']})")
+        out.print(esc(f"Tokens: exact, {tok['name']} tokenizer from {tok['source']} ({tok['origin']})"))
     elif "T01" in report.counts:  # the reason is the T01 finding's message, printed once below
         out.print(
-            f"[yellow]Tokens: ESTIMATES ({stats['tokens']['method']})[/yellow]: no tokenizer loaded (T01)"
+            f"[yellow]Tokens: ESTIMATES ({esc(stats['tokens']['method'])})[/yellow]: no tokenizer loaded (T01)"
         )
     else:
-        out.print(f"[yellow]Tokens: ESTIMATES ({stats['tokens']['method']})[/yellow] — {tok.get('reason')}")
+        out.print(
+            f"[yellow]Tokens: ESTIMATES ({esc(stats['tokens']['method'])})[/yellow] — {esc(tok.get('reason'))}"
+        )
     if report.skipped_rules:
         skipped = [r for r in report.skipped_rules if not r.startswith("T09")]
         if skipped:
-            out.print(f"[yellow]Skipped rules:[/yellow] {', '.join(skipped)} (not run, so not passed)")
+            out.print(f"[yellow]Skipped rules:[/yellow] {esc(', '.join(skipped))} (not run, so not passed)")
 
     table = Table(title="Statistics", show_header=True, header_style="bold")
     for col in ("", "min", "p50", "p90", "p99", "max", "mean"):
@@ -115,7 +120,7 @@ def _render_text(
     for g in groups:
         style = _SEV_STYLE[g.severity]
         lines = ", ".join(str(x) for x in g.first_lines) or "-"
-        findings.add_row(g.rule, f"[{style}]{g.severity}[/{style}]", f"{g.count:,}", g.title, lines)
+        findings.add_row(esc(g.rule), f"[{style}]{g.severity}[/{style}]", f"{g.count:,}", esc(g.title), lines)
     out.print(findings)
     shown = 0
     for issue in report.issues:
@@ -128,12 +133,17 @@ def _render_text(
         path = f" {issue.path}" if issue.path else ""
         style = _SEV_STYLE[issue.severity]
         if issue.rule == "T01" and issue.message in shown_reasons:
-            out.print(f"[{style}]{issue.rule}[/{style}] {issue.file}: token checks skipped (reason above)")
+            out.print(
+                f"[{style}]{issue.rule}[/{style}] {esc(issue.file)}: token checks skipped (reason above)"
+            )
             continue
         if issue.rule == "T01":
             shown_reasons.add(issue.message)
-        out.print(f"[{style}]{issue.rule}[/{style}] {issue.file}{where}{path}: {issue.message}", markup=True)
-        out.print(f"      [dim]hint: {issue.hint}[/dim]")
+        out.print(
+            f"[{style}]{issue.rule}[/{style}] {esc(issue.file)}{where}{esc(path)}: {esc(issue.message)}",
+            markup=True,
+        )
+        out.print(f"      [dim]hint: {esc(issue.hint)}[/dim]")
     total = report.severity_counts["error"] + report.severity_counts["warning"]
     if total > shown:
         out.print(
@@ -406,13 +416,13 @@ def _fix(
             )
             for issue in result.not_repairable:
                 out.print(f"  {issue.rule} {issue.file}: {issue.message}", markup=False)
-                out.print(f"      [dim]hint: {issue.hint}[/dim]")
+                out.print(f"      [dim]hint: {esc(issue.hint)}[/dim]")
             if any(i.rule == "F07" for i in result.not_repairable):
                 out.hint(f"a JSON document converts to JSON Lines with: phi3ft convert {file} -o {fix}")
         else:
             for ff in result.files:
                 out.print(
-                    f"[bold]repaired {ff.role}[/bold] {ff.output}  ({ff.records_out:,} of {ff.records_in:,} records kept)"
+                    f"[bold]repaired {esc(ff.role)}[/bold] {esc(ff.output)}  ({ff.records_out:,} of {ff.records_in:,} records kept)"
                 )
             by_rule = result.by_rule()
             if by_rule:
@@ -438,7 +448,7 @@ def _fix(
                 )
             if len(result.changes) > max_errors:
                 out.print(
-                    f"  [dim]... {len(result.changes) - max_errors:,} more changes in {result.report_path}[/dim]"
+                    f"  [dim]... {len(result.changes) - max_errors:,} more changes in {esc(result.report_path)}[/dim]"
                 )
             for issue in result.not_repairable:
                 out.print(f"  not repairable: {issue.rule} {issue.message}", markup=False)
@@ -449,7 +459,7 @@ def _fix(
                     f"Re-validated: {verdict} ({final.severity_counts['error']} errors, "
                     f"{final.severity_counts['warning']} warnings)"
                 )
-            out.print(f"Every change: {result.report_path}")
+            out.print(f"Every change: {esc(result.report_path)}")
     if not result.valid:
         raise typer.Exit(int(ExitCode.INVALID))
     out.hint(f"phi3ft validate {result.files[0].output}")
@@ -526,8 +536,8 @@ def split_cmd(
     if json_out:
         out.emit_json(result.to_dict())
         return
-    out.print(f"train       {result.train_path}  {result.train_examples:,} examples")
-    out.print(f"validation  {result.validation_path}  {result.validation_examples:,} examples")
+    out.print(f"train       {esc(result.train_path)}  {result.train_examples:,} examples")
+    out.print(f"validation  {esc(result.validation_path)}  {result.validation_examples:,} examples")
     if result.duplicate_groups:
         out.info(f"{result.duplicate_groups} groups of duplicates were kept on one side each.")
     out.hint(f"phi3ft validate {result.train_path} --validation {result.validation_path}")
