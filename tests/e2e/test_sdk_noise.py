@@ -80,8 +80,8 @@ def test_sdk_logs_only_with_verbose(stack: Any, tmp_path: Path, run_cli: Any) ->
     for name, err in quiet.items():
         assert not NOISE.search(err), f"{name} printed SDK noise:\n{err}"
 
+    # invoke no longer loads azure-ai-ml (issue 16): what --verbose shows is azure-core's logging.
     loud = cli("--verbose", "invoke", "hello")
-    assert "experimental method" in loud
     assert re.search(r"^(WARNING|INFO) azure", loud, re.M)
     assert "Authorization': 'REDACTED'" in loud or "Authorization" not in loud
 

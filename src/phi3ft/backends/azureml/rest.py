@@ -102,7 +102,11 @@ class AmlRest:
             ]
             if auth:
                 chain.append(policies.BearerTokenCredentialPolicy(self.credential, ARM_SCOPE))
-            chain += [policies.ContentDecodePolicy(), policies.NetworkTraceLoggingPolicy()]
+            chain += [
+                policies.ContentDecodePolicy(),
+                policies.HttpLoggingPolicy(),
+                policies.NetworkTraceLoggingPolicy(),
+            ]
             client = PipelineClient(base_url=self.arm_host, policies=chain)
             self._clients[auth] = client
             STATS["pipelines"] += 1

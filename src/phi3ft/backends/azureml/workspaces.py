@@ -60,6 +60,8 @@ def workspace_from_rest(body: dict[str, Any]) -> Workspace:
         id=str(body.get("id") or ""),
         hub_id=hub_id,
         workspace_id=props.get("workspaceId"),
+        # the creation-id tag is how a killed run's resource is recognised as phi3ft's (issue 20 §1)
+        tags={str(k): str(v) for k, v in (body.get("tags") or {}).items()},
     )
 
 
