@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
+from tests.azure_stack.state import RESOURCE_GROUP, SUBSCRIPTION_ID
 from tests.conftest import REPO, TOKENIZERS
+from tests.e2e.faults_project import job_yaml, prepare, rows
 
 from phi3ft.state import StateStore
 
@@ -23,39 +24,12 @@ pytestmark = pytest.mark.e2e
 
 HUB, PROJECT = "hub-pair", "proj-pair"
 
-JOB_YAML = f"""\
-backend: serverless
-azure:
-  subscription_id: {SUBSCRIPTION_ID}
-  resource_group: {RESOURCE_GROUP}
-  location: {LOCATION}
-  hub: {{name: {HUB}}}
-  project: {{name: {PROJECT}}}
-  auth: env
-model: {{name: phi-4-mini-instruct}}
-data: {{train: train.jsonl, validation: validation.jsonl}}
-hyperparameters: {{epochs: 1, learning_rate: 0.00002}}
-output: {{model_name: phi4-pair}}
-"""
-
-
-def rows(n: int, tag: str) -> str:
-    return "".join(
-        json.dumps({"messages": [{"role": "user", "content": f"{tag} {i}+{i}?"}, {"role": "assistant", "content": str(2 * i)}]})
-        + "\n"
-        for i in range(n)
-    )  # fmt: skip
+JOB_YAML = job_yaml(HUB, PROJECT, "phi4-pair")
 
 
 @pytest.fixture
 def folder(tmp_path: Path, stack: Any) -> Path:
-    (tmp_path / "train.jsonl").write_text(rows(40, tmp_path.name))
-    (tmp_path / "validation.jsonl").write_text(rows(8, tmp_path.name + "v"))
-    (tmp_path / "job.yaml").write_text(JOB_YAML)
-    stack.state.add_role_assignment(
-        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
-    )
-    return tmp_path
+    return prepare(tmp_path, stack, JOB_YAML)
 
 
 SUBMIT = ["submit", "-c", "job.yaml", "--yes", "--detach", "--skip-checks", "--tokenizer", str(TOKENIZERS / "phi4-mini")]  # fmt: skip

@@ -14,7 +14,6 @@ workspaces, clusters and endpoints (``PHI3FT_KILL_SWEEP_ROUTES=a,b`` narrows it;
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -24,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
+from tests.azure_stack.state import RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
 from tests.conftest import REPO, TOKENIZERS
+from tests.e2e.faults_project import job_yaml, prepare
 
 from phi3ft.state import StateStore
 
@@ -34,25 +34,18 @@ pytestmark = pytest.mark.e2e
 HUB, PROJECT, CLUSTER = "hub-kill", "proj-kill", "gpu-kill"
 TOKENIZER = TOKENIZERS / "phi4-mini"
 
-JOB_YAML = f"""\
-backend: serverless
-azure:
-  subscription_id: {SUBSCRIPTION_ID}
-  resource_group: {RESOURCE_GROUP}
-  location: {LOCATION}
-  hub: {{name: {HUB}}}
-  project: {{name: {PROJECT}}}
-  auth: env
-model: {{name: phi-4-mini-instruct}}
-data: {{train: train.jsonl, validation: validation.jsonl}}
-hyperparameters: {{epochs: 1, learning_rate: 0.00002}}
+JOB_YAML = job_yaml(
+    HUB,
+    PROJECT,
+    "phi4-kill",
+    extra=f"""\
 training: {{epochs: 1, learning_rate: 0.0001, lora: {{r: 8, alpha: 16}}}}
 compute:
   cluster_name: {CLUSTER}
   vm_size: Standard_NC48ads_A100_v4
   max_nodes: 1
-output: {{model_name: phi4-kill}}
-"""
+""",
+)
 
 #: Create (and delete) routes phi3ft sends, by resource kind.
 CREATE_ROUTES = {
@@ -65,30 +58,9 @@ CREATE_ROUTES = {
 }
 
 
-def rows(n: int, tag: str) -> str:
-    return "".join(
-        json.dumps(
-            {
-                "messages": [
-                    {"role": "user", "content": f"{tag} what is {i} plus {i}?"},
-                    {"role": "assistant", "content": f"{2 * i}"},
-                ]
-            }
-        )
-        + "\n"
-        for i in range(n)
-    )
-
-
 @pytest.fixture
 def folder(tmp_path: Path, stack: Any) -> Path:
-    (tmp_path / "train.jsonl").write_text(rows(40, tmp_path.name))
-    (tmp_path / "validation.jsonl").write_text(rows(8, tmp_path.name + "v"))
-    (tmp_path / "job.yaml").write_text(JOB_YAML)
-    stack.state.add_role_assignment(
-        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
-    )
-    return tmp_path
+    return prepare(tmp_path, stack, JOB_YAML)
 
 
 def command(folder: Path, what: str, backend: str = "serverless") -> list[str]:

@@ -5,7 +5,6 @@ short Retry-After and the poll interval / outage window come from the environmen
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -13,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
+from tests.azure_stack.state import RESOURCE_GROUP, SUBSCRIPTION_ID
 from tests.conftest import REPO, TOKENIZERS
+from tests.e2e.faults_project import job_yaml, prepare
 
 from phi3ft.backends.azureml._core import RETRY_ATTEMPTS
 from phi3ft.backends.azureml.backend import AzureMLBackend
@@ -24,39 +24,12 @@ pytestmark = pytest.mark.e2e
 
 HUB, PROJECT = "hub-retry", "proj-retry"
 
-JOB_YAML = f"""\
-backend: serverless
-azure:
-  subscription_id: {SUBSCRIPTION_ID}
-  resource_group: {RESOURCE_GROUP}
-  location: {LOCATION}
-  hub: {{name: {HUB}}}
-  project: {{name: {PROJECT}}}
-  auth: env
-model: {{name: phi-4-mini-instruct}}
-data: {{train: train.jsonl, validation: validation.jsonl}}
-hyperparameters: {{epochs: 1, learning_rate: 0.00002}}
-output: {{model_name: phi4-retry}}
-"""
-
-
-def rows(n: int, tag: str) -> str:
-    return "".join(
-        json.dumps({"messages": [{"role": "user", "content": f"{tag} {i}+{i}?"}, {"role": "assistant", "content": str(2 * i)}]})
-        + "\n"
-        for i in range(n)
-    )  # fmt: skip
+JOB_YAML = job_yaml(HUB, PROJECT, "phi4-retry")
 
 
 @pytest.fixture
 def folder(tmp_path: Path, stack: Any) -> Path:
-    (tmp_path / "train.jsonl").write_text(rows(40, tmp_path.name))
-    (tmp_path / "validation.jsonl").write_text(rows(8, tmp_path.name + "v"))
-    (tmp_path / "job.yaml").write_text(JOB_YAML)
-    stack.state.add_role_assignment(
-        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
-    )
-    return tmp_path
+    return prepare(tmp_path, stack, JOB_YAML)
 
 
 def backend_of(stack: Any) -> AzureMLBackend:
