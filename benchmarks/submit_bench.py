@@ -93,7 +93,7 @@ def _by_route(stack: AzureStack) -> list[tuple[str, int]]:
 
 
 def _upload_throughput(stack: AzureStack, folder: Path, mb: int) -> dict[str, Any]:
-    from phi3ft.backends.azureml.backend import AzureMLBackend
+    from phi3ft.targets.azureml.sdk.backend import AzureMLBackend
 
     line = (json.dumps({"messages": [{"role": "user", "content": "x" * 1000}]}) + "\n").encode()
     block = line * (1024 * 1024 // len(line))

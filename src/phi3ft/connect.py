@@ -45,7 +45,7 @@ class AzureTarget:
     """Where the Azure resources live: enough to reconnect without the job.yaml.
 
     The one typed reading of job.yaml's ``azure:`` block: :meth:`from_config` is also where
-    :class:`phi3ft.prereqs.CheckTarget` gets its Azure half (same checks, same errors).
+    :class:`phi3ft.targets.azureml.checks.CheckTarget` gets its Azure half (same checks, same errors).
     """
 
     subscription_id: str
@@ -121,7 +121,7 @@ class AzureTarget:
 
 def open_local_backend(app_ctx: Any) -> Any:
     """The local trainer backend: jobs live under ``<state dir>/jobs/`` (no Azure)."""
-    from phi3ft.backends.local import LocalBackend
+    from phi3ft.targets.local.backend import LocalBackend
 
     return LocalBackend(
         app_ctx.state_dir / "jobs", env=dict(app_ctx.env), clock=app_ctx.clock, sleep=app_ctx.sleep
@@ -148,7 +148,7 @@ def open_backend(app_ctx: Any, cfg: JobSpec | AzureTarget, *, auth: str | None =
     target = cfg if isinstance(cfg, AzureTarget) else AzureTarget.from_config(cfg)
     mode = auth or target.auth
     credential = app_ctx.credential_factory(mode) if app_ctx.credential_factory is not None else None
-    from phi3ft.backends.azureml.backend import AzureMLBackend
+    from phi3ft.targets.azureml.sdk.backend import AzureMLBackend
 
     return AzureMLBackend.connect(
         subscription_id=target.subscription_id,

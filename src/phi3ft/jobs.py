@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from phi3ft import __version__
-from phi3ft.backends.base import FAILED_STATUSES, SUCCESS_STATUSES, TERMINAL_STATUSES, JobInfo, MetricPoint
 from phi3ft.errors import (
     DataError,
     NetworkError,
@@ -42,6 +41,7 @@ from phi3ft.errors import (
 )
 from phi3ft.polling import Poll, default_schedule, wait_until
 from phi3ft.state import CREATION_TAG, StateStore, utc_now
+from phi3ft.targets.base import FAILED_STATUSES, SUCCESS_STATUSES, TERMINAL_STATUSES, JobInfo, MetricPoint
 
 if TYPE_CHECKING:
     from phi3ft.config import Fingerprint, JobConfig, JobSpec, LocalJob
@@ -365,7 +365,7 @@ def submit(
     else:
         yield SubmitEvent("step", "check", "Checking prerequisites")
         if run_checks is None:
-            from phi3ft.prereqs import run_checks as run_checks_default
+            from phi3ft.targets.azureml.checks import run_checks as run_checks_default
 
             run_checks = run_checks_default
         report = run_checks(backend, cfg)
@@ -757,7 +757,7 @@ def _ensure_cluster_and_environment(
         if str(cluster.get("state") or "").lower() != "succeeded":
             cluster = yield from _wait_for_cluster(backend, cluster["name"], opts)
     else:
-        from phi3ft.backends.azureml.compute import check_reused_cluster
+        from phi3ft.targets.azureml.sdk.compute import check_reused_cluster
 
         for warning in check_reused_cluster(cluster, compute):  # exit 4 when it cannot run the job
             yield SubmitEvent("warn", "compute", warning)

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from phi3ft.backends.base import FAILED_STATUSES, TERMINAL_STATUSES, JobInfo
 from phi3ft.errors import Phi3ftError, PrerequisiteError, RemoteJobFailed, UsageError
 from phi3ft.state import StateStore
+from phi3ft.targets.base import FAILED_STATUSES, TERMINAL_STATUSES, JobInfo
 
 if TYPE_CHECKING:
     from phi3ft.config import Fingerprint, JobConfig, JobSpec

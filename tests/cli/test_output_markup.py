@@ -91,7 +91,7 @@ def test_config_error_keeps_square_brackets(run_cli, tmp_path: Path) -> None:  #
 
 def test_check_table_escapes_details() -> None:
     from phi3ft.cli.check import render
-    from phi3ft.prereqs import CheckReport, CheckResult
+    from phi3ft.targets.azureml.checks import CheckReport, CheckResult
 
     out, so, _ = _out()
     report = CheckReport(

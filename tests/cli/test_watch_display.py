@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from phi3ft.backends.base import JobInfo
 from phi3ft.cli.context import AppContext
 from phi3ft.cli.jobs import HEARTBEAT_S, _watch
 from phi3ft.output import Output
+from phi3ft.targets.base import JobInfo
 
 NAME = "phi3ft-phi-4-mini-0123456789ab"
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"  # Rich's "dots"

@@ -29,10 +29,10 @@ from tests.azure_stack.state import (
     USER_OID,
 )
 
-from phi3ft.backends.azureml.backend import AzureMLBackend
 from phi3ft.cli.context import AppContext
 from phi3ft.output import Output
-from phi3ft.prereqs import CheckReport, CheckTarget, run_checks
+from phi3ft.targets.azureml.checks import CheckReport, CheckTarget, run_checks
+from phi3ft.targets.azureml.sdk.backend import AzureMLBackend
 
 pytestmark = pytest.mark.e2e
 

@@ -14,10 +14,10 @@ import pytest
 from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
 from tests.conftest import TOKENIZERS
 
-from phi3ft.backends.azureml.compute import ENVIRONMENT_NAME, environment_files, environment_version
 from phi3ft.cli.context import AppContext
 from phi3ft.output import Output
 from phi3ft.state import StateStore
+from phi3ft.targets.azureml.sdk.compute import ENVIRONMENT_NAME, environment_files, environment_version
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,8 @@ import yaml
 from tests.conftest import PHI3_TOKENIZER_DIR
 from tests.train.conftest import TRAIN_FILE, VALID_FILE, build_tiny_phi3
 
-from phi3ft.backends.azureml.compute import (
+from phi3ft.errors import UsageError
+from phi3ft.targets.azureml.sdk.compute import (
     JOB_CONFIG_NAME,
     TRAIN_COMMAND,
     cluster_job_config,
@@ -22,7 +23,6 @@ from phi3ft.backends.azureml.compute import (
     training_requirements,
     write_code_snapshot,
 )
-from phi3ft.errors import UsageError
 from phi3ft.train.settings import TrainingSettings
 
 

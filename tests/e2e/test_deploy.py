@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from tests.azure_stack.state import RESOURCE_GROUP, SUBSCRIPTION_ID
 
-from phi3ft.backends.azureml.backend import AzureMLBackend
-from phi3ft.deploy import ModelRef, deploy_endpoint, evaluate, invoke, load_eval_examples
 from phi3ft.errors import PrerequisiteError
 from phi3ft.state import StateStore
+from phi3ft.targets.azureml.endpoints import ModelRef, deploy_endpoint, evaluate, invoke, load_eval_examples
+from phi3ft.targets.azureml.sdk.backend import AzureMLBackend
 
 pytestmark = pytest.mark.e2e
 

@@ -115,7 +115,7 @@ def test_state_folder_and_files_are_private_whatever_the_umask(tmp_path: Path) -
 
 # ---- 409 "already exists" is a re-attach ------------------------------------------------------------------
 def _backend(stack: Any) -> Any:
-    from phi3ft.backends.azureml.backend import AzureMLBackend
+    from phi3ft.targets.azureml.sdk.backend import AzureMLBackend
 
     return AzureMLBackend.connect(
         subscription_id=SUBSCRIPTION_ID, resource_group=RESOURCE_GROUP, project=PROJECT, hub=HUB,

@@ -16,9 +16,9 @@ from tests.azure_stack.state import RESOURCE_GROUP, SUBSCRIPTION_ID
 from tests.conftest import REPO, TOKENIZERS
 from tests.e2e.faults_project import job_yaml, prepare
 
-from phi3ft.backends.azureml._core import RETRY_ATTEMPTS
-from phi3ft.backends.azureml.backend import AzureMLBackend
 from phi3ft.state import StateStore
+from phi3ft.targets.azureml.sdk._core import RETRY_ATTEMPTS
+from phi3ft.targets.azureml.sdk.backend import AzureMLBackend
 
 pytestmark = pytest.mark.e2e
 

@@ -24,7 +24,7 @@ PROBE = """\
 import json, sys
 from phi3ft.cli.app import main
 rc = main(sys.argv[2:])
-from phi3ft.backends.azureml import credentials
+from phi3ft.targets.azureml.sdk import credentials
 doc = {"rc": rc, "azure_ai_ml": "azure.ai.ml" in sys.modules, "matplotlib": "matplotlib" in sys.modules,
        "config": "phi3ft.config" in sys.modules,
        "built": credentials.BUILT, "reports": credentials.credential_report()}

@@ -1,6 +1,6 @@
 """In-memory fake of the endpoint, model and teardown operations the deploy services use.
 
-It follows the adapter's contracts (``phi3ft.backends.azureml.endpoints`` and ``workspaces``): absence is
+It follows the adapter's contracts (``phi3ft.targets.azureml.sdk.endpoints`` and ``workspaces``): absence is
 ``None``/``False``/``"absent"``, the model DELETE is refused while an endpoint serves it, endpoints go
 Creating -> Succeeded after ``creating_polls`` reads, and the chat client retries 429 honouring
 ``Retry-After`` through the injected sleep. The end-to-end tests (tests/e2e/test_deploy*.py,
@@ -14,15 +14,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from phi3ft.backends.azureml.endpoints import (
+from phi3ft.errors import AzureError, NotFoundError, PrerequisiteError
+from phi3ft.targets.azureml.sdk.endpoints import (
     MODEL_IN_USE_MESSAGE,
     ChatResult,
     EndpointKeys,
     fine_tuned_model_id,
     parse_model_id,
 )
-from phi3ft.backends.base import EndpointInfo, JobInfo
-from phi3ft.errors import AzureError, NotFoundError, PrerequisiteError
+from phi3ft.targets.base import EndpointInfo, JobInfo
 
 LOCATION = "eastus2"
 WORKSPACE_GUID = "0c0ffee0-0000-4000-8000-000000000042"

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from phi3ft.backends.base import (
+from phi3ft.errors import NotFoundError, PrerequisiteError
+from phi3ft.targets.base import (
     FAILED_STATUSES,
     TERMINAL_STATUSES,
     DataAsset,
@@ -24,7 +25,6 @@ from phi3ft.backends.base import (
     RegistryModel,
     Workspace,
 )
-from phi3ft.errors import NotFoundError, PrerequisiteError
 
 SUB = "00000000-0000-0000-0000-000000000001"
 RG = "rg-phi"

@@ -1,4 +1,4 @@
-"""In-memory fake of the prerequisite operations (``PrereqOps``) for fast unit tests of ``phi3ft.prereqs``.
+"""In-memory fake of the prerequisite operations (``PrereqOps``) for fast unit tests of ``phi3ft.targets.azureml.checks``.
 
 It follows the adapter's contract: absence is ``None``, failures are ``Phi3ftError``s, provider
 registration goes NotRegistered -> Registering -> Registered after ``registering_polls`` reads. The
@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from phi3ft.backends.azureml.prereqs import (
+from phi3ft.errors import NotFoundError, Phi3ftError
+from phi3ft.targets.azureml.sdk.prereqs import (
     AZURE_AI_DEVELOPER,
     CONTRIBUTOR,
     ProviderState,
@@ -20,8 +21,7 @@ from phi3ft.backends.azureml.prereqs import (
     RoleAssignmentListing,
     RoleDefinitionInfo,
 )
-from phi3ft.backends.base import Identity, RegistryModel, Workspace
-from phi3ft.errors import NotFoundError, Phi3ftError
+from phi3ft.targets.base import Identity, RegistryModel, Workspace
 
 SUB = "00000000-0000-0000-0000-000000000001"
 RG = "rg-phi"

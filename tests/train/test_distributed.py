@@ -151,7 +151,7 @@ def test_training_logs_train_and_eval_loss_to_mlflow(
 
 
 def test_cluster_environment_installs_mlflow() -> None:
-    from phi3ft.backends.azureml.compute import environment_files
+    from phi3ft.targets.azureml.sdk.compute import environment_files
 
     requirements = environment_files()["requirements.txt"].splitlines()
     assert any(r.startswith("mlflow-skinny") for r in requirements)

@@ -1,4 +1,4 @@
-"""The one Azure error translation (``phi3ft.backends.azureml._core``): service codes -> exit code + fix."""
+"""The one Azure error translation (``phi3ft.targets.azureml.sdk._core``): service codes -> exit code + fix."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from phi3ft.backends.azureml._core import (
+from phi3ft.errors import AzureError, ExitCode, PrerequisiteError
+from phi3ft.targets.azureml.sdk._core import (
     CONFLICT_FIX,
     QUOTA_FIX,
     REGION_FIX,
@@ -17,7 +18,6 @@ from phi3ft.backends.azureml._core import (
     classify_http_error,
     service_error_codes,
 )
-from phi3ft.errors import AzureError, ExitCode, PrerequisiteError
 
 
 class FakeResponse:

@@ -13,7 +13,6 @@ from tests.fakes.endpoints import FakeChatClient
 from tests.unit.test_deploy_cli import World
 
 from phi3ft import baseline
-from phi3ft.deploy import EvalExample
 from phi3ft.errors import PrerequisiteError, UsageError
 from phi3ft.evaluate import (
     check_gain,
@@ -27,6 +26,7 @@ from phi3ft.evaluate import (
     verdict,
     verdicts,
 )
+from phi3ft.targets.azureml.endpoints import EvalExample
 
 
 def test_f1_em_percentiles_perplexity() -> None:
@@ -217,7 +217,7 @@ def test_cli_baseline_refuses_flags_that_do_not_apply(run_cli: Any, world: World
 
 
 def test_plain_delete_of_the_job_takes_its_base_endpoint_too(world: World) -> None:
-    from phi3ft.deploy import DeleteSelection, plan_delete, resolve_endpoint_name
+    from phi3ft.targets.azureml.endpoints import DeleteSelection, plan_delete, resolve_endpoint_name
 
     store = world.store
     store.record("endpoint", "ft-ep", created_by_phi3ft=True, model="ft:1", job="job-1", created_at="1")

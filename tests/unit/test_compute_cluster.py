@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from phi3ft.backends.azureml.compute import ComputeOps, _cluster_entity, check_reused_cluster
 from phi3ft.config import ComputeConfig
 from phi3ft.errors import AzureError, ExitCode, PrerequisiteError
 from phi3ft.polling import PollTimeout
+from phi3ft.targets.azureml.sdk.compute import ComputeOps, _cluster_entity, check_reused_cluster
 
 
 def cluster(**kw: Any) -> dict[str, Any]:

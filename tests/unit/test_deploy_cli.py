@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from tests.fakes.endpoints import FakeChatClient, FakeEndpointBackend
 
-from phi3ft.backends.base import JobInfo
 from phi3ft.cli.context import AppContext
 from phi3ft.output import Output
 from phi3ft.state import StateStore
+from phi3ft.targets.base import JobInfo
 
 
 class World:

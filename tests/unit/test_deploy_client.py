@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from phi3ft.backends.azureml.endpoints import (
+from phi3ft.errors import AzureError, NotFoundError, PrerequisiteError, UsageError
+from phi3ft.targets.azureml.sdk.endpoints import (
     ChatClient,
     EndpointKeys,
     endpoint_body,
@@ -16,7 +17,6 @@ from phi3ft.backends.azureml.endpoints import (
     fine_tuned_model_id,
     parse_model_id,
 )
-from phi3ft.errors import AzureError, NotFoundError, PrerequisiteError, UsageError
 
 
 class Resp:

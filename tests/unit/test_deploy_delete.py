@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from tests.fakes.endpoints import FakeEndpoint, FakeEndpointBackend
 
-from phi3ft.backends.base import JobInfo
-from phi3ft.deploy import DeleteSelection, execute_delete, plan_delete
 from phi3ft.errors import NotFoundError, PrerequisiteError, UsageError
 from phi3ft.state import StateStore
+from phi3ft.targets.azureml.endpoints import DeleteSelection, execute_delete, plan_delete
+from phi3ft.targets.base import JobInfo
 
 
 def _model_id(name: str) -> str:

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from tests.fakes.endpoints import WORKSPACE_GUID, FakeChatClient, FakeEndpointBackend
 
-from phi3ft.backends.base import JobInfo
-from phi3ft.deploy import (
+from phi3ft.errors import AzureError, NotFoundError, PrerequisiteError, UsageError
+from phi3ft.polling import PollTimeout
+from phi3ft.state import StateStore
+from phi3ft.targets.azureml.endpoints import (
     ChatSession,
     DeployEvent,
     ModelRef,
@@ -20,9 +22,7 @@ from phi3ft.deploy import (
     resolve_endpoint_name,
     resolve_model,
 )
-from phi3ft.errors import AzureError, NotFoundError, PrerequisiteError, UsageError
-from phi3ft.polling import PollTimeout
-from phi3ft.state import StateStore
+from phi3ft.targets.base import JobInfo
 
 
 class Clock:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from tests.fakes.endpoints import FakeChatClient
 
-from phi3ft.deploy import (
+from phi3ft.errors import DataError
+from phi3ft.targets.azureml.endpoints import (
     evaluate,
     exact_match,
     load_eval_examples,
@@ -17,7 +18,6 @@ from phi3ft.deploy import (
     percentile,
     token_f1,
 )
-from phi3ft.errors import DataError
 
 
 def _write(path: Path, rows: list[object]) -> Path:

@@ -19,7 +19,6 @@ from tests.conftest import TOKENIZERS
 from phi3ft import config as config_mod
 from phi3ft import jobs as svc
 from phi3ft import plan as plan_mod
-from phi3ft.backends.base import JobInfo
 from phi3ft.cli.context import AppContext
 from phi3ft.config import (
     ClusterJob,
@@ -34,6 +33,7 @@ from phi3ft.config import (
 )
 from phi3ft.output import Output
 from phi3ft.state import StateStore
+from phi3ft.targets.base import JobInfo
 
 TOKENIZER = TOKENIZERS / "phi4-mini"
 

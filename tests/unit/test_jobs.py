@@ -17,10 +17,10 @@ from tests.conftest import TOKENIZERS
 from tests.fakes.jobs import Crash, FakeJobBackend
 from tests.fakes.prereqs import FakePrereqBackend, contributor_on_rg
 
-from phi3ft.backends.base import MetricPoint
 from phi3ft.cli.context import AppContext
 from phi3ft.output import Output
 from phi3ft.state import StateStore
+from phi3ft.targets.base import MetricPoint
 
 PHI4_MINI_TOKENIZER = TOKENIZERS / "phi4-mini"
 

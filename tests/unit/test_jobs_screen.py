@@ -19,7 +19,7 @@ from tests.unit.test_jobs import (  # noqa: F401  (fixtures)
     project,
 )
 
-from phi3ft.backends.base import MetricPoint
+from phi3ft.targets.base import MetricPoint
 
 LONG = "phi3ft-phi-3-mini-4k-instruct-20261203-115959-a1b2c3d4e5"
 

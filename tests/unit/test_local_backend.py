@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from phi3ft.backends.local import LocalBackend
 from phi3ft.errors import NotFoundError
+from phi3ft.targets.local.backend import LocalBackend
 from phi3ft.train.types import TrainOptions
 
 #: A stand-in for ``python -m phi3ft.train OPTIONS.json``: same stdout protocol, same metrics.jsonl.
@@ -139,7 +139,7 @@ def test_runner_that_ends_between_the_two_reads_is_completed_not_failed(
     """get_job reads result.json, then asks whether the runner still runs. A runner that writes its result
     and exits between the two (a loaded machine makes that window long) finished: it did not crash. This
     race failed the local sweep e2e once (a Completed point read as Failed)."""
-    import phi3ft.backends.local as local
+    import phi3ft.targets.local.backend as local
 
     backend.create_local_job(name="race", options=options(tmp_path, "ok"))
     assert wait_terminal(backend, "race") == "Completed"
@@ -163,7 +163,7 @@ def test_runner_just_past_exec_is_running_not_failed(
     """Right after the start, /proc/PID/cmdline of the runner can read empty (the child is past exec but
     the loader has not set its command line up yet; a loaded machine makes that window long). That is not
     a pid reused by something else: this failed the local-backend tests and the local sweep under load."""
-    import phi3ft.backends.local as local
+    import phi3ft.targets.local.backend as local
 
     backend.create_local_job(name="fresh", options=options(tmp_path, "slow"))
     pid = int(backend.get_job("fresh").extra["pid"])

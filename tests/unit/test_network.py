@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
-from phi3ft.backends.azureml._core import AzureSession, build_credential, call, credential_error
 from phi3ft.errors import DnsError, NetworkError, PrerequisiteError, ProxyError, TlsError
 from phi3ft.network import classify_transport_failure, credential_hint
+from phi3ft.targets.azureml.sdk._core import AzureSession, build_credential, call, credential_error
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CLIENT = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"

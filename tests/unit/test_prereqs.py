@@ -9,22 +9,22 @@ from datetime import date
 import pytest
 from tests.fakes.prereqs import OID, RG, SUB, FakePrereqBackend, phi_model, role_id, workspace_id
 
-from phi3ft.backends.azureml.prereqs import (
-    AZURE_AI_DEVELOPER,
-    CONTRIBUTOR,
-    OWNER,
-    RoleAssignmentInfo,
-    RoleDefinitionInfo,
-)
-from phi3ft.backends.base import Workspace
 from phi3ft.errors import AzureError, NotFoundError, PrerequisiteError
-from phi3ft.prereqs import (
+from phi3ft.targets.azureml.checks import (
     CheckEvent,
     CheckTarget,
     assignment_applies,
     ensure_prerequisites,
     run_checks,
 )
+from phi3ft.targets.azureml.sdk.prereqs import (
+    AZURE_AI_DEVELOPER,
+    CONTRIBUTOR,
+    OWNER,
+    RoleAssignmentInfo,
+    RoleDefinitionInfo,
+)
+from phi3ft.targets.base import Workspace
 
 TODAY = date(2026, 3, 1)
 RG_SCOPE = f"/subscriptions/{SUB}/resourceGroups/{RG}"

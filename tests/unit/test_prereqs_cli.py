@@ -159,7 +159,7 @@ def test_placeholder_subscription_is_refused_before_any_credential(
 
 def test_placeholder_subscription_is_refused_by_the_check_service_too() -> None:
     from phi3ft.errors import PrerequisiteError
-    from phi3ft.prereqs import CheckTarget
+    from phi3ft.targets.azureml.checks import CheckTarget
 
     class Cfg:
         class azure:

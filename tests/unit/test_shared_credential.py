@@ -1,4 +1,4 @@
-"""One credential per process, tokens remembered in memory only (backends/azureml/credentials.py)."""
+"""One credential per process, tokens remembered in memory only (targets/azureml/sdk/credentials.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.exceptions import ClientAuthenticationError
 
-from phi3ft.backends.azureml import credentials
-from phi3ft.backends.azureml.credentials import SharedCredential
 from phi3ft.errors import PrerequisiteError
+from phi3ft.targets.azureml.sdk import credentials
+from phi3ft.targets.azureml.sdk.credentials import SharedCredential
 
 SCOPE = "https://management.azure.com/.default"
 
@@ -101,7 +101,7 @@ def test_one_credential_per_process_and_auth_mode(monkeypatch: pytest.MonkeyPatc
 
 
 def test_backends_of_one_process_share_the_credential(monkeypatch: pytest.MonkeyPatch) -> None:
-    from phi3ft.backends.azureml.backend import AzureMLBackend
+    from phi3ft.targets.azureml.sdk.backend import AzureMLBackend
 
     monkeypatch.setenv("AZURE_TENANT_ID", "t")
     monkeypatch.setenv("AZURE_CLIENT_ID", "c")

@@ -106,12 +106,12 @@ class FakeBackend:
         self.metrics = metrics
 
     def get_job(self, name: str, *, with_error: bool = True) -> object:
-        from phi3ft.backends.base import JobInfo
+        from phi3ft.targets.base import JobInfo
 
         return JobInfo(name=name, status="Completed")
 
     def job_metrics(self, name: str) -> list[object]:
-        from phi3ft.backends.base import MetricPoint
+        from phi3ft.targets.base import MetricPoint
 
         return [MetricPoint(series, step, value) for series, step, value in self.metrics[name]]
 

@@ -38,8 +38,8 @@ def deploy_baseline_command(
     json: bool,
 ) -> None:
     from phi3ft import baseline as svc
-    from phi3ft.deploy import DeployEvent, default_endpoint_name
     from phi3ft.errors import Interrupted
+    from phi3ft.targets.azureml.endpoints import DeployEvent, default_endpoint_name
 
     job_record = store.get("job", ref.job) if ref.job else None
     base = svc.resolve_base_model(store, ref, cfg)
@@ -398,10 +398,10 @@ def eval_local_baseline_command(
     json: bool,
     base_override: str | None = None,
 ) -> None:
-    from phi3ft.backends.local import OPTIONS_FILE
     from phi3ft.catalog import get_profile
-    from phi3ft.deploy import load_eval_examples
     from phi3ft.errors import PrerequisiteError, UsageError
+    from phi3ft.targets.azureml.endpoints import load_eval_examples
+    from phi3ft.targets.local.backend import OPTIONS_FILE
 
     job_dir = Path(str(record.get("job_dir") or ""))
     options_file = job_dir / OPTIONS_FILE
@@ -539,9 +539,9 @@ def eval_compute_baseline_command(
 ) -> None:
     """Download the model the cluster job registered (once), then compare it with its base on this machine."""
     from phi3ft.catalog import get_profile
-    from phi3ft.deploy import load_eval_examples
     from phi3ft.errors import NotFoundError, UsageError
-    from phi3ft.remote_adapter import download_folder, fetch_job_adapter
+    from phi3ft.targets.azureml.endpoints import load_eval_examples
+    from phi3ft.targets.azureml.remote_adapter import download_folder, fetch_job_adapter
 
     ecfg = cfg.eval if cfg is not None else None
     path = data or (ecfg.data if ecfg is not None and ecfg.data else None)

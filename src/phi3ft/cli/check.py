@@ -13,7 +13,7 @@ from phi3ft.cli.options import ConfigOpt, JsonOpt
 
 if TYPE_CHECKING:
     from phi3ft.cli.context import AppContext
-    from phi3ft.prereqs import CheckEvent, CheckReport
+    from phi3ft.targets.azureml.checks import CheckEvent, CheckReport
 
 AUTH_CHOICES = ("auto", "cli", "env", "managed-identity", "device-code")
 SYMBOLS = {
@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         from phi3ft.config import load_job_config
         from phi3ft.connect import open_backend
         from phi3ft.errors import PrerequisiteError
-        from phi3ft.prereqs import run_checks
+        from phi3ft.targets.azureml.checks import run_checks
 
         app_ctx: AppContext = ctx.obj
         out = app_ctx.for_command(json=json)

@@ -1,7 +1,7 @@
 """``deploy``, ``keys``, ``invoke``, ``chat``, ``eval``, ``delete``: from fine-tuned model to clean subscription.
 
 Thin: parse, open the backend (job.yaml, else the local ledger), call one service, render. Services live
-in :mod:`phi3ft.deploy`; nothing here imports Azure.
+in :mod:`phi3ft.targets.azureml.endpoints`; nothing here imports Azure.
 """
 
 from __future__ import annotations
@@ -237,9 +237,14 @@ def register(app: typer.Typer) -> None:
 
         The model comes from JOB (default: the last job the ledger knows) or --model; --baseline deploys its base model instead, to compare with (`phi3ft eval --baseline`). The endpoint is recorded in the local ledger the moment Azure accepts it, so `phi3ft delete` can remove it; a re-run re-attaches instead of creating a second one. Keys are never printed or stored (see `phi3ft keys`). Exit 0 ready, 1 Azure error or failed provisioning, 4 prerequisite, 130 Ctrl+C (the endpoint keeps provisioning).
         """
-        from phi3ft.deploy import DeployEvent, default_endpoint_name, deploy_endpoint, resolve_model
         from phi3ft.errors import Interrupted, UsageError
         from phi3ft.polling import parse_duration
+        from phi3ft.targets.azureml.endpoints import (
+            DeployEvent,
+            default_endpoint_name,
+            deploy_endpoint,
+            resolve_model,
+        )
 
         app_ctx: AppContext = ctx.obj
         out = app_ctx.for_command(json=json)
@@ -343,7 +348,7 @@ def register(app: typer.Typer) -> None:
         json: JsonOpt = False,
     ) -> None:
         """Show whether the endpoint has keys; with --show, print them (never stored by phi3ft)."""
-        from phi3ft.deploy import resolve_endpoint_name
+        from phi3ft.targets.azureml.endpoints import resolve_endpoint_name
 
         app_ctx: AppContext = ctx.obj
         out = app_ctx.for_command(json=json)
@@ -391,8 +396,8 @@ def register(app: typer.Typer) -> None:
         json: JsonOpt = False,
     ) -> None:
         """Send one prompt to the endpoint and print the answer (the smoke test)."""
-        from phi3ft import deploy as svc
         from phi3ft.errors import UsageError
+        from phi3ft.targets.azureml import endpoints as svc
 
         app_ctx: AppContext = ctx.obj
         out = app_ctx.for_command(json=json)
@@ -443,8 +448,8 @@ def register(app: typer.Typer) -> None:
         """Talk to the endpoint, keeping the conversation's history. /reset starts over, /exit (or Ctrl+D) ends."""
         import sys
 
-        from phi3ft import deploy as svc
         from phi3ft.errors import Phi3ftError
+        from phi3ft.targets.azureml import endpoints as svc
 
         app_ctx: AppContext = ctx.obj
         out = app_ctx.output
@@ -593,8 +598,8 @@ def register(app: typer.Typer) -> None:
 
         --baseline scores the base model too (BASE_ENDPOINT, default the one `phi3ft deploy --baseline` created; on the local backend, the base weights without the adapter; for an azureml-compute job, the adapter it registered, downloaded once into --download-dir, against its base weights on this machine) with the same prompts and settings, and prints both side by side with win/tie/loss per example; --min-gain METRIC DELTA is its gate (exit 1). --judge DEPLOYMENT adds a pairwise verdict per example from that chat deployment, asked in both orders.
         """
-        from phi3ft import deploy as svc
         from phi3ft.errors import Phi3ftError, UsageError
+        from phi3ft.targets.azureml import endpoints as svc
 
         app_ctx: AppContext = ctx.obj
         out = app_ctx.for_command(json=json)
@@ -797,8 +802,8 @@ def register(app: typer.Typer) -> None:
 
         Without flags: the job's endpoints and its fine-tuned model (what keeps costing money). Only resources phi3ft created (per the local ledger) are deleted unless --force. The model is truly deleted through the REST API (the SDK can only archive it); a model that still has an endpoint is refused until the endpoint goes. Data assets can only be archived; the project delete removes them. Already gone counts as success, so re-running is safe. Prints exactly what was deleted.
         """
-        from phi3ft import deploy as svc
         from phi3ft.errors import Phi3ftError
+        from phi3ft.targets.azureml import endpoints as svc
 
         app_ctx: AppContext = ctx.obj
         out = app_ctx.for_command(json=json)

@@ -291,7 +291,7 @@ def credential_finding(app_ctx: AppContext, mode: str) -> Finding:
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # the chain logs every failed member; the finding says it once
     try:
-        from phi3ft.backends.azureml._core import (
+        from phi3ft.targets.azureml.sdk._core import (
             ARM_SCOPE,
             build_credential,
             credential_error,

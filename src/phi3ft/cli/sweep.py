@@ -277,8 +277,8 @@ def sweep_table(rows: list[dict[str, Any]], *, elapsed: float | None = None) -> 
 def cancel_sweep_cmd(app_ctx: AppContext, backend: Any, store: Any, record: SweepRecord, json: bool) -> None:
     """Cancel every point still running; pending points will not start."""
     from phi3ft import jobs as svc
-    from phi3ft.backends.base import TERMINAL_STATUSES
     from phi3ft.sweep import PENDING, update_point
+    from phi3ft.targets.base import TERMINAL_STATUSES
 
     out = app_ctx.output
     results = []
@@ -383,9 +383,9 @@ def delete_plan_of_sweep(store: Any, backend: Any, selection: Any) -> tuple[str,
     merged in delete order; points still running are canceled first."""
     from dataclasses import replace
 
-    from phi3ft import deploy as svc
     from phi3ft import sweep as sweep_svc
-    from phi3ft.backends.base import TERMINAL_STATUSES
+    from phi3ft.targets.azureml import endpoints as svc
+    from phi3ft.targets.base import TERMINAL_STATUSES
 
     record = sweep_svc.resolve_sweep(store, selection.job)
     steps: list[Any] = []
@@ -404,7 +404,7 @@ def delete_plan_of_sweep(store: Any, backend: Any, selection: Any) -> tuple[str,
 
 def forget_sweeps(store: Any, name: str | None) -> None:
     """Remove sweep records from the ledger: ``name``, or (``delete --all``) every one."""
-    from phi3ft.deploy import ledger_items
+    from phi3ft.targets.azureml.endpoints import ledger_items
 
     for key, _ in ledger_items(store, "sweep"):
         if name is None or key == name:

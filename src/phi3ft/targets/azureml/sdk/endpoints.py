@@ -1,6 +1,6 @@
 """Fine-tuned models and serverless endpoints: deploy, keys, invoke, delete (issue: deploy).
 
-Contracts (shared rules in :mod:`phi3ft.backends.base`):
+Contracts (shared rules in :mod:`phi3ft.targets.base`):
 
 - ``create_endpoint`` sends one PUT and returns at once (no SDK poller: it sleeps 30 s between polls);
   the service polls :meth:`EndpointOps.get_endpoint` on its own schedule. The body is built by hand and
@@ -25,10 +25,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from phi3ft.backends.azureml._core import AzureSession, call, quiet_experimental_warnings, translate_errors
-from phi3ft.backends.azureml.rest import rest_for
-from phi3ft.backends.base import EndpointInfo
 from phi3ft.errors import AzureError, NotFoundError, Phi3ftError, PrerequisiteError, UsageError
+from phi3ft.targets.azureml.sdk._core import AzureSession, call, quiet_experimental_warnings, translate_errors
+from phi3ft.targets.azureml.sdk.rest import rest_for
+from phi3ft.targets.base import EndpointInfo
 
 #: Default inference path and the ``Authorization`` forms the CLI can choose.
 DEFAULT_CHAT_PATH = "/v1/chat/completions"
@@ -416,7 +416,7 @@ class ChatClient:
 
 
 class EndpointOps:
-    """Mixin of :class:`phi3ft.backends.azureml.backend.AzureMLBackend`; uses ``self.session``."""
+    """Mixin of :class:`phi3ft.targets.azureml.sdk.backend.AzureMLBackend`; uses ``self.session``."""
 
     session: AzureSession
     sleep: Callable[[float], None]

@@ -16,9 +16,9 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from phi3ft.backends.azureml._core import AzureSession, call, error_code, translate_errors
-from phi3ft.backends.base import Identity, RegistryModel, Workspace
 from phi3ft.errors import AzureError, NotFoundError, PrerequisiteError
+from phi3ft.targets.azureml.sdk._core import AzureSession, call, error_code, translate_errors
+from phi3ft.targets.base import Identity, RegistryModel, Workspace
 
 #: Role definition GUIDs (the same in every subscription). Compare GUIDs, never display names.
 AZURE_AI_DEVELOPER = "64702f94-c441-49e6-a78b-ef80e0188fee"
@@ -95,7 +95,7 @@ class RoleAssignmentListing:
 
 
 class PrereqOps:
-    """Mixin of :class:`phi3ft.backends.azureml.backend.AzureMLBackend`; uses ``self.session``."""
+    """Mixin of :class:`phi3ft.targets.azureml.sdk.backend.AzureMLBackend`; uses ``self.session``."""
 
     session: AzureSession
     _prereq_lock = threading.Lock()
@@ -171,7 +171,7 @@ class PrereqOps:
         """Role assignments of ``object_id`` (incl. through groups) returned for ``scope``.
 
         ARM returns assignments at, above and below the scope; callers decide which apply
-        (:func:`phi3ft.prereqs.assignment_applies`). Missing scope -> NotFoundError; 403 ->
+        (:func:`phi3ft.targets.azureml.checks.assignment_applies`). Missing scope -> NotFoundError; 403 ->
         PrerequisiteError.
         """
 
@@ -217,7 +217,7 @@ class PrereqOps:
     # ---- hub / project -----------------------------------------------------------------------------
     def find_workspace(self, name: str) -> Workspace | None:
         """A hub or project by name in the resource group, or ``None`` when absent (404)."""
-        from phi3ft.backends.azureml.workspaces import read_workspace
+        from phi3ft.targets.azureml.sdk.workspaces import read_workspace
 
         return read_workspace(self.session, name)
 
@@ -231,7 +231,7 @@ class PrereqOps:
         """
         from azure.core.exceptions import ResourceNotFoundError
 
-        from phi3ft.backends.azureml.rest import rest_for
+        from phi3ft.targets.azureml.sdk.rest import rest_for
 
         rest = rest_for(self.session, project=False)
         what = f"look up {name}" + (f" version {version}" if version else "") + " in the azureml registry"
@@ -289,7 +289,7 @@ def translate_errors_passthrough() -> Iterator[None]:
 
 
 def _subscription_error(subscription_id: str, exc: BaseException) -> PrerequisiteError:
-    from phi3ft.backends.azureml._core import innermost_message
+    from phi3ft.targets.azureml.sdk._core import innermost_message
 
     return PrerequisiteError(
         f"Subscription {subscription_id} is not reachable with this identity: {innermost_message(exc)}",

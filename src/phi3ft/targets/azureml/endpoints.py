@@ -1,7 +1,7 @@
 """Services from a fine-tuned model to a clean subscription: deploy, invoke, chat, eval, delete.
 
 Services never print: long operations report through an ``on_event`` callback and return a result
-object that the CLI renders. The backend is duck-typed (``phi3ft.backends.azureml`` in production, an
+object that the CLI renders. The backend is duck-typed (``phi3ft.targets.azureml.sdk`` in production, an
 in-memory fake in unit tests); nothing here imports Azure.
 """
 
@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from phi3ft.backends.base import TERMINAL_STATUSES, EndpointInfo
 from phi3ft.errors import (
     AzureError,
     DataError,
@@ -29,6 +28,7 @@ from phi3ft.errors import (
 from phi3ft.evaluate import exact_match, normalize_answer, percentile, perplexity, token_f1
 from phi3ft.polling import Poll, retry_transient, wait_until
 from phi3ft.state import CREATING, CREATION_TAG, StateStore
+from phi3ft.targets.base import TERMINAL_STATUSES, EndpointInfo
 
 #: job.yaml spelling -> REST ``properties.authMode``.
 AUTH_MODE_REST = {"key": "Key", "aad": "AAD", "key-and-aad": "KeyAndAAD"}
@@ -418,7 +418,7 @@ def _create_or_reattach_endpoint(
 
 
 class ChatBackend(Protocol):
-    """What a chat client offers (``phi3ft.backends.azureml.endpoints.ChatClient`` or a fake)."""
+    """What a chat client offers (``phi3ft.targets.azureml.sdk.endpoints.ChatClient`` or a fake)."""
 
     def complete(
         self,

@@ -30,9 +30,9 @@ What goes to Azure (one ``submit``):
 Every process of the distribution runs that command; the trainer reads ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``,
 trains data-parallel (DDP) and only rank 0 writes the adapter (:mod:`phi3ft.train.trainer`).
 
-Contracts (shared rules in :mod:`phi3ft.backends.base`): ``ensure_*`` are get-or-create; ``delete_compute``
+Contracts (shared rules in :mod:`phi3ft.targets.base`): ``ensure_*`` are get-or-create; ``delete_compute``
 of a missing cluster returns ``False``; status / cancel / logs of the command job are the ordinary job
-operations (:class:`phi3ft.backends.azureml.jobs.JobOps`).
+operations (:class:`phi3ft.targets.azureml.sdk.jobs.JobOps`).
 """
 
 from __future__ import annotations
@@ -45,14 +45,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from phi3ft.backends.azureml._core import (
+from phi3ft.errors import AzureError, NotFoundError, PrerequisiteError, UsageError
+from phi3ft.targets.azureml.sdk._core import (
     AzureSession,
     call,
     create_or_reattach,
     quiet_experimental_warnings,
 )
-from phi3ft.backends.base import JobInfo
-from phi3ft.errors import AzureError, NotFoundError, PrerequisiteError, UsageError
+from phi3ft.targets.base import JobInfo
 
 #: Curated Azure ML PyTorch image the training environment starts from (pip upgrades torch to the
 #: train extra's range when the image's is older).
@@ -140,7 +140,7 @@ def write_code_snapshot(dest: Path, job_config: dict[str, Any]) -> Path:
 
 
 class ComputeOps:
-    """Mixin of :class:`phi3ft.backends.azureml.backend.AzureMLBackend`; uses ``self.session``."""
+    """Mixin of :class:`phi3ft.targets.azureml.sdk.backend.AzureMLBackend`; uses ``self.session``."""
 
     session: AzureSession
 

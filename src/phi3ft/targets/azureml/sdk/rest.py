@@ -93,7 +93,7 @@ class AmlRest:
             from azure.core import PipelineClient
             from azure.core.pipeline import policies
 
-            from phi3ft.backends.azureml._core import ARM_SCOPE, retry_policy
+            from phi3ft.targets.azureml.sdk._core import ARM_SCOPE, retry_policy
 
             chain: list[Any] = [
                 policies.HeadersPolicy(),

@@ -1,6 +1,6 @@
 """Fine-tuning jobs: create, get, list, cancel, logs, metrics (issue: submit).
 
-Contracts (shared rules in :mod:`phi3ft.backends.base`):
+Contracts (shared rules in :mod:`phi3ft.targets.base`):
 
 - ``create_finetuning_job`` sends one ``PUT {WS}/jobs/{name}``. It builds ``CustomModelFineTuningJob``
   directly: ``create_finetuning_job(validation_data=None)`` raises UnboundLocalError (azure-ai-ml 1.35). The caller picks a
@@ -19,7 +19,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from phi3ft.backends.azureml._core import (
+from phi3ft.errors import AzureError, NotFoundError, Phi3ftError
+from phi3ft.targets.azureml.sdk._core import (
     ARM_SCOPE,
     AzureSession,
     call,
@@ -27,9 +28,8 @@ from phi3ft.backends.azureml._core import (
     quiet_experimental_warnings,
     retry_policy,
 )
-from phi3ft.backends.azureml.rest import rest_for
-from phi3ft.backends.base import FAILED_STATUSES, TERMINAL_STATUSES, JobInfo, MetricPoint
-from phi3ft.errors import AzureError, NotFoundError, Phi3ftError
+from phi3ft.targets.azureml.sdk.rest import rest_for
+from phi3ft.targets.base import FAILED_STATUSES, TERMINAL_STATUSES, JobInfo, MetricPoint
 
 T = TypeVar("T")
 
@@ -80,7 +80,7 @@ def _job_info_from_rest(body: dict[str, Any]) -> JobInfo:
 
 
 class JobOps:
-    """Mixin of :class:`phi3ft.backends.azureml.backend.AzureMLBackend`; uses ``self.session``."""
+    """Mixin of :class:`phi3ft.targets.azureml.sdk.backend.AzureMLBackend`; uses ``self.session``."""
 
     session: AzureSession
 

@@ -1,6 +1,6 @@
 """Hub and project (ensure/get/delete) and data assets (content-addressed upload/archive) (issue: submit).
 
-Contracts (shared rules in :mod:`phi3ft.backends.base`):
+Contracts (shared rules in :mod:`phi3ft.targets.base`):
 
 - ``ensure_hub`` / ``ensure_project`` GET first: ``begin_create`` on an existing name silently turns into
   an update, so an existing workspace is reused untouched and reported ``created=False``.
@@ -20,15 +20,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from phi3ft.backends.azureml._core import (
+from phi3ft.errors import NotFoundError, PrerequisiteError
+from phi3ft.targets.azureml.sdk._core import (
     AzureSession,
     call,
     create_or_reattach,
     quiet_experimental_warnings,
 )
-from phi3ft.backends.azureml.rest import rest_for
-from phi3ft.backends.base import DataAsset, Workspace
-from phi3ft.errors import NotFoundError, PrerequisiteError
+from phi3ft.targets.azureml.sdk.rest import rest_for
+from phi3ft.targets.base import DataAsset, Workspace
 
 
 def workspace_from_entity(entity: Any, *, created: bool = False) -> Workspace:
@@ -92,7 +92,7 @@ def _same_id(a: str | None, b: str | None) -> bool:
 
 
 class WorkspaceOps:
-    """Mixin of :class:`phi3ft.backends.azureml.backend.AzureMLBackend`; uses ``self.session``."""
+    """Mixin of :class:`phi3ft.targets.azureml.sdk.backend.AzureMLBackend`; uses ``self.session``."""
 
     session: AzureSession
 

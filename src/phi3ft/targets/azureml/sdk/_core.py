@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import Any, TypeVar
 
-from phi3ft.backends.base import Identity
 from phi3ft.errors import AzureError, NotFoundError, Phi3ftError, PrerequisiteError
+from phi3ft.targets.base import Identity
 
 T = TypeVar("T")
 

@@ -157,7 +157,7 @@ class SharedCredential:
 
 def shared_credential(auth: str = "auto") -> SharedCredential:
     """The process's credential for ``auth`` (built on first use; unknown modes raise PrerequisiteError)."""
-    from phi3ft.backends.azureml._core import build_credential
+    from phi3ft.targets.azureml.sdk._core import build_credential
 
     key = (auth, _env_key())
     with _LOCK:
@@ -178,7 +178,7 @@ def credential_report() -> list[dict[str, Any]]:
 def probe_credential(auth: str = "auto", scope: str | None = None) -> CredentialReport:
     """Ask for one ARM token now (``phi3ft doctor``): the report says which credential answered and how
     long it took. A failure raises the same translated error (message + fix) as any Azure command."""
-    from phi3ft.backends.azureml._core import ARM_SCOPE, call
+    from phi3ft.targets.azureml.sdk._core import ARM_SCOPE, call
 
     credential = shared_credential(auth)
     call("obtain an Azure token", lambda: credential.get_token(scope or ARM_SCOPE), auth=auth)

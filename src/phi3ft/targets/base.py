@@ -1,6 +1,6 @@
 """Backend-neutral types and the contracts services rely on.
 
-Nothing outside ``phi3ft.backends`` knows it is talking to Azure: services use these dataclasses and
+Nothing outside ``phi3ft.targets`` knows it is talking to Azure: services use these dataclasses and
 call a backend object. Each operation's docstring in the concrete backend states its contract
 (idempotency, what is retried, what is terminal); the rules shared by all backends are here.
 

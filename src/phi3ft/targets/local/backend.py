@@ -4,7 +4,7 @@ No Azure here. ``submit`` writes a job folder under the ledger (``.phi3ft/jobs/<
 small runner in its own session (``start_new_session=True``, so Ctrl+C on the terminal and the end of
 the submitting process leave it alone)::
 
-    python -m phi3ft.backends.local <job folder>        # the runner (stdlib only, no torch)
+    python -m phi3ft.targets.local.backend <job folder>        # the runner (stdlib only, no torch)
       └─ python -m phi3ft.train options.json            # the trainer (the train extra)
 
 The runner waits for the trainer and writes ``result.json`` (Completed / Failed / Canceled, with the
@@ -18,7 +18,7 @@ folder::
     result.json    written once, at the end: status, exit_code, error, hint, ended_at, result
     <output_dir>/  adapter/, metrics.jsonl, loss.png, checkpoints (``output/`` unless training.output_dir is set)
 
-Contracts (shared rules in :mod:`phi3ft.backends.base`):
+Contracts (shared rules in :mod:`phi3ft.targets.base`):
 
 - status: ``Running`` while the runner lives and ``result.json`` is absent; then the file's status. A
   runner that died without writing it (SIGKILL, reboot) reads as ``Failed``.
@@ -42,8 +42,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from phi3ft.backends.base import TERMINAL_STATUSES, JobInfo, MetricPoint
 from phi3ft.errors import NotFoundError, UsageError
+from phi3ft.targets.base import TERMINAL_STATUSES, JobInfo, MetricPoint
 
 JOB_FILE = "job.json"
 OPTIONS_FILE = "options.json"
@@ -111,7 +111,7 @@ def _alive(pid: int | None) -> bool:
                 break
             time.sleep(0.05)
             cmdline = _cmdline(pid)
-        if b"phi3ft.backends.local" not in cmdline:  # the pid was reused by something else
+        if b"phi3ft.targets.local.backend" not in cmdline:  # the pid was reused by something else
             return False
     return True
 
@@ -203,7 +203,7 @@ class LocalBackend:
         src = str(Path(__file__).resolve().parents[2])  # the folder holding the phi3ft package
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
         proc = subprocess.Popen(
-            [self.python, "-m", "phi3ft.backends.local", str(job_dir)],
+            [self.python, "-m", "phi3ft.targets.local.backend", str(job_dir)],
             cwd=str(job_dir),
             env=env,
             stdin=subprocess.DEVNULL,
@@ -432,5 +432,5 @@ def _tail_text(path: Path) -> str:
     return ""
 
 
-if __name__ == "__main__":  # python -m phi3ft.backends.local <job folder>
+if __name__ == "__main__":  # python -m phi3ft.targets.local.backend <job folder>
     sys.exit(run_job(Path(sys.argv[1])) if len(sys.argv) == 2 else 2)

@@ -6,20 +6,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from phi3ft.backends.azureml._core import AzureSession
-from phi3ft.backends.azureml.compute import ComputeOps
-from phi3ft.backends.azureml.credentials import shared_credential
-from phi3ft.backends.azureml.endpoints import EndpointOps
-from phi3ft.backends.azureml.jobs import JobOps
-from phi3ft.backends.azureml.prereqs import PrereqOps
-from phi3ft.backends.azureml.workspaces import WorkspaceOps
+from phi3ft.targets.azureml.sdk._core import AzureSession
+from phi3ft.targets.azureml.sdk.compute import ComputeOps
+from phi3ft.targets.azureml.sdk.credentials import shared_credential
+from phi3ft.targets.azureml.sdk.endpoints import EndpointOps
+from phi3ft.targets.azureml.sdk.jobs import JobOps
+from phi3ft.targets.azureml.sdk.prereqs import PrereqOps
+from phi3ft.targets.azureml.sdk.workspaces import WorkspaceOps
 
 
 class AzureMLBackend(PrereqOps, WorkspaceOps, JobOps, ComputeOps, EndpointOps):
     """Serverless fine-tuning, or a command job on a GPU cluster (``ComputeOps``), in an Azure AI Foundry
     hub project, through the real azure-ai-ml SDK.
 
-    Each mixin documents its operations' contracts; the shared rules are in ``phi3ft.backends.base``.
+    Each mixin documents its operations' contracts; the shared rules are in ``phi3ft.targets.base``.
     """
 
     name = "serverless"

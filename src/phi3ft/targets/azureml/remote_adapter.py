@@ -1,7 +1,7 @@
 """The LoRA adapter of an ``azureml-compute`` job, on this machine (for ``phi3ft eval --baseline``).
 
 The command job's ``adapter`` output is registered as workspace model ``output_model_name`` version
-``output_model_version`` (1) when the job completes (:mod:`phi3ft.backends.azureml.compute`). Its files
+``output_model_version`` (1) when the job completes (:mod:`phi3ft.targets.azureml.sdk.compute`). Its files
 are the trainer's output folder: ``adapter/`` (``adapter_config.json``, the weights, ``tokenizer.json``)
 plus ``metrics.jsonl``. They are downloaded once into ``.phi3ft/adapters/{model}-{version}`` (or
 ``{the folder the user names}/{model}-{version}``) and reused from there: a second comparison reads no Azure at
@@ -95,7 +95,7 @@ def fetch_job_adapter(
     if hasattr(backend, "download_model"):
         backend.download_model(model, version, folder)
     else:
-        from phi3ft.backends.azureml.artifacts import download_model
+        from phi3ft.targets.azureml.sdk.artifacts import download_model
 
         download_model(backend.session, model, version, folder)
     (folder / MARKER).write_text(

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from phi3ft.backends.azureml._core import AzureSession, call
+from phi3ft.targets.azureml.sdk._core import AzureSession, call
 
 
 def download_model(session: AzureSession, name: str, version: str, dest: Path) -> Path:

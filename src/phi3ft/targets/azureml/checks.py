@@ -24,7 +24,9 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from phi3ft import catalog
-from phi3ft.backends.azureml.prereqs import (
+from phi3ft.errors import NotFoundError, Phi3ftError, PrerequisiteError
+from phi3ft.polling import Poll, PollTimeout, wait_until
+from phi3ft.targets.azureml.sdk.prereqs import (
     AZURE_AI_DEVELOPER,
     BUILTIN_ROLE_NAMES,
     CONTRIBUTOR,
@@ -35,9 +37,7 @@ from phi3ft.backends.azureml.prereqs import (
     RoleAssignmentListing,
     RoleDefinitionInfo,
 )
-from phi3ft.backends.base import Identity, RegistryModel, Workspace
-from phi3ft.errors import NotFoundError, Phi3ftError, PrerequisiteError
-from phi3ft.polling import Poll, PollTimeout, wait_until
+from phi3ft.targets.base import Identity, RegistryModel, Workspace
 
 if TYPE_CHECKING:
     from phi3ft.config import JobConfig
@@ -204,7 +204,7 @@ class CheckTarget:
 
 
 class PrereqBackend(Protocol):
-    """The adapter operations the checks use (:class:`phi3ft.backends.azureml.prereqs.PrereqOps`)."""
+    """The adapter operations the checks use (:class:`phi3ft.targets.azureml.sdk.prereqs.PrereqOps`)."""
 
     @property
     def subscription_scope(self) -> str: ...
