@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
+from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, SUBSCRIPTION_ID
+from tests.e2e.helpers import chat_rows, grant_contributor
 
 
 def job_yaml(hub: str, project: str, model_name: str, extra: str = "") -> str:
@@ -29,11 +29,7 @@ hyperparameters: {{epochs: 1, learning_rate: 0.00002}}
 
 def rows(n: int, tag: str) -> str:
     """``n`` distinct two-turn conversations (``tag`` keeps folders' data apart)."""
-    return "".join(
-        json.dumps({"messages": [{"role": "user", "content": f"{tag} {i}+{i}?"}, {"role": "assistant", "content": str(2 * i)}]})
-        + "\n"
-        for i in range(n)
-    )  # fmt: skip
+    return chat_rows(n, lambda i: f"{tag} {i}+{i}?", lambda i: str(2 * i))
 
 
 def prepare(folder: Path, stack: Any, yaml_text: str) -> Path:
@@ -41,7 +37,5 @@ def prepare(folder: Path, stack: Any, yaml_text: str) -> Path:
     (folder / "train.jsonl").write_text(rows(40, folder.name))
     (folder / "validation.jsonl").write_text(rows(8, folder.name + "v"))
     (folder / "job.yaml").write_text(yaml_text)
-    stack.state.add_role_assignment(
-        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
-    )
+    grant_contributor(stack)
     return folder

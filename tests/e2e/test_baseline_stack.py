@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from tests.azure_stack.state import RESOURCE_GROUP, SUBSCRIPTION_ID
+from tests.e2e.helpers import FakeTime
 
 from phi3ft.cli.context import AppContext
 from phi3ft.output import Output
@@ -23,17 +24,6 @@ BASE_ID = "azureml://registries/azureml/models/Phi-4-mini-instruct"
 RIGHT = "Restart the console and try again."
 #: the base model's fixed answer: shares "the" (an article, dropped) and "console" with RIGHT
 BASE_ANSWER = "Check the console cable."
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def setup(stack: Any, folder: Path) -> tuple[Any, StateStore]:

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
+from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, SUBSCRIPTION_ID
 from tests.conftest import TOKENIZERS
+from tests.e2e.helpers import chat_rows, grant_contributor
 
 from phi3ft.cli.context import AppContext
 from phi3ft.output import Output
@@ -47,18 +48,7 @@ output: {{model_name: phi4-mini-cluster}}
 
 
 def rows(n: int, tag: str) -> str:
-    return "".join(
-        json.dumps(
-            {
-                "messages": [
-                    {"role": "user", "content": f"{tag} What is {i} plus {i}?"},
-                    {"role": "assistant", "content": f"{2 * i}"},
-                ]
-            }
-        )
-        + "\n"
-        for i in range(n)
-    )
+    return chat_rows(n, lambda i: f"{tag} What is {i} plus {i}?", lambda i: f"{2 * i}")
 
 
 @pytest.fixture
@@ -95,9 +85,7 @@ def submit(cli: Callable[..., tuple[int, str, str]], folder: Path, *extra: str) 
 def test_cluster_path_submits_the_right_job_and_registers_the_adapter(
     stack: Any, cli: Any, folder: Path
 ) -> None:
-    stack.state.add_role_assignment(  # submit creates the hub (storage account, key vault): Contributor
-        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
-    )
+    grant_contributor(stack)
     code, out, err = submit(cli, folder, "--json")
     assert code == 0, err
     doc = json.loads(out)

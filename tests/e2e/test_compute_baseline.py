@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
+from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, SUBSCRIPTION_ID
 from tests.conftest import PHI3_TOKENIZER_DIR
+from tests.e2e.helpers import grant_contributor
 from tests.train.conftest import TRAIN_FILE, VALID_FILE, build_tiny_phi3
 
 from phi3ft.cli.context import AppContext
@@ -104,9 +105,7 @@ def cli(
                          credential_factory=lambda mode: stack.credential)  # fmt: skip
         return run_cli(*args, ctx=ctx)  # type: ignore[no-any-return]
 
-    stack.state.add_role_assignment(  # submit creates the hub (storage account, key vault): Contributor
-        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
-    )
+    grant_contributor(stack)
     return run
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
+from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, SUBSCRIPTION_ID
 from tests.conftest import TOKENIZERS
+from tests.e2e.helpers import FakeTime, chat_rows, grant_contributor
 
 from phi3ft import config as config_mod
 from phi3ft import plan as plan_mod
@@ -43,38 +44,14 @@ data:
 
 
 def rows(n: int, tag: str) -> str:
-    return "".join(
-        json.dumps(
-            {
-                "messages": [
-                    {"role": "user", "content": f"{tag} What is {i} plus {i}?"},
-                    {"role": "assistant", "content": f"{2 * i}"},
-                ]
-            }
-        )
-        + "\n"
-        for i in range(n)
-    )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+    return chat_rows(n, lambda i: f"{tag} What is {i} plus {i}?", lambda i: f"{2 * i}")
 
 
 @pytest.mark.parametrize("validation", [True, False], ids=["validation-file", "split"])
 def test_serverless_submit_reads_each_data_file_once(
     stack: Any, tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch, validation: bool
 ) -> None:
-    stack.state.add_role_assignment(
-        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
-    )
+    grant_contributor(stack)
     (tmp_path / "train.jsonl").write_text(rows(40, tmp_path.name))
     if validation:
         (tmp_path / "valid.jsonl").write_text(rows(8, tmp_path.name))
@@ -91,7 +68,7 @@ def test_serverless_submit_reads_each_data_file_once(
 
     monkeypatch.setattr(config_mod, "file_sha256", counting)
     monkeypatch.setattr(plan_mod, "file_sha256", counting)
-    clock = Clock()
+    clock = FakeTime()
     ctx = AppContext(
         output=Output(interactive=False),
         env=dict(os.environ),

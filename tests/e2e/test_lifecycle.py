@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.azure_stack.state import RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
+from tests.azure_stack.state import RESOURCE_GROUP, SUBSCRIPTION_ID
 from tests.conftest import TOKENIZERS
+from tests.e2e.helpers import FakeTime, chat_rows, grant_contributor
 
 from phi3ft.cli.context import AppContext
 from phi3ft.output import Output
@@ -30,30 +31,12 @@ ANSWER = "Restart the console and try again."
 
 
 def conversations(n: int, answer: str) -> str:
-    return "".join(
-        json.dumps(
-            {
-                "messages": [
-                    {"role": "system", "content": "You are an Xbox support agent."},
-                    {"role": "user", "content": f"My controller {i} does not connect."},
-                    {"role": "assistant", "content": answer},
-                ]
-            }
-        )
-        + "\n"
-        for i in range(n)
+    return chat_rows(
+        n,
+        lambda i: f"My controller {i} does not connect.",
+        lambda i: answer,
+        system="You are an Xbox support agent.",
     )
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_whole_life_leaves_nothing_behind(stack: Any, tmp_path: Path, run_cli: Any) -> None:
@@ -116,9 +99,7 @@ def test_whole_life_leaves_nothing_behind(stack: Any, tmp_path: Path, run_cli: A
     assert stack.requests.records == []
 
     # 3. check: live, read-only (submit creates the hub: a storage account and key vault need Contributor)
-    stack.state.add_role_assignment(
-        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
-    )
+    grant_contributor(stack)
     _, out, _ = cli("check", "-c", str(folder / "job.yaml"), "--json")
     assert stack.state.workspace(HUB) is None  # check never creates anything
     assert not [r for r in stack.requests if r.method in ("PUT", "DELETE", "PATCH")]

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
+from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, SUBSCRIPTION_ID
+from tests.e2e.helpers import grant_contributor
 
 from phi3ft.state import StateStore
 
@@ -134,9 +135,7 @@ def test_resubmit_builds_one_credential_and_asks_entra_once(stack: Any, tmp_path
     """A re-submit of the same config and data (re-attach) reads hub, project, data, registry model and job
     without azure-ai-ml; its clients (management SDKs for the checks, the light client) share one credential,
     which asks Entra ID for a token once."""
-    stack.state.add_role_assignment(
-        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
-    )
+    grant_contributor(stack)
     rows = "".join(
         json.dumps({"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},
                                  {"role": "assistant", "content": str(2 * i)}]}) + "\n"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from tests.azure_stack.state import RESOURCE_GROUP, SUBSCRIPTION_ID
 from tests.conftest import TOKENIZERS
+from tests.e2e.helpers import FakeTime
 from tests.e2e.test_stack_jobs import ml, submit, upload
 
 from phi3ft.cli.context import AppContext
@@ -31,19 +32,6 @@ azure:
 model: {{{{name: phi-4-mini-instruct}}}}
 data: {{{{train: train.jsonl}}}}
 """
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def _job_yaml(tmp_path: Path, *, project: str = "proj-phi3ft", rg: str = RESOURCE_GROUP) -> Path:

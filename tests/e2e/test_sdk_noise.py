@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.azure_stack.state import RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
+from tests.azure_stack.state import RESOURCE_GROUP, SUBSCRIPTION_ID
 from tests.conftest import TOKENIZERS
+from tests.e2e.helpers import grant_contributor
 from tests.e2e.test_lifecycle import FakeTime, conversations
 
 from phi3ft.cli.context import AppContext
@@ -64,9 +65,7 @@ def test_sdk_logs_only_with_verbose(stack: Any, tmp_path: Path, run_cli: Any) ->
     (folder / "data").mkdir()
     (folder / "data" / "train.jsonl").write_text(conversations(20, "Restart it."))
     (folder / "data" / "validation.jsonl").write_text(conversations(4, "Restart it."))
-    stack.state.add_role_assignment(
-        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
-    )
+    grant_contributor(stack)
     cfg, tok = str(folder / "job.yaml"), str(TOKENIZERS / "phi4-mini")
 
     quiet = {

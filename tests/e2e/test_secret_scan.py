@@ -22,13 +22,12 @@ from tests.azure_stack.azurite import account_key
 from tests.azure_stack.state import (
     LOCATION,
     RESOURCE_GROUP,
-    ROLE_CONTRIBUTOR,
     SP_CLIENT_SECRET,
     STORAGE_POOL,
     SUBSCRIPTION_ID,
-    USER_OID,
 )
 from tests.conftest import REPO, TOKENIZERS
+from tests.e2e.helpers import FakeTime, chat_rows, grant_contributor
 
 from phi3ft.cli.context import AppContext
 from phi3ft.output import Output
@@ -59,29 +58,7 @@ SAS_SIG = re.compile(r"(?i)[?&]sig=(?!REDACTED)")
 
 
 def rows(n: int) -> str:
-    return "".join(
-        json.dumps(
-            {
-                "messages": [
-                    {"role": "user", "content": f"My controller {i} does not connect."},
-                    {"role": "assistant", "content": "Restart the console."},
-                ]
-            }
-        )
-        + "\n"
-        for i in range(n)
-    )
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+    return chat_rows(n, lambda i: f"My controller {i} does not connect.", lambda i: "Restart the console.")
 
 
 def scan(text: str, *, where: str, endpoint_keys: list[str]) -> list[str]:
@@ -142,9 +119,7 @@ def test_life_cycle_prints_and_stores_no_secret(
 
     config = str(tmp_path / "job.yaml")
     # submit creates the hub (a storage account and key vault): that needs Contributor on the group.
-    stack.state.add_role_assignment(
-        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
-    )
+    grant_contributor(stack)
     out, _ = cli("submit", "-c", config, "--tokenizer", str(TOKENIZER), "--yes", "--detach", "--json")
     job = json.loads(out)["job"]["name"]
     cli("watch", job)

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
+from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, SUBSCRIPTION_ID
 from tests.conftest import REPO, TOKENIZERS
+from tests.e2e.helpers import FakeTime, chat_rows, grant_contributor
 
 from phi3ft.cli.context import AppContext
 from phi3ft.config import derived_names, load_job_config
@@ -50,18 +51,11 @@ output: {{model_name: phi4-mini-e2e}}
 
 
 def rows(n: int, tag: str = "") -> str:
-    return "".join(
-        json.dumps(
-            {
-                "messages": [
-                    {"role": "system", "content": "You answer arithmetic questions."},
-                    {"role": "user", "content": f"{tag}What is {i} plus {i}?"},
-                    {"role": "assistant", "content": f"{2 * i}"},
-                ]
-            }
-        )
-        + "\n"
-        for i in range(n)
+    return chat_rows(
+        n,
+        lambda i: f"{tag}What is {i} plus {i}?",
+        lambda i: f"{2 * i}",
+        system="You answer arithmetic questions.",
     )
 
 
@@ -70,22 +64,6 @@ def folder(tmp_path: Path) -> Path:
     (tmp_path / "train.jsonl").write_text(rows(60, tag=tmp_path.name))
     (tmp_path / "job.yaml").write_text(JOB_YAML)
     return tmp_path
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps = 0
-        self.interrupt_after: int | None = None
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps += 1
-        if self.interrupt_after is not None and self.sleeps > self.interrupt_after:
-            raise KeyboardInterrupt
-        self.now += seconds
 
 
 @pytest.fixture
@@ -113,12 +91,6 @@ def cli(
 
 def submit(cli: Callable[..., tuple[int, str, str]], folder: Path, *extra: str) -> tuple[int, str, str]:
     return cli("submit", "-c", str(folder / "job.yaml"), "--tokenizer", str(TOKENIZER), "--yes", *extra)
-
-
-def grant_contributor(stack: Any) -> None:
-    """Submit creates the hub (a storage account and key vault): its checks want Contributor on the group."""
-    scope = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}"
-    stack.state.add_role_assignment(scope, ROLE_CONTRIBUTOR, USER_OID)
 
 
 def wire(stack: Any) -> list[str]:

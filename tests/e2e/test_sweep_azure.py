@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
+from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, SUBSCRIPTION_ID
 from tests.conftest import TOKENIZERS
+from tests.e2e.helpers import FakeTime, chat_rows, grant_contributor
 
 from phi3ft.cli.context import AppContext
 from phi3ft.output import Output
@@ -46,30 +47,12 @@ sweep:
 
 
 def conversations(n: int, answer: str) -> str:
-    return "".join(
-        json.dumps(
-            {
-                "messages": [
-                    {"role": "system", "content": "You are an Xbox support agent."},
-                    {"role": "user", "content": f"My controller {i} does not connect."},
-                    {"role": "assistant", "content": answer},
-                ]
-            }
-        )
-        + "\n"
-        for i in range(n)
+    return chat_rows(
+        n,
+        lambda i: f"My controller {i} does not connect.",
+        lambda i: answer,
+        system="You are an Xbox support agent.",
     )
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -91,9 +74,7 @@ def cli(stack: Any, tmp_path: Path, run_cli: Any) -> Any:
 
     (tmp_path / "job.yaml").write_text(JOB_YAML)
     # submit creates the hub (a storage account and key vault): that needs Contributor on the group
-    stack.state.add_role_assignment(
-        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
-    )
+    grant_contributor(stack)
     (tmp_path / "train.jsonl").write_text(conversations(40, "Restart the console and try again."))
     (tmp_path / "validation.jsonl").write_text(conversations(6, "Restart the console and try again."))
     return run
