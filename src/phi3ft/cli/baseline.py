@@ -401,7 +401,7 @@ def eval_local_baseline_command(
     from phi3ft.catalog import get_profile
     from phi3ft.errors import PrerequisiteError, UsageError
     from phi3ft.evaluation import load_eval_examples
-    from phi3ft.targets.local.backend import OPTIONS_FILE
+    from phi3ft.targets.local import OPTIONS_FILE
 
     job_dir = Path(str(record.get("job_dir") or ""))
     options_file = job_dir / OPTIONS_FILE
