@@ -232,9 +232,14 @@ class FakeEndpointBackend:
         return self.jobs.get(name)
 
     def cancel_job(self, name: str) -> JobInfo:
+        """As the adapter: an absent job raises NotFoundError, a terminal one is returned unchanged."""
         self.calls.append(("cancel_job", name))
-        self.jobs[name].status = "Canceled"
-        return self.jobs[name]
+        job = self.jobs.get(name)
+        if job is None:
+            raise NotFoundError(f"Not found while trying to read job {name!r}: job {name} not found")
+        if not job.terminal:
+            job.status = "Canceled"
+        return job
 
     def archive_data(self, name: str, version: str) -> bool:
         self.calls.append(("archive_data", f"{name}:{version}"))

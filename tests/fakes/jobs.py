@@ -179,8 +179,10 @@ class FakeJobBackend:
         return info
 
     def list_jobs(self, *, max_results: int = 100) -> list[JobInfo]:
+        """Newest first, as the adapter and the local backend list them."""
         self.calls.append("list_jobs")
-        return [replace(j.info) for j in self.jobs.values()][:max_results]
+        jobs = sorted(self.jobs.values(), key=lambda j: j.info.created_at or "", reverse=True)
+        return [replace(j.info) for j in jobs][:max_results]
 
     def cancel_job(self, name: str) -> JobInfo:
         info = self.get_job(name, with_error=False)
