@@ -40,6 +40,11 @@ class JobHarness:
     failure_message: str = "Training data has 0 valid rows."
     #: A completed job has loss points and log files (the fakes have none unless a test gives them some).
     trained: bool = True
+    #: ``JobInfo.backend`` of its jobs.
+    backend_name: str = "serverless"
+    #: ``list_jobs`` lists these jobs. Not the adapter's command jobs: its ``list_jobs`` asks the service
+    #: for ``jobType=FineTuning`` only, and ``phi3ft list`` shows cluster jobs from the ledger.
+    in_list_jobs: bool = True
 
     def settle(self, name: str) -> JobInfo:
         info = self.backend.get_job(name)
@@ -87,6 +92,40 @@ def azureml_jobs(stack: Any, tmp_path: Path) -> JobHarness:
             training_data=asset.id,
             validation_data=None,
             hyperparameters={"num_train_epochs": "1"},
+            output_model_name=FT_MODEL,
+            tags=dict(TAGS),
+        )
+
+    harness.create = create
+    return harness
+
+
+def azureml_compute_jobs(stack: Any, tmp_path: Path) -> JobHarness:
+    """Command jobs on a cluster (``backend: azureml-compute``): same job contract, other create call."""
+    from phi3ft.train.settings import TrainingSettings
+
+    harness = azureml_jobs(stack, tmp_path)
+    harness.kind, harness.backend_name, harness.in_list_jobs = "azureml-compute", "azureml-compute", False
+    backend = harness.backend
+    backend.ensure_compute("contract-gpu", vm_size="Standard_NC24ads_A100_v4")
+    environment = backend.ensure_training_environment()["id"]
+    asset = backend.find_data("contract-train", "1")
+
+    def create(name: str, outcome: str) -> JobInfo:
+        if outcome == "Failed":
+            stack.faults.fail_job(name, message=harness.failure_message)
+        elif outcome == "slow":
+            stack.state.set_job_script(name, ["NotStarted", "Queued", *["Running"] * 50, "Completed"])
+        return backend.create_command_job(  # type: ignore[no-any-return]
+            name=name,
+            model="phi-3-mini-4k-instruct",
+            training=TrainingSettings(),
+            training_data=asset.id,
+            validation_data=None,
+            compute="contract-gpu",
+            environment=environment,
+            instance_count=1,
+            process_count_per_instance=1,
             output_model_name=FT_MODEL,
             tags=dict(TAGS),
         )
@@ -170,7 +209,12 @@ def local_jobs(tmp_path: Path) -> JobHarness:
     from phi3ft.train.types import TrainOptions
 
     harness = JobHarness(
-        "local", None, lambda name, outcome: JobInfo(name, "?"), max_reads=600, read_pause_s=0.05
+        "local",
+        None,
+        lambda name, outcome: JobInfo(name, "?"),
+        max_reads=600,
+        read_pause_s=0.05,
+        backend_name="local",
     )
     script = tmp_path / "stand_in_trainer.py"
     script.write_text(STAND_IN_TRAINER.replace("MESSAGE", repr(harness.failure_message)))

@@ -13,7 +13,12 @@ from tests.azure_stack.pytest_plugin import azure_stack, pytest_runtest_makerepo
 from tests.contract import backends
 
 #: Backends that keep the whole job contract (create, get, find, list, cancel, logs, metrics).
-JOB_BACKENDS = [pytest.param("azureml", marks=pytest.mark.e2e), "fake-jobs", "local"]
+JOB_BACKENDS = [
+    pytest.param("azureml", marks=pytest.mark.e2e),
+    pytest.param("azureml-compute", marks=pytest.mark.e2e),
+    "fake-jobs",
+    "local",
+]
 #: ... and those that keep its teardown subset (find_job, cancel_job: what ``delete`` uses).
 TEARDOWN_BACKENDS = [*JOB_BACKENDS, "fake-endpoints"]
 ENDPOINT_BACKENDS = [pytest.param("azureml", marks=pytest.mark.e2e), "fake-endpoints"]
@@ -23,6 +28,8 @@ def _job_harness(request: pytest.FixtureRequest, tmp_path: Path) -> backends.Job
     kind = request.param
     if kind == "azureml":
         return backends.azureml_jobs(request.getfixturevalue("stack"), tmp_path)
+    if kind == "azureml-compute":
+        return backends.azureml_compute_jobs(request.getfixturevalue("stack"), tmp_path)
     if kind == "fake-jobs":
         return backends.fake_jobs(tmp_path)
     if kind == "local":
