@@ -4,7 +4,8 @@ It follows the adapter's contracts (``phi3ft.targets.azureml.sdk.endpoints`` and
 ``None``/``False``/``"absent"``, the model DELETE is refused while an endpoint serves it, endpoints go
 Creating -> Succeeded after ``creating_polls`` reads, and the chat client retries 429 honouring
 ``Retry-After`` through the injected sleep. The end-to-end tests (tests/e2e/test_deploy*.py,
-test_delete*.py) run the same scenarios through the real SDK against the offline Azure stack.
+test_delete*.py) run the same scenarios through the real SDK against the offline Azure stack, and
+tests/contract runs one endpoint-contract suite (and the teardown half of the job contract) over both.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ get-or-create by name+version (``uploaded_bytes`` 0 when reused), ``find_job`` r
 missing job, ``get_job`` raises ``NotFoundError``, cancel of a terminal job is a no-op. ``crash_at`` makes
 an operation raise *after* its side effect (``"hub"``, ``"project"``, ``"upload:train"``, ``"job"``) or
 before it (``"before:job"``), to test that a re-run resumes. The e2e tests run the same scenarios through
-the real SDK on the offline Azure stack, which keeps this fake honest.
+the real SDK on the offline Azure stack, and tests/contract runs one job-contract suite over this fake and
+the adapter alike, which keeps this fake honest.
 """
 
 from __future__ import annotations
