@@ -5,7 +5,8 @@ The layers, bottom up:
 
 - **spec, ledger, engine**: ``config.py``, ``records.py``, ``state.py``, ``errors.py``, ``catalog.py`` and
   ``data/**`` (the validator and its rule engine). They import nothing from ``phi3ft.targets``,
-  ``phi3ft.cli`` or ``azure``.
+  ``phi3ft.cli`` or ``azure``. Nor do the eval loop and its arithmetic (``evaluation.py``,
+  ``evaluate.py``): endpoints and the local baseline share them.
 - **targets** (``phi3ft.targets.<target>``): the backends. Only the Azure ML adapter,
   ``phi3ft/targets/azureml/sdk/**``, imports ``azure.*`` (lazily; ``tests/test_imports.py`` checks that
   ``--help``/``validate`` never load it). Nothing under ``phi3ft/targets`` imports ``phi3ft.cli``.
@@ -18,8 +19,8 @@ What is *internal* to a target (``phi3ft.cli`` may not import it):
   ``__all__``) is the adapter's public face;
 - a target's backend implementation, ``phi3ft.targets.<t>.backend`` (the CLI gets a backend from
   :func:`phi3ft.connect.open_backend`, the target registry);
-- any module or imported name whose last part starts with ``_`` (``phi3ft.targets.x._helpers``,
-  ``from phi3ft.targets.azureml.checks import _private``).
+- any module whose path has a part starting with ``_``, and any imported name starting with ``_``
+  (``phi3ft.targets.x._helpers``, ``from phi3ft.targets.azureml.checks import _private``).
 
 Public, then: ``phi3ft.targets`` and ``phi3ft.targets.base`` (the contracts), each target's package
 ``__init__`` (``phi3ft.targets.local.OPTIONS_FILE``) and its service modules (``phi3ft.targets.azureml.checks``,
@@ -56,6 +57,8 @@ SPEC_LAYER = (
     "phi3ft.catalog",
     "phi3ft.data",
 )
+#: Target-agnostic too: the eval loop (any chat client) and its scoring.
+EVAL_LAYER = ("phi3ft.evaluation", "phi3ft.evaluate")
 #: Upward edges tolerated in the cycle check, each with why and how it goes away.
 CYCLE_ALLOWED: dict[tuple[str, str], str] = {
     # targets/azureml/checks.py: CheckTarget.from_config reads job.yaml's azure: block through
@@ -149,12 +152,13 @@ def _where(imp: Imported) -> str:
 
 # ---- the rules ------------------------------------------------------------------------------------------
 def spec_layer_violations(imports: list[Imported]) -> list[str]:
-    """spec/ledger/engine import nothing from targets, cli or azure."""
+    """spec/ledger/engine (and the eval loop) import nothing from targets, cli or azure."""
     banned = ("phi3ft.targets", "phi3ft.cli", "azure")
     return [
         _where(imp)
         for imp in imports
-        if any(_within(imp.importer, m) for m in SPEC_LAYER) and any(_within(imp.module, b) for b in banned)
+        if any(_within(imp.importer, m) for m in (*SPEC_LAYER, *EVAL_LAYER))
+        and any(_within(imp.module, b) for b in banned)
     ]
 
 
@@ -288,7 +292,13 @@ def test_the_tree_keeps_the_layer_rule(tree: list[Imported], rule: str) -> None:
 
 def test_the_tree_has_the_modules_the_rules_name(tree: list[Imported]) -> None:
     importers = {imp.importer for imp in tree}
-    for module in [*SPEC_LAYER, "phi3ft.targets.azureml.sdk._core", "phi3ft.cli.app", "phi3ft.targets.local"]:
+    for module in [
+        *SPEC_LAYER,
+        *EVAL_LAYER,
+        "phi3ft.targets.azureml.sdk._core",
+        "phi3ft.cli.app",
+        "phi3ft.targets.local",
+    ]:
         assert any(_within(m, module) for m in importers), module
     # the adapter does import azure (else the azure rule would pass vacuously)
     assert any(_within(imp.module, "azure") for imp in tree)
@@ -313,6 +323,7 @@ TYPE_CHECKING_FROM = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    f
         ("spec", {"phi3ft.state": LAZY.format("azure.identity")}),
         ("spec", {"phi3ft.data.__init__": "from phi3ft.targets.azureml import checks\n"}),
         ("spec", {"phi3ft.data.scan": "from ..targets import base\n"}),  # relative
+        ("spec", {"phi3ft.evaluation": LAZY.format("phi3ft.targets.azureml.sdk.endpoints")}),
         ("azure", {"phi3ft.cli.app": LAZY.format("azure.ai.ml")}),
         (
             "azure",
