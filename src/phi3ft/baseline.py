@@ -1,7 +1,7 @@
 """Did the fine-tune help? ``phi3ft deploy --baseline`` and ``phi3ft eval --baseline``.
 
 The base model is scored exactly like the fine-tuned one (same held-out conversations, same prompts,
-generation settings and concurrency, the same :func:`phi3ft.targets.azureml.endpoints.evaluate` and the same chat client
+generation settings and concurrency, the same :func:`phi3ft.evaluation.evaluate` and the same chat client
 kind), then :mod:`phi3ft.evaluate` compares the two score sets. Services never print; nothing here
 imports Azure (the backend is duck-typed).
 """
@@ -18,17 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from phi3ft.errors import PrerequisiteError, UsageError
 from phi3ft.evaluate import TIE_EPSILON, GainCheck, Verdict, check_gain, most_different, tally, verdicts
+from phi3ft.evaluation import ChatBackend, EvalExample, EvalReport, evaluate
 from phi3ft.state import StateStore
-from phi3ft.targets.azureml.endpoints import (
-    ChatBackend,
-    DeployEvent,
-    DeployResult,
-    EvalExample,
-    EvalReport,
-    ModelRef,
-    deploy_endpoint,
-    evaluate,
-)
+from phi3ft.targets.azureml.endpoints import DeployEvent, DeployResult, ModelRef, deploy_endpoint
 
 if TYPE_CHECKING:
     from phi3ft.config import JobConfig

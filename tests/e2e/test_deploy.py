@@ -12,8 +12,9 @@ import pytest
 from tests.azure_stack.state import RESOURCE_GROUP, SUBSCRIPTION_ID
 
 from phi3ft.errors import PrerequisiteError
+from phi3ft.evaluation import evaluate, load_eval_examples
 from phi3ft.state import StateStore
-from phi3ft.targets.azureml.endpoints import ModelRef, deploy_endpoint, evaluate, invoke, load_eval_examples
+from phi3ft.targets.azureml.endpoints import ModelRef, deploy_endpoint, invoke
 from phi3ft.targets.azureml.sdk.backend import AzureMLBackend
 
 pytestmark = pytest.mark.e2e

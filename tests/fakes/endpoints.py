@@ -4,7 +4,8 @@ It follows the adapter's contracts (``phi3ft.targets.azureml.sdk.endpoints`` and
 ``None``/``False``/``"absent"``, the model DELETE is refused while an endpoint serves it, endpoints go
 Creating -> Succeeded after ``creating_polls`` reads, and the chat client retries 429 honouring
 ``Retry-After`` through the injected sleep. The end-to-end tests (tests/e2e/test_deploy*.py,
-test_delete*.py) run the same scenarios through the real SDK against the offline Azure stack.
+test_delete*.py) run the same scenarios through the real SDK against the offline Azure stack, and
+tests/contract runs one endpoint-contract suite (and the teardown half of the job contract) over both.
 """
 
 from __future__ import annotations
@@ -232,9 +233,14 @@ class FakeEndpointBackend:
         return self.jobs.get(name)
 
     def cancel_job(self, name: str) -> JobInfo:
+        """As the adapter: an absent job raises NotFoundError, a terminal one is returned unchanged."""
         self.calls.append(("cancel_job", name))
-        self.jobs[name].status = "Canceled"
-        return self.jobs[name]
+        job = self.jobs.get(name)
+        if job is None:
+            raise NotFoundError(f"Not found while trying to read job {name!r}: job {name} not found")
+        if not job.terminal:
+            job.status = "Canceled"
+        return job
 
     def archive_data(self, name: str, version: str) -> bool:
         self.calls.append(("archive_data", f"{name}:{version}"))

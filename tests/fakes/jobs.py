@@ -5,7 +5,8 @@ get-or-create by name+version (``uploaded_bytes`` 0 when reused), ``find_job`` r
 missing job, ``get_job`` raises ``NotFoundError``, cancel of a terminal job is a no-op. ``crash_at`` makes
 an operation raise *after* its side effect (``"hub"``, ``"project"``, ``"upload:train"``, ``"job"``) or
 before it (``"before:job"``), to test that a re-run resumes. The e2e tests run the same scenarios through
-the real SDK on the offline Azure stack, which keeps this fake honest.
+the real SDK on the offline Azure stack, and tests/contract runs one job-contract suite over this fake and
+the adapter alike, which keeps this fake honest.
 """
 
 from __future__ import annotations
@@ -179,8 +180,10 @@ class FakeJobBackend:
         return info
 
     def list_jobs(self, *, max_results: int = 100) -> list[JobInfo]:
+        """Newest first, as the adapter and the local backend list them."""
         self.calls.append("list_jobs")
-        return [replace(j.info) for j in self.jobs.values()][:max_results]
+        jobs = sorted(self.jobs.values(), key=lambda j: j.info.created_at or "", reverse=True)
+        return [replace(j.info) for j in jobs][:max_results]
 
     def cancel_job(self, name: str) -> JobInfo:
         info = self.get_job(name, with_error=False)

@@ -26,7 +26,7 @@ from phi3ft.evaluate import (
     verdict,
     verdicts,
 )
-from phi3ft.targets.azureml.endpoints import EvalExample
+from phi3ft.evaluation import EvalExample
 
 
 def test_f1_em_percentiles_perplexity() -> None:

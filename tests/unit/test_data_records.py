@@ -19,7 +19,7 @@ from phi3ft.data.records import read_records
 from phi3ft.data.split import split_dataset
 from phi3ft.data.validate import validate_dataset
 from phi3ft.errors import DataError
-from phi3ft.targets.azureml.endpoints import load_eval_examples
+from phi3ft.evaluation import load_eval_examples
 from phi3ft.train.data import read_conversations
 
 N = 12

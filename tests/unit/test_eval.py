@@ -10,14 +10,8 @@ import pytest
 from tests.fakes.endpoints import FakeChatClient
 
 from phi3ft.errors import DataError
-from phi3ft.targets.azureml.endpoints import (
-    evaluate,
-    exact_match,
-    load_eval_examples,
-    normalize_answer,
-    percentile,
-    token_f1,
-)
+from phi3ft.evaluate import exact_match, normalize_answer, percentile, token_f1
+from phi3ft.evaluation import evaluate, load_eval_examples
 
 
 def _write(path: Path, rows: list[object]) -> Path:

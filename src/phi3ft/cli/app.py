@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import itertools
 import os
@@ -246,8 +245,9 @@ def sdk_logging(out: Output, *, verbose: bool, debug: bool = False) -> Callable[
             logger.addHandler(handler)
         # azure-ai-ml gives some loggers a handler of their own (bound to the stderr of import time) and
         # stops propagation: import it now and route them through the one handler above for this command.
-        with contextlib.suppress(ImportError):  # an install without the Azure extra
-            import azure.ai.ml  # noqa: F401
+        from phi3ft.targets.azureml.sdk import import_sdk_loggers
+
+        import_sdk_loggers()
         for name, own in list(logging.root.manager.loggerDict.items()):
             if isinstance(own, logging.Logger) and name.split(".", 1)[0] in SDK_LOGGERS and not own.propagate:
                 rerouted.append((own, list(own.handlers), own.level))

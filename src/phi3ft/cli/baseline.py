@@ -400,8 +400,8 @@ def eval_local_baseline_command(
 ) -> None:
     from phi3ft.catalog import get_profile
     from phi3ft.errors import PrerequisiteError, UsageError
-    from phi3ft.targets.azureml.endpoints import load_eval_examples
-    from phi3ft.targets.local.backend import OPTIONS_FILE
+    from phi3ft.evaluation import load_eval_examples
+    from phi3ft.targets.local import OPTIONS_FILE
 
     job_dir = Path(str(record.get("job_dir") or ""))
     options_file = job_dir / OPTIONS_FILE
@@ -540,7 +540,7 @@ def eval_compute_baseline_command(
     """Download the model the cluster job registered (once), then compare it with its base on this machine."""
     from phi3ft.catalog import get_profile
     from phi3ft.errors import NotFoundError, UsageError
-    from phi3ft.targets.azureml.endpoints import load_eval_examples
+    from phi3ft.evaluation import load_eval_examples
     from phi3ft.targets.azureml.remote_adapter import download_folder, fetch_job_adapter
 
     ecfg = cfg.eval if cfg is not None else None

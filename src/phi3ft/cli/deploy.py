@@ -598,6 +598,7 @@ def register(app: typer.Typer) -> None:
 
         --baseline scores the base model too (BASE_ENDPOINT, default the one `phi3ft deploy --baseline` created; on the local backend, the base weights without the adapter; for an azureml-compute job, the adapter it registered, downloaded once into --download-dir, against its base weights on this machine) with the same prompts and settings, and prints both side by side with win/tie/loss per example; --min-gain METRIC DELTA is its gate (exit 1). --judge DEPLOYMENT adds a pairwise verdict per example from that chat deployment, asked in both orders.
         """
+        from phi3ft import evaluation
         from phi3ft.errors import Phi3ftError, UsageError
         from phi3ft.targets.azureml import endpoints as svc
 
@@ -709,7 +710,7 @@ def register(app: typer.Typer) -> None:
                 f"Pass held-out chat JSONL: phi3ft eval {name} --data PATH/TO/validation.jsonl",
             )
         path_data = path_data if path_data.is_absolute() else app_ctx.cwd / path_data
-        examples = svc.load_eval_examples(path_data, limit=limit)
+        examples = evaluation.load_eval_examples(path_data, limit=limit)
         gate = min_f1
         if gate is None and ecfg is not None and ecfg.min_f1 is not None:
             gate = float(ecfg.min_f1)
@@ -732,7 +733,7 @@ def register(app: typer.Typer) -> None:
                 out.info(f"  {done}/{total} scored")
 
         out.info(f"Scoring {name} on {len(examples)} conversations from {path_data.name}")
-        report = svc.evaluate(
+        report = evaluation.evaluate(
             client,
             examples,
             endpoint=name,

@@ -282,59 +282,33 @@ def network_findings(env: Mapping[str, str]) -> list[Finding]:
 # ---- Azure ------------------------------------------------------------------------------------------------
 def credential_finding(app_ctx: AppContext, mode: str) -> Finding:
     """Which credential the chain for ``mode`` picks, who it is and how long the token took."""
-    import logging
-
-    from phi3ft.errors import Phi3ftError
+    from phi3ft.targets.azureml.checks import probe_credential
 
     started = time.perf_counter()
-    quiet = logging.getLogger("azure.identity")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)  # the chain logs every failed member; the finding says it once
-    try:
-        from phi3ft.targets.azureml.sdk._core import (
-            ARM_SCOPE,
-            build_credential,
-            credential_error,
-            decode_jwt_claims,
-            identity_from_claims,
-        )
-
-        try:
-            credential = (
-                app_ctx.credential_factory(mode)
-                if app_ctx.credential_factory is not None
-                else build_credential(mode)
-            )
-            token = credential.get_token(ARM_SCOPE)
-        except Phi3ftError as exc:
-            error: Phi3ftError | None = exc
-        except Exception as exc:
-            error = credential_error("obtain an Azure token", exc, auth=mode)
-        else:
-            error = None
-    finally:
-        quiet.setLevel(level)
+    probe = probe_credential(mode, app_ctx.credential_factory)
     elapsed = time.perf_counter() - started
-    if error is not None:
+    error = probe.error
+    if error is not None or probe.identity is None:
+        message = error.message if error is not None else "no identity"
+        hint = error.hint if error is not None else None
         return Finding(
             "credential",
             "fail",
             "Credential",
-            f"--auth {mode}: {error.message} ({elapsed:.1f} s)",
-            error.hint or "Run `az login`, then re-run `phi3ft doctor`.",
+            f"--auth {mode}: {message} ({elapsed:.1f} s)",
+            hint or "Run `az login`, then re-run `phi3ft doctor`.",
             data={"auth": mode, "elapsed_s": round(elapsed, 3)},
         )
-    chosen = getattr(credential, "_successful_credential", None) or credential
-    who = identity_from_claims(decode_jwt_claims(token.token), type(chosen).__name__)
+    who = probe.identity
     name = who.display_name or who.object_id or "unknown"
     return Finding(
         "credential",
         "ok",
         "Credential",
-        f"--auth {mode}: {type(chosen).__name__} as {who.kind} {name} (tenant {who.tenant_id}) in {elapsed:.1f} s",
+        f"--auth {mode}: {probe.credential} as {who.kind} {name} (tenant {who.tenant_id}) in {elapsed:.1f} s",
         data={
             "auth": mode,
-            "credential": type(chosen).__name__,
+            "credential": probe.credential,
             "kind": who.kind,
             "elapsed_s": round(elapsed, 3),
         },

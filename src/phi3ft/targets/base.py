@@ -23,6 +23,22 @@ from typing import Any
 SUCCESS_STATUSES = frozenset({"Completed"})
 FAILED_STATUSES = frozenset({"Failed", "Canceled", "NotResponding"})
 TERMINAL_STATUSES = SUCCESS_STATUSES | FAILED_STATUSES | {"Paused"}
+#: The statuses a job passes through before a terminal one (Azure ML's ``JobStatus``; the local backend
+#: uses NotStarted and Running). ``Unknown`` is what a backend reports when the service sends none.
+ACTIVE_STATUSES = frozenset(
+    {
+        "NotStarted",
+        "Starting",
+        "Provisioning",
+        "Preparing",
+        "Queued",
+        "Running",
+        "Finalizing",
+        "CancelRequested",
+    }
+)
+#: Every status a backend's ``JobInfo.status`` may hold (the backend-contract tests check it).
+JOB_STATUSES = TERMINAL_STATUSES | ACTIVE_STATUSES | {"Unknown"}
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ STOP_TOKENS = ("<|end|>", "<|endoftext|>", "<|im_end|>", "</s>")
 
 @dataclass
 class LocalChatResult:
-    """The fields :func:`phi3ft.targets.azureml.endpoints.evaluate` reads from a chat result."""
+    """The fields :func:`phi3ft.evaluation.evaluate` reads from a chat result."""
 
     content: str
     finish_reason: str | None = None

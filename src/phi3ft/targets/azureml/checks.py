@@ -1015,3 +1015,46 @@ def ensure_prerequisites(backend: Any, cfg: JobConfig | CheckTarget, **kwargs: A
         more = f" (and {others} more; run `phi3ft check`)" if others else ""
         raise PrerequisiteError(f"{first.title}: {first.detail}{more}", first.fix)
     return report
+
+
+@dataclass(frozen=True)
+class CredentialProbe:
+    """``phi3ft doctor``'s credential line: which member of the chain answered and who it is, or why not."""
+
+    credential: str | None = None
+    identity: Identity | None = None
+    error: Phi3ftError | None = None
+
+
+def probe_credential(mode: str, credential_factory: Callable[[str], Any] | None = None) -> CredentialProbe:
+    """Build the credential chain for ``--auth mode`` (or ``credential_factory(mode)``, tests) and ask for one
+    ARM token now. A failure is returned translated (message + fix), never raised; the chain's own log of
+    every failed member is kept quiet (the probe's error says it once)."""
+    import logging
+
+    from phi3ft.targets.azureml.sdk._core import (
+        ARM_SCOPE,
+        build_credential,
+        credential_error,
+        decode_jwt_claims,
+        identity_from_claims,
+    )
+
+    quiet = logging.getLogger("azure.identity")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        try:
+            credential = (
+                credential_factory(mode) if credential_factory is not None else build_credential(mode)
+            )
+            token = credential.get_token(ARM_SCOPE)
+        except Phi3ftError as exc:
+            return CredentialProbe(error=exc)
+        except Exception as exc:
+            return CredentialProbe(error=credential_error("obtain an Azure token", exc, auth=mode))
+    finally:
+        quiet.setLevel(level)
+    chosen = getattr(credential, "_successful_credential", None) or credential
+    name = type(chosen).__name__
+    return CredentialProbe(name, identity_from_claims(decode_jwt_claims(token.token), name))

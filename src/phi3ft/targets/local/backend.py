@@ -44,9 +44,9 @@ from typing import Any
 
 from phi3ft.errors import NotFoundError, UsageError
 from phi3ft.targets.base import TERMINAL_STATUSES, JobInfo, MetricPoint
+from phi3ft.targets.local import OPTIONS_FILE
 
 JOB_FILE = "job.json"
-OPTIONS_FILE = "options.json"
 EVENTS_FILE = "events.jsonl"
 LOG_FILE = "train.log"
 RESULT_FILE = "result.json"

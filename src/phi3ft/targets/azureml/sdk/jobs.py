@@ -69,6 +69,8 @@ def _job_info_from_rest(body: dict[str, Any]) -> JobInfo:
     return JobInfo(
         name=str(body.get("name") or ""),
         status=_status_text(props.get("status")),
+        # a Command job is phi3ft's cluster training (create_command_job says so too); else fine-tuning
+        backend="azureml-compute" if props.get("jobType") == "Command" else "serverless",
         display_name=props.get("displayName"),
         created_at=system.get("createdAt"),
         model_id=model.get("uri"),
