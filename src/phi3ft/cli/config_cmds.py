@@ -169,7 +169,8 @@ def plan_cmd(
 
     Validates job.yaml and the data (exact token counts when the model's tokenizer is available).
 
-    Lists the ordered actions (hub, project, data assets, job, endpoint) and the billed tokens.
+    Lists the steps submit runs, in order (hub, project, data assets, model or cluster, job), what follows
+    (model registration, deploy) and the billed tokens.
 
     Shows a cost only when job.yaml gives prices; warns about retired models and regions.
 
@@ -267,6 +268,10 @@ def _render_plan(out: Output, plan: dict[str, Any], cwd: Path) -> None:
     lines.append("Actions (what `phi3ft submit` would do, in order)")
     for action in plan["actions"]:
         lines.append(f"  {action['step']}. {action['summary']}")
+    if plan.get("then"):
+        lines.append("Then (not run by submit)")
+        for action in plan["then"]:
+            lines.append(f"  {action['step']}. {action['summary']}")
     if any(a["kind"] in ("ensure_hub", "ensure_project") for a in plan["actions"]):
         lines.append(
             f"     (whether the hub and project exist cannot be known offline: `phi3ft check --config {cfg_arg}`)"
