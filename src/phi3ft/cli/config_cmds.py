@@ -268,14 +268,14 @@ def _render_plan(out: Output, plan: dict[str, Any], cwd: Path) -> None:
     lines.append("Actions (what `phi3ft submit` would do, in order)")
     for action in plan["actions"]:
         lines.append(f"  {action['step']}. {action['summary']}")
-    if plan.get("then"):
-        lines.append("Then (not run by submit)")
-        for action in plan["then"]:
-            lines.append(f"  {action['step']}. {action['summary']}")
     if any(a["kind"] in ("ensure_hub", "ensure_project") for a in plan["actions"]):
         lines.append(
             f"     (whether the hub and project exist cannot be known offline: `phi3ft check --config {cfg_arg}`)"
         )
+    if plan.get("then"):
+        lines.append("Then (not run by submit)")
+        for action in plan["then"]:
+            lines.append(f"  {action['step']}. {action['summary']}")
     findings = [*plan["blockers"], *plan["warnings"], *plan["notes"]]
     if findings:
         lines.append("")

@@ -351,10 +351,11 @@ def data_steps(spec: JobSpec, fp: Fingerprint) -> list[Step]:
                 sha = fp.data.get(role) or file_sha256(path)
                 files.append((role, path, path, *data_asset_ref(role, path, sha), sha))
     for role, shown, path, name, version, sha in files:
+        what = shown.name if path is not None else f"the split's {role} half of {shown.name}"
         steps.append(
             UploadData(
                 target=f"{name}:{version}",
-                summary=f"upload {shown.name} as data asset {name} version {version} (skipped if that version exists)",
+                summary=f"upload {what} as data asset {name} version {version} (skipped if that version exists)",
                 params={
                     "role": role,
                     "path": str(shown),
@@ -507,8 +508,8 @@ class EnsureEnvironment(Step):
 
         return cls(
             target=ENVIRONMENT_NAME,
-            summary=f"ensure the training environment {ENVIRONMENT_NAME} (phi3ft[train] on a CUDA image; "
-            "versioned by its contents, reused when it exists)",
+            summary=f"ensure the training environment {ENVIRONMENT_NAME} (a curated PyTorch image + phi3ft's "
+            "train requirements; versioned by its contents, reused when it exists)",
             params={"name": ENVIRONMENT_NAME},
         )
 
@@ -756,7 +757,8 @@ def after_steps(spec: JobSpec, fp: Fingerprint) -> list[Step]:
         steps.append(
             SmokeTest(
                 target=names.endpoint,
-                summary=f"send {eval_data.name if eval_data else 'the held-out'} examples to the endpoint "
+                summary=f"`phi3ft deploy`'s smoke test: send {eval_data.name if eval_data else 'the held-out'} "
+                "examples to the endpoint "
                 f"(max_tokens {eval_cfg.max_tokens}, concurrency {eval_cfg.concurrency}"
                 + (f", fail below F1 {eval_cfg.min_f1:g}" if eval_cfg.min_f1 is not None else "")
                 + ")",
