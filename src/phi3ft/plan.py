@@ -16,13 +16,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from phi3ft import catalog
 from phi3ft.config import (
-    DerivedNames,
     Fingerprint,
     JobConfig,
+    JobSpec,
     SplitConfig,
     file_sha256,
     fingerprint,
@@ -30,6 +30,9 @@ from phi3ft.config import (
     to_azure_hyperparameters,
 )
 from phi3ft.errors import ExitCode
+
+if TYPE_CHECKING:
+    from phi3ft.steps import Step
 
 PLAN_SCHEMA_VERSION = 1
 #: Hours in an average month (8,760 / 12), the figure Azure's pricing calculator uses.
@@ -43,7 +46,7 @@ Severity = Literal["blocker", "warning", "info"]
 @dataclass
 class PlanAction:
     step: int
-    kind: str  # ensure_hub | ensure_project | ensure_compute | split_data | upload_data | submit_job | ...
+    kind: str  # ensure_hub | ensure_project | split_data | upload_data | resolve_model | ensure_compute | ...
     target: str
     summary: str
     params: dict[str, Any] = field(default_factory=dict)
@@ -89,8 +92,12 @@ class Plan:
     findings: list[PlanFinding]
     validation: dict[str, Any] | None
     hashes: dict[str, str]
+    #: What follows submit's steps and is not run by it (the job registers the model; ``phi3ft deploy``).
+    then: list[PlanAction] = field(default_factory=list)
     #: The hashes and names the plan was built from; ``submit`` reuses them (no second read of the data).
     fingerprint: Fingerprint | None = field(default=None, repr=False, compare=False)
+    #: The steps :attr:`actions` describes: ``submit`` runs exactly these (:func:`phi3ft.steps.apply`).
+    steps: list[Step] | None = field(default=None, repr=False, compare=False)
 
     @property
     def blockers(self) -> list[PlanFinding]:
@@ -132,6 +139,7 @@ class Plan:
             "tokens": self.tokens,
             "cost": self.cost,
             "actions": [a.to_dict() for a in self.actions],
+            "then": [a.to_dict() for a in self.then],
             "blockers": [f.to_dict() for f in self.blockers],
             "warnings": [f.to_dict() for f in self.warnings],
             "notes": [f.to_dict() for f in self.findings if f.severity == "info"],
@@ -168,12 +176,12 @@ ValidateFn = Callable[..., Any]
 def effective_split(cfg: JobConfig) -> SplitConfig | None:
     """The split submit will make: the configured one, or the default when Azure would get no validation file.
 
-    Serverless submit always sends validation data, so without ``data.validation`` it holds out
-    ``SplitConfig()`` (10 %, seed 42) of train; trainer backends split on their own.
+    An Azure submit (serverless or cluster) always sends validation data, so without ``data.validation`` it
+    holds out ``SplitConfig()`` (10 %, seed 42) of train; the local trainer splits on its own (``data.split``).
     """
     if cfg.data.split is not None:
         return cfg.data.split
-    if cfg.data.validation is None and cfg.azure_finetune:
+    if cfg.data.validation is None and not cfg.runs_locally:
         return SplitConfig()
     return None
 
@@ -217,7 +225,7 @@ def _token_summary(report: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]]
 
 # ------------------------------------------------------------------------------------------------------
 def build_plan(
-    cfg: JobConfig,
+    cfg: JobSpec,
     *,
     today: date,
     tokenizer: Path | None = None,
@@ -338,7 +346,13 @@ def build_plan(
             )
         )
 
-    actions = _actions(cfg, names, hashes, serverless=serverless)
+    from phi3ft.steps import describe
+    from phi3ft.targets import target_of
+
+    target = target_of(cfg)
+    steps = target.submit_steps(cfg, fp)
+    actions = describe(steps)
+    then = describe(target.after_steps(cfg, fp), first=len(actions) + 1)
     model = {
         "name": profile.name,
         "registry_name": profile.registry_name,
@@ -371,7 +385,9 @@ def build_plan(
         findings=findings,
         validation=validation,
         hashes=fp.hashes,
+        then=then,
         fingerprint=fp,
+        steps=steps,
     )
 
 
@@ -559,157 +575,3 @@ def _cost(cfg: JobConfig, billed: int | None, *, exact: bool) -> dict[str, Any] 
         cost["hosting_per_day"] = round(pricing.hosting_per_hour * 24, 4)
         cost["hosting_per_month"] = round(pricing.hosting_per_hour * HOURS_PER_MONTH, 2)
     return cost
-
-
-def _actions(
-    cfg: JobConfig, names: DerivedNames, hashes: Mapping[str, str], *, serverless: bool
-) -> list[PlanAction]:
-    actions: list[PlanAction] = []
-
-    def add(kind: str, target: str, summary: str, **params: Any) -> None:
-        actions.append(PlanAction(len(actions) + 1, kind, target, summary, params))
-
-    profile = cfg.profile
-    if cfg.runs_locally:
-        add(
-            "load_base_model",
-            cfg.training.base_model or profile.hf_repo,
-            f"load {cfg.training.base_model or profile.hf_repo} and its tokenizer",
-        )
-        add(
-            "train_local",
-            str(cfg.training.output_dir),
-            f"LoRA r={cfg.training.lora.r} on {cfg.data.train.name}, {cfg.training.epochs:g} epoch(s), "
-            f"lr {cfg.training.learning_rate:g}; adapter written to {cfg.training.output_dir}",
-            settings=cfg.training.model_dump(mode="json"),
-        )
-        return actions
-
-    azure = cfg.azure
-    assert azure is not None
-    hub, project = azure.hub, azure.project
-    unknown = "exists? unknown offline: run `phi3ft check --config` to ask Azure"
-    add(
-        "ensure_hub",
-        hub.name,
-        (
-            f"ensure hub {hub.name} in resource group {azure.resource_group} ({azure.location})"
-            + (" — create if missing" if hub.create_if_missing else " — must already exist")
-        ),
-        resource_group=azure.resource_group,
-        location=azure.location,
-        create_if_missing=hub.create_if_missing,
-        existence=unknown,
-    )
-    add(
-        "ensure_project",
-        project.name,
-        f"ensure hub-based project {project.name} in hub {hub.name}"
-        + (" — create if missing" if project.create_if_missing else " — must already exist"),
-        hub=hub.name,
-        create_if_missing=project.create_if_missing,
-        existence=unknown,
-    )
-    if cfg.on_cluster:
-        compute = cfg.compute
-        cluster = compute.cluster_name if compute else "phi3ft-gpu"
-        add(
-            "ensure_compute",
-            cluster,
-            f"ensure compute cluster {cluster}"
-            + (
-                f" ({compute.vm_size}, {compute.min_nodes}-{compute.max_nodes} nodes, scale down after "
-                f"{compute.idle_seconds_before_scaledown} s idle)"
-                if compute
-                else " (defaults: Standard_NC24ads_A100_v4, 0-1 nodes)"
-            ),
-            **(compute.model_dump(mode="json") if compute else {}),
-        )
-
-    files: list[tuple[str, Path, str, str]] = []
-    split = effective_split(cfg)
-    if split is not None:
-        refs = split_asset_refs(cfg.data.train, hashes["train"], split.fraction, split.seed)
-        add(
-            "split_data",
-            cfg.data.train.name,
-            f"split {cfg.data.train.name}: {split.fraction:g} held out for validation (seed {split.seed}), "
-            "deterministic",
-            fraction=split.fraction,
-            seed=split.seed,
-        )
-        for role in ("train", "validation"):
-            name, version = refs[role]
-            files.append((role, cfg.data.train, name, version))
-    else:
-        for role, path in (("train", cfg.data.train), ("validation", cfg.data.validation)):
-            if path is not None:
-                name, version = data_asset_ref(role, path, hashes[role])
-                files.append((role, path, name, version))
-    for role, path, name, version in files:
-        add(
-            "upload_data",
-            f"{name}:{version}",
-            f"upload {path.name} as data asset {name} version {version} (skipped if that version exists)",
-            role=role,
-            path=str(path),
-            sha256=hashes.get("train" if split is not None else role),
-            asset_name=name,
-            asset_version=version,
-        )
-
-    if serverless:
-        add(
-            "submit_job",
-            names.job,
-            f"submit serverless fine-tuning job {names.job}: {cfg.model.registry_id}, task {cfg.task}, "
-            + ", ".join(f"{k}={v}" for k, v in to_azure_hyperparameters(cfg).items()),
-            model_id=cfg.model.registry_id,
-            task=cfg.task,
-            hyperparameters=to_azure_hyperparameters(cfg),
-            output_model_name=names.output_model,
-            experiment_name="phi3ft",
-            tags=dict(cfg.tags),
-        )
-    else:
-        add(
-            "submit_job",
-            names.job,
-            f"submit command job {names.job} running `phi3ft train` on {cluster} "
-            f"(LoRA r={cfg.training.lora.r}, {cfg.training.epochs:g} epoch(s))",
-            compute=cluster,
-            settings=cfg.training.model_dump(mode="json"),
-            output_model_name=names.output_model,
-            tags=dict(cfg.tags),
-        )
-    add(
-        "register_model",
-        f"{names.output_model}:1",
-        f"the job registers the fine-tuned model {names.output_model} version 1",
-        model_name=names.output_model,
-    )
-    if serverless and cfg.deploy.enabled:
-        add(
-            "deploy_endpoint",
-            names.endpoint,
-            f"create serverless endpoint {names.endpoint} for {names.output_model} "
-            f"(content safety {'on' if cfg.deploy.content_safety else 'OFF'}, auth {cfg.deploy.auth_mode})",
-            model_id=f"azureml://locations/{azure.location}/workspaces/<project workspace id>/models/"
-            f"{names.output_model}/versions/1",
-            content_safety=cfg.deploy.content_safety,
-            auth_mode=cfg.deploy.auth_mode,
-        )
-        eval_cfg = cfg.eval
-        eval_data = eval_cfg.data or cfg.data.validation
-        add(
-            "smoke_test",
-            names.endpoint,
-            f"send {eval_data.name if eval_data else 'the held-out'} examples to the endpoint "
-            f"(max_tokens {eval_cfg.max_tokens}, concurrency {eval_cfg.concurrency}"
-            + (f", fail below F1 {eval_cfg.min_f1:g}" if eval_cfg.min_f1 is not None else "")
-            + ")",
-            max_tokens=eval_cfg.max_tokens,
-            concurrency=eval_cfg.concurrency,
-            min_f1=eval_cfg.min_f1,
-        )
-    return actions

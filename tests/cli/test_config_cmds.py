@@ -27,6 +27,7 @@ PLAN_KEYS = {
     "config",
     "backend",
     "azure_calls",
+    "then",
     "model",
     "names",
     "hashes",
@@ -216,11 +217,10 @@ def test_plan_example_exact_tokens(run_cli: RunCli) -> None:
         "ensure_project",
         "upload_data",
         "upload_data",
+        "resolve_model",
         "submit_job",
-        "register_model",
-        "deploy_endpoint",
-        "smoke_test",
     ]
+    assert [a["kind"] for a in plan["then"]] == ["register_model", "deploy_endpoint", "smoke_test"]
     assert plan["validation"]["valid"] is True and plan["validation"]["errors"] == 0
     # the example's all-zero subscription: an offline preview, said plainly (check/submit refuse it)
     assert {w["code"] for w in plan["warnings"]} == {"placeholder-subscription"}
@@ -366,8 +366,8 @@ def test_plan_relative_base_model_is_the_folder_next_to_job_yaml(
     code, out, err = run_cli("plan", "--config", str(path), "--json", env=TODAY)
     assert code == 0, err
     load = json.loads(out)["actions"][0]
-    assert load["kind"] == "load_base_model"
-    assert load["target"] == str((tmp_path / "tiny").resolve())
+    assert load["kind"] == "train_local"
+    assert load["params"]["base_model"] == str((tmp_path / "tiny").resolve())
     assert load_job_config(path).training.base_model == str((tmp_path / "tiny").resolve())
 
 
@@ -375,7 +375,7 @@ def test_plan_keeps_a_hugging_face_id_as_an_id(run_cli: RunCli, tmp_path: Path) 
     path = _local_job(tmp_path, "microsoft/Phi-4-mini-instruct")
     code, out, err = run_cli("plan", "--config", str(path), "--json", env=TODAY)
     assert code == 0, err
-    assert json.loads(out)["actions"][0]["target"] == "microsoft/Phi-4-mini-instruct"
+    assert json.loads(out)["actions"][0]["params"]["base_model"] == "microsoft/Phi-4-mini-instruct"
 
 
 @pytest.mark.parametrize(

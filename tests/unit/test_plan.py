@@ -95,19 +95,25 @@ def codes(plan: Any) -> set[str]:
 def test_serverless_plan_actions_in_order(folder: Path) -> None:
     plan = plan_for(folder, BASE)
     assert plan.exit_code == ExitCode.OK
+    # what submit runs, in its order (the registry model is resolved before the job is submitted) ...
     assert kinds(plan) == [
         "ensure_hub",
         "ensure_project",
         "upload_data",
         "upload_data",
+        "resolve_model",
         "submit_job",
-        "register_model",
-        "deploy_endpoint",
-        "smoke_test",
+    ]
+    # ... then what follows it and submit does not run (numbered on)
+    assert [(a.step, a.kind) for a in plan.then] == [
+        (7, "register_model"),
+        (8, "deploy_endpoint"),
+        (9, "smoke_test"),
     ]
     hub = plan.actions[0]
     assert "create if missing" in hub.summary and "phi3ft check" in hub.params["existence"]
-    submit = plan.actions[4].params
+    assert plan.actions[4].params["model_name"] == "Phi-4-mini-instruct"
+    submit = plan.actions[5].params
     assert submit["model_id"] == "azureml://registries/azureml/models/Phi-4-mini-instruct/labels/latest"
     assert submit["hyperparameters"] == {
         "learning_rate": "0.00002",
@@ -117,7 +123,7 @@ def test_serverless_plan_actions_in_order(folder: Path) -> None:
     upload = plan.actions[2].params
     assert upload["asset_name"] == "phi3ft-train"
     assert upload["asset_version"] == upload["sha256"][:16]
-    deploy = plan.actions[6].params
+    deploy = plan.then[1].params
     assert deploy["content_safety"] is True and deploy["auth_mode"] == "key"
     data = plan.to_dict()
     assert data["status"] == "ok" and data["exit_code"] == 0 and data["azure_calls"] is False
@@ -264,7 +270,10 @@ def test_local_backend_trains_phi3_without_blockers(folder: Path) -> None:
     text = "backend: local\nmodel:\n  name: phi-3-mini-4k-instruct\ndata:\n  train: train.jsonl\n"
     plan = plan_for(folder, text)
     assert plan.exit_code == ExitCode.OK
-    assert kinds(plan) == ["load_base_model", "train_local"]
+    # one honest step: the detached trainer loads the base model and trains (nothing follows it)
+    assert kinds(plan) == ["train_local"]
+    assert plan.actions[0].params["base_model"] == "microsoft/Phi-3-mini-4k-instruct"
+    assert plan.then == []
     assert "model-retired-in-azure" in codes(plan)
     assert not plan.blockers
 
@@ -273,9 +282,18 @@ def test_azureml_compute_plan(folder: Path) -> None:
     text = BASE.replace("model:", "backend: azureml-compute\ncompute:\n  cluster_name: gpu-a100\nmodel:")
     plan = plan_for(folder, text.replace("phi-4-mini-instruct", "phi-3-medium-4k-instruct"))
     assert plan.exit_code == ExitCode.OK
-    assert kinds(plan)[:3] == ["ensure_hub", "ensure_project", "ensure_compute"]
-    assert plan.actions[2].params["vm_size"] == "Standard_NC24ads_A100_v4"
-    assert "deploy_endpoint" not in kinds(plan)
+    # submit's order: the cluster and environment after the uploads, right before the job
+    assert kinds(plan) == [
+        "ensure_hub",
+        "ensure_project",
+        "upload_data",
+        "upload_data",
+        "ensure_compute",
+        "ensure_environment",
+        "submit_job",
+    ]
+    assert plan.actions[4].params["vm_size"] == "Standard_NC24ads_A100_v4"
+    assert [a.kind for a in plan.then] == ["register_model"]
 
 
 def test_split_plan(folder: Path) -> None:

@@ -169,7 +169,8 @@ def plan_cmd(
 
     Validates job.yaml and the data (exact token counts when the model's tokenizer is available).
 
-    Lists the ordered actions (hub, project, data assets, job, endpoint) and the billed tokens.
+    Lists the steps submit runs, in order (hub, project, data assets, model or cluster, job), what follows
+    (model registration, deploy) and the billed tokens.
 
     Shows a cost only when job.yaml gives prices; warns about retired models and regions.
 
@@ -271,6 +272,10 @@ def _render_plan(out: Output, plan: dict[str, Any], cwd: Path) -> None:
         lines.append(
             f"     (whether the hub and project exist cannot be known offline: `phi3ft check --config {cfg_arg}`)"
         )
+    if plan.get("then"):
+        lines.append("Then (not run by submit)")
+        for action in plan["then"]:
+            lines.append(f"  {action['step']}. {action['summary']}")
     findings = [*plan["blockers"], *plan["warnings"], *plan["notes"]]
     if findings:
         lines.append("")

@@ -124,6 +124,8 @@ def _render_plan(out: Any, plan: Plan) -> None:
     out.info("[bold]Plan[/bold]", markup=True)
     for action in plan.actions:
         out.info(f"  {action.step}. {action.summary}")
+    for action in plan.then:  # not run by submit: the job's model registration, `phi3ft deploy`
+        out.info(f"  then: {action.summary}")
     tokens = plan.tokens
     if tokens.get("billed") is not None:
         label = "" if tokens.get("exact") else " (estimate)"
