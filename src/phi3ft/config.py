@@ -1417,3 +1417,50 @@ eval:
 tags:
   project: {project}
 """
+
+
+# ---- data asset names (content-addressed) and the split submit makes -------------------------------
+def _asset_slug(text: str) -> str:
+    return _slug(text, 40) or "data"
+
+
+def data_asset_ref(role: str, path: Path, sha256: str) -> tuple[str, str]:
+    """(name, version) of the data asset for a file: named after the file, versioned by its content.
+
+    The same bytes always map to the same version, so a re-run finds the asset instead of uploading again.
+    """
+    return f"phi3ft-{_asset_slug(path.stem)}", sha256[:16]
+
+
+def split_asset_refs(train: Path, train_sha: str, fraction: float, seed: int) -> dict[str, tuple[str, str]]:
+    """Asset refs of the two halves of an automatic split (content = f(train bytes, fraction, seed))."""
+    key = hashlib.sha256(f"{train_sha}:{fraction!r}:{seed}".encode()).hexdigest()[:16]
+    stem = _asset_slug(train.stem)
+    return {
+        "train": (f"phi3ft-{stem}-split-train", key),
+        "validation": (f"phi3ft-{stem}-split-validation", key),
+    }
+
+
+def effective_split(cfg: JobConfig) -> SplitConfig | None:
+    """The split submit will make: the configured one, or the default when Azure would get no validation file.
+
+    An Azure submit (serverless or cluster) always sends validation data, so without ``data.validation`` it
+    holds out ``SplitConfig()`` (10 %, seed 42) of train; the local trainer splits on its own (``data.split``).
+    """
+    if cfg.data.split is not None:
+        return cfg.data.split
+    if cfg.data.validation is None and not cfg.runs_locally:
+        return SplitConfig()
+    return None
+
+
+def output_dir_configured(cfg: JobConfig) -> bool:
+    """True when job.yaml names ``training.output_dir`` (anything but the default ``runs/train``)."""
+    default = Path(type(cfg.training).model_fields["output_dir"].default)
+    current = Path(cfg.training.output_dir)
+    if not current.is_absolute():
+        return current != default
+    source = getattr(cfg, "source", None)
+    base = Path(source).resolve().parent if source is not None else Path.cwd()
+    return current != base / default

@@ -41,8 +41,10 @@ from phi3ft.errors import (
 )
 from phi3ft.polling import Poll, default_schedule, wait_until
 from phi3ft.state import StateStore
+from phi3ft.steps import DEFAULT_COMPUTE_TIMEOUT as DEFAULT_COMPUTE_TIMEOUT
 from phi3ft.steps import MAX_ATTEMPTS as MAX_ATTEMPTS  # re-exported: both live in phi3ft.steps
 from phi3ft.steps import SubmitEvent as SubmitEvent
+from phi3ft.steps import SubmitOptions as SubmitOptions
 from phi3ft.targets.base import FAILED_STATUSES, SUCCESS_STATUSES, TERMINAL_STATUSES, JobInfo, MetricPoint
 
 if TYPE_CHECKING:
@@ -121,20 +123,6 @@ class WatchUpdate:
 
 # ---- submit -----------------------------------------------------------------------------------------------
 #: Creating an AmlCompute cluster takes minutes on real Azure; stop waiting (it keeps going) after this.
-DEFAULT_COMPUTE_TIMEOUT = 30 * 60.0
-
-
-@dataclass
-class SubmitOptions:
-    force: bool = False
-    skip_checks: bool = False
-    today: date | None = None
-    tokenizer: Path | None = None
-    env: dict[str, str] | None = None
-    #: Waits inside submit (the GPU cluster's creation): injected in tests, real time otherwise.
-    clock: Callable[[], float] | None = None
-    sleep: Callable[[float], None] | None = None
-    compute_timeout: float | None = DEFAULT_COMPUTE_TIMEOUT
 
 
 def apply_backend_override(cfg: JobSpec, backend: str | None) -> JobSpec:
@@ -188,17 +176,6 @@ def _fingerprint_of(plan: Plan, cfg: JobConfig) -> Fingerprint:
     from phi3ft.config import fingerprint
 
     return plan.fingerprint if plan.fingerprint is not None else fingerprint(cfg)
-
-
-def _output_dir_configured(cfg: JobConfig) -> bool:
-    """True when job.yaml names ``training.output_dir`` (anything but the default ``runs/train``)."""
-    default = Path(type(cfg.training).model_fields["output_dir"].default)
-    current = Path(cfg.training.output_dir)
-    if not current.is_absolute():
-        return current != default
-    source = getattr(cfg, "source", None)
-    base = Path(source).resolve().parent if source is not None else Path.cwd()
-    return current != base / default
 
 
 def submit(

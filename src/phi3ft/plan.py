@@ -10,8 +10,6 @@ Service module: never prints. The CLI renders :class:`Plan` (human or ``--json``
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,13 +21,14 @@ from phi3ft.config import (
     Fingerprint,
     JobConfig,
     JobSpec,
-    SplitConfig,
+    effective_split,
     file_sha256,
     fingerprint,
     resolved_hyperparameters,
     to_azure_hyperparameters,
 )
 from phi3ft.errors import ExitCode
+from phi3ft.steps import PlanAction
 
 if TYPE_CHECKING:
     from phi3ft.steps import Step
@@ -41,24 +40,6 @@ HOURS_PER_MONTH = 730
 MAX_ISSUES = 20
 
 Severity = Literal["blocker", "warning", "info"]
-
-
-@dataclass
-class PlanAction:
-    step: int
-    kind: str  # ensure_hub | ensure_project | split_data | upload_data | resolve_model | ensure_compute | ...
-    target: str
-    summary: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "kind": self.kind,
-            "target": self.target,
-            "summary": self.summary,
-            "params": self.params,
-        }
 
 
 @dataclass
@@ -148,42 +129,7 @@ class Plan:
 
 
 # ------------------------------------------------------------------------------------------------------
-def _slug(text: str, limit: int = 40) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].rstrip("-") or "data"
-
-
-def data_asset_ref(role: str, path: Path, sha256: str) -> tuple[str, str]:
-    """(name, version) of the data asset for a file: named after the file, versioned by its content.
-
-    The same bytes always map to the same version, so a re-run finds the asset instead of uploading again.
-    """
-    return f"phi3ft-{_slug(path.stem)}", sha256[:16]
-
-
-def split_asset_refs(train: Path, train_sha: str, fraction: float, seed: int) -> dict[str, tuple[str, str]]:
-    """Asset refs of the two halves of an automatic split (content = f(train bytes, fraction, seed))."""
-    key = hashlib.sha256(f"{train_sha}:{fraction!r}:{seed}".encode()).hexdigest()[:16]
-    stem = _slug(train.stem)
-    return {
-        "train": (f"phi3ft-{stem}-split-train", key),
-        "validation": (f"phi3ft-{stem}-split-validation", key),
-    }
-
-
 ValidateFn = Callable[..., Any]
-
-
-def effective_split(cfg: JobConfig) -> SplitConfig | None:
-    """The split submit will make: the configured one, or the default when Azure would get no validation file.
-
-    An Azure submit (serverless or cluster) always sends validation data, so without ``data.validation`` it
-    holds out ``SplitConfig()`` (10 %, seed 42) of train; the local trainer splits on its own (``data.split``).
-    """
-    if cfg.data.split is not None:
-        return cfg.data.split
-    if cfg.data.validation is None and not cfg.runs_locally:
-        return SplitConfig()
-    return None
 
 
 def _default_validate() -> ValidateFn:

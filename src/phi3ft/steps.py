@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -28,14 +29,45 @@ from phi3ft.targets.base import FAILED_STATUSES, DataAsset, JobInfo, Workspace
 
 if TYPE_CHECKING:
     from phi3ft.config import Fingerprint, JobSpec
-    from phi3ft.jobs import SubmitOptions
-    from phi3ft.plan import PlanAction
     from phi3ft.state import StateStore
 
 #: Attempts ``-2`` .. ``-N`` for one config before giving up (each failed attempt is a paid job).
 MAX_ATTEMPTS = 50
 
 T = TypeVar("T")
+
+DEFAULT_COMPUTE_TIMEOUT = 30 * 60.0
+
+
+@dataclass
+class PlanAction:
+    step: int
+    kind: str  # ensure_hub | ensure_project | split_data | upload_data | resolve_model | ensure_compute | ...
+    target: str
+    summary: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "kind": self.kind,
+            "target": self.target,
+            "summary": self.summary,
+            "params": self.params,
+        }
+
+
+@dataclass
+class SubmitOptions:
+    force: bool = False
+    skip_checks: bool = False
+    today: date | None = None
+    tokenizer: Path | None = None
+    env: dict[str, str] | None = None
+    #: Waits inside submit (the GPU cluster's creation): injected in tests, real time otherwise.
+    clock: Callable[[], float] | None = None
+    sleep: Callable[[float], None] | None = None
+    compute_timeout: float | None = DEFAULT_COMPUTE_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -91,7 +123,6 @@ class Step:
     params: dict[str, Any] = field(default_factory=dict)
 
     def describe(self, number: int) -> PlanAction:
-        from phi3ft.plan import PlanAction
 
         return PlanAction(number, self.kind, self.target, self.summary, dict(self.params))
 

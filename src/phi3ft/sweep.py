@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from phi3ft.config import output_dir_configured
 from phi3ft.errors import Phi3ftError, PrerequisiteError, RemoteJobFailed, UsageError
 from phi3ft.state import StateStore
 from phi3ft.targets.base import FAILED_STATUSES, TERMINAL_STATUSES, JobInfo
@@ -114,7 +115,7 @@ def expand(cfg: JobSpec) -> Sweep:
             point.output.model_name = f"{cfg.output.model_name[:240]}-{digest}"
         if cfg.deploy.endpoint_name:
             point.deploy.endpoint_name = f"{cfg.deploy.endpoint_name[:43]}-{digest}"
-        if not point.azure_finetune and _output_dir_configured(cfg):
+        if not point.azure_finetune and output_dir_configured(cfg):
             point.training.output_dir = Path(cfg.training.output_dir) / f"point-{digest}"
         fp = config_mod.fingerprint(point, data=data)
         names = fp.names
@@ -124,12 +125,6 @@ def expand(cfg: JobSpec) -> Sweep:
     name = f"sweep-{short}-{hashlib.sha256(joined.encode()).hexdigest()[:10]}"
     default_parallel = 1 if cfg.runs_locally else len(points)
     return Sweep(name, cfg.backend, int(spec.max_parallel or default_parallel), points)
-
-
-def _output_dir_configured(cfg: JobConfig) -> bool:
-    from phi3ft.jobs import _output_dir_configured as configured
-
-    return configured(cfg)
 
 
 # ---- plan ---------------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ Beyond the CLI: outside ``phi3ft.targets`` only ``phi3ft.connect`` (the target r
 backends) imports a target's internals, save the imports listed in :data:`INTERNALS_ALLOWED`.
 
 Also: no import cycle between top-level units (``phi3ft.<module>`` or ``phi3ft.<package>``, with the
-leaf ``phi3ft.train.settings`` on its own), save the edges listed in :data:`CYCLE_ALLOWED`.
+leaves ``phi3ft.train.settings`` and ``phi3ft.targets.base``, the contracts, on their own), save the edges listed in :data:`CYCLE_ALLOWED`.
 
 Each rule is a function over parsed sources, so the tests below also prove that each one fails on a
 deliberately bad import written into a synthetic source.
@@ -68,12 +68,7 @@ CYCLE_ALLOWED: dict[tuple[str, str], str] = {
 }
 
 #: (importer, internal module) pairs tolerated by the ``internals`` rule, each with why.
-INTERNALS_ALLOWED: dict[tuple[str, str], str] = {
-    # jobs.py (submit) checks a reused cluster with the adapter's check_reused_cluster, lazily. jobs.py is
-    # being rewritten into plan/apply steps (issue 14 item 2); the check belongs behind a service of
-    # targets/azureml (its cluster step) and this entry goes with it.
-    ("phi3ft.jobs", "phi3ft.targets.azureml.sdk.compute"): "submit's reused-cluster check",
-}
+INTERNALS_ALLOWED: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)
@@ -217,6 +212,8 @@ def _unit(module: str) -> str | None:
         return None  # the root package (``from phi3ft import __version__``) or not ours
     if _within(module, "phi3ft.train.settings"):
         return "train.settings"  # the torch-free leaf config.py imports
+    if _within(module, "phi3ft.targets.base"):
+        return "targets.base"  # the contracts (stdlib only) that targets keep and steps/jobs read
     return parts[1]
 
 

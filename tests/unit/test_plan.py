@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from phi3ft.config import load_job_config
+from phi3ft.config import data_asset_ref, load_job_config, split_asset_refs
 from phi3ft.errors import ExitCode
-from phi3ft.plan import build_plan, data_asset_ref, split_asset_refs
+from phi3ft.plan import build_plan
 
 TODAY = date(2026, 11, 25)
 

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
     from phi3ft.config import Fingerprint, JobSpec
-    from phi3ft.jobs import SubmitOptions
-    from phi3ft.steps import Step, SubmitEvent
+    from phi3ft.steps import Step, SubmitEvent, SubmitOptions
 
 
 class Target(Protocol):

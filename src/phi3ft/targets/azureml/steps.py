@@ -30,7 +30,7 @@ from phi3ft.steps import (
 
 if TYPE_CHECKING:
     from phi3ft.config import AzureConfig, ComputeConfig, Fingerprint, JobSpec
-    from phi3ft.jobs import SubmitOptions
+    from phi3ft.steps import SubmitOptions
 
 EXPERIMENT = "phi3ft"
 #: Prerequisite checks that only concern Azure's serverless fine-tuning catalog (region offer, registry
@@ -319,8 +319,7 @@ class UploadData(Step):
 
 def data_steps(spec: JobSpec, fp: Fingerprint) -> list[Step]:
     """The split (when there is no validation file) and the content-addressed uploads."""
-    from phi3ft.config import file_sha256
-    from phi3ft.plan import data_asset_ref, effective_split, split_asset_refs
+    from phi3ft.config import data_asset_ref, effective_split, file_sha256, split_asset_refs
 
     train = spec.data.train
     train_sha = fp.data.get("train") or file_sha256(train)

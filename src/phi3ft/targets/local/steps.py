@@ -17,7 +17,7 @@ from phi3ft.steps import ApplyContext, Step, SubmitEvent, attempt_name, create_o
 
 if TYPE_CHECKING:
     from phi3ft.config import Fingerprint, JobSpec
-    from phi3ft.jobs import SubmitOptions
+    from phi3ft.steps import SubmitOptions
 
 
 def before_validate(spec: JobSpec) -> None:
@@ -57,14 +57,12 @@ class TrainLocal(Step):
 
     @classmethod
     def of(cls, spec: JobSpec, fp: Fingerprint) -> TrainLocal:
-        from phi3ft.jobs import _output_dir_configured
+        from phi3ft.config import output_dir_configured
 
         training = spec.training
         base_model = training.base_model or spec.profile.hf_repo
         output = (
-            str(training.output_dir)
-            if _output_dir_configured(spec)
-            else f".phi3ft/jobs/{fp.names.job}/output"
+            str(training.output_dir) if output_dir_configured(spec) else f".phi3ft/jobs/{fp.names.job}/output"
         )
         return cls(
             target=fp.names.job,
@@ -79,7 +77,7 @@ class TrainLocal(Step):
         )
 
     def run(self, ctx: ApplyContext) -> Iterator[SubmitEvent]:
-        from phi3ft.jobs import _output_dir_configured
+        from phi3ft.config import output_dir_configured
         from phi3ft.train.job import options_from_job_config
 
         spec, store, backend, fp = ctx.spec, ctx.store, ctx.backend, ctx.fingerprint
@@ -89,7 +87,7 @@ class TrainLocal(Step):
         name = attempt_name(names.job, attempt)
         if job is None:
             # training.output_dir when the config sets it, else the job's own folder (attempts never collide)
-            output_dir = None if _output_dir_configured(spec) else store.dir / "jobs" / name / "output"
+            output_dir = None if output_dir_configured(spec) else store.dir / "jobs" / name / "output"
             options = options_from_job_config(spec, output_dir=output_dir)
             job = backend.create_local_job(
                 name=name,
