@@ -4,7 +4,9 @@ A target (``phi3ft.targets``) turns a spec and its :class:`~phi3ft.config.Finger
 :meth:`Step.describe` is the plan's :class:`~phi3ft.plan.PlanAction` (offline, no backend call) and
 :meth:`Step.run` performs the step, yielding :class:`SubmitEvent` progress and handing its results on
 through the :class:`ApplyContext`. :func:`apply` runs a list in order and records which steps ran, so the
-plan and the run cannot drift apart (``tests/unit/test_plan_is_submit.py``).
+plan and the run cannot drift apart (``tests/e2e/test_plan_is_submit.py``). ``deploy`` is a plan of
+such steps too (:func:`phi3ft.targets.azureml.endpoints.deploy_steps`), and ``delete`` one of
+:class:`~phi3ft.targets.azureml.endpoints.DeleteStep` items.
 
 Idempotency and resume: every step is get-or-create on the remote side (hub and project are looked up,
 data assets are content-addressed, the job name is derived from the hashes and re-attached), so a re-run
@@ -114,8 +116,8 @@ class ApplyContext:
 
 
 @dataclass(kw_only=True)
-class Step:
-    """One idempotent step: ``describe()`` for the plan, ``run(ctx)`` for submit."""
+class Described:
+    """What every step of a plan (submit's, deploy's) has: a kind, a target, a one-line summary, params."""
 
     kind: ClassVar[str] = ""
     target: str
@@ -123,14 +125,18 @@ class Step:
     params: dict[str, Any] = field(default_factory=dict)
 
     def describe(self, number: int) -> PlanAction:
-
         return PlanAction(number, self.kind, self.target, self.summary, dict(self.params))
+
+
+@dataclass(kw_only=True)
+class Step(Described):
+    """One idempotent step of submit: ``describe()`` for the plan, ``run(ctx)`` for submit."""
 
     def run(self, ctx: ApplyContext) -> Iterator[SubmitEvent]:
         raise NotImplementedError(f"{type(self).__name__} is described by the plan but not run by submit")
 
 
-def describe(steps: Sequence[Step], *, first: int = 1) -> list[PlanAction]:
+def describe(steps: Sequence[Described], *, first: int = 1) -> list[PlanAction]:
     """The plan's actions for ``steps``, numbered from ``first``."""
     return [step.describe(number) for number, step in enumerate(steps, start=first)]
 

@@ -91,6 +91,12 @@ def test_deploy_baseline_eval_min_gain_delete_all(stack: Any, tmp_path: Path, ru
     assert "--yes" in err
     assert len(stack.state.endpoints) == 1
 
+    # --dry-run: the same steps deploy runs, the registry model named, nothing created
+    out, _ = cli("deploy", "--baseline", "--dry-run", "--json")
+    planned = json.loads(out)["actions"]
+    assert [a["kind"] for a in planned] == ["resolve_model", "ensure_endpoint", "wait_endpoint"]
+    assert planned[0]["params"]["model_id"] == BASE_ID and len(stack.state.endpoints) == 1
+
     out, _ = cli("deploy", "--baseline", "--yes", "--json")
     base = json.loads(out)
     assert base["baseline"] is True and base["base_model"] == BASE_ID

@@ -14,7 +14,8 @@ from tests.azure_stack.state import RESOURCE_GROUP, SUBSCRIPTION_ID
 from phi3ft.errors import PrerequisiteError
 from phi3ft.evaluation import evaluate, load_eval_examples
 from phi3ft.state import StateStore
-from phi3ft.targets.azureml.endpoints import ModelRef, deploy_endpoint, invoke
+from phi3ft.steps import describe
+from phi3ft.targets.azureml.endpoints import ModelRef, deploy_endpoint, deploy_steps, invoke
 from phi3ft.targets.azureml.sdk.backend import AzureMLBackend
 
 pytestmark = pytest.mark.e2e
@@ -76,6 +77,24 @@ def test_deploy_sends_content_safety_and_auth_mode(stack: Any, tmp_path: Path) -
     # re-run: re-attach, no second PUT
     again = deploy(backend, store)
     assert not again.created and len(stack.requests.find(route="serverless_endpoints.create_or_update")) == 1
+
+
+@pytest.mark.parametrize("wait", [True, False], ids=["wait", "detach"])
+def test_deploy_runs_exactly_the_steps_its_dry_run_prints(stack: Any, tmp_path: Path, wait: bool) -> None:
+    seed(stack)
+    backend, store = connect(stack), StateStore(tmp_path)
+    planned = describe(
+        deploy_steps(ModelRef(MODEL, "1", created_by_phi3ft=True), endpoint_name="ep-plan", wait=wait)
+    )
+    ran: list[Any] = []
+    deploy(backend, store, name="ep-plan", wait=wait, ran=ran)
+    assert [a.to_dict() for a in ran] == [a.to_dict() for a in planned]
+    assert [a.kind for a in ran] == ["resolve_model", "ensure_endpoint"] + (["wait_endpoint"] if wait else [])
+    # a re-run re-attaches through the same steps (no second PUT)
+    again: list[Any] = []
+    deploy(backend, store, name="ep-plan", wait=wait, ran=again)
+    assert [a.kind for a in again] == [a.kind for a in planned]
+    assert len(stack.requests.find(route="serverless_endpoints.create_or_update")) == 1
 
 
 def test_deploy_without_content_safety_and_aad(stack: Any, tmp_path: Path) -> None:

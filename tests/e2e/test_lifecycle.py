@@ -120,7 +120,13 @@ def test_whole_life_leaves_nothing_behind(stack: Any, tmp_path: Path, run_cli: A
     assert stack.state.find_job(job).status == "Completed"
     assert "1" in stack.state.model_versions(ws, MODEL)
 
-    # 6. deploy: serverless endpoint with content safety on
+    # 6. deploy: serverless endpoint with content safety on; --dry-run first prints its steps, creates nothing
+    puts = len([r for r in stack.requests if r.method == "PUT"])
+    _, out, _ = cli("deploy", "--dry-run", "--json")
+    planned = json.loads(out)
+    assert planned["dry_run"] is True
+    assert [a["kind"] for a in planned["actions"]] == ["resolve_model", "ensure_endpoint", "wait_endpoint"]
+    assert len([r for r in stack.requests if r.method == "PUT"]) == puts and not stack.state.endpoints
     _, out, _ = cli("deploy", "--json")
     deployed = json.loads(out)
     endpoint = deployed["endpoint"]

@@ -36,6 +36,7 @@ def deploy_baseline_command(
     timeout: float | None,
     yes: bool,
     json: bool,
+    dry_run: bool = False,
 ) -> None:
     from phi3ft import baseline as svc
     from phi3ft.errors import Interrupted
@@ -61,6 +62,14 @@ def deploy_baseline_command(
         or (job_record or {}).get("endpoint_name")
         or default_endpoint_name(ref, project)
     )
+    if dry_run:
+        from phi3ft.cli.deploy import print_deploy_plan
+        from phi3ft.targets.azureml.endpoints import ModelRef, deploy_steps
+
+        base_ref = ModelRef(base.name, base.version or "1", ref.job, created_by_phi3ft=False)
+        steps = deploy_steps(base_ref, endpoint_name=name, wait=not detach, model_id=base.model_id)
+        print_deploy_plan(out, name, steps, json=json)
+        return
     existing = backend.get_endpoint(name)
     if existing is None:
         out.info(f"Will create serverless endpoint {name} in {region or 'the project region'}:")

@@ -7,6 +7,7 @@ in :mod:`phi3ft.targets.azureml.endpoints`; nothing here imports Azure.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -68,6 +69,20 @@ AuthHeaderOpt = Annotated[
 
 
 # ---- shared plumbing (no business logic: which settings to read, and from where) ------------------------
+
+
+def print_deploy_plan(out: Any, name: str, steps: Sequence[Any], *, json: bool) -> None:
+    """``deploy --dry-run``: the steps ``deploy`` runs, numbered (the same list; nothing is created)."""
+    from phi3ft.steps import describe
+
+    actions = describe(steps)
+    if json:
+        out.emit_json({"dry_run": True, "endpoint": name, "actions": [a.to_dict() for a in actions]})
+        return
+    out.info(f"Deploy plan for endpoint {name}:")
+    for action in actions:
+        out.print(f"  {action.step}. {action.kind}: {action.summary}", markup=False)
+    out.info("Dry run: nothing was created.")
 
 
 def _store(app_ctx: AppContext) -> StateStore:
@@ -228,6 +243,14 @@ def register(app: typer.Typer) -> None:
                 "(default: the last one).",
             ),
         ] = False,
+        dry_run: Annotated[
+            bool,
+            typer.Option(
+                "--dry-run",
+                help="Print the steps deploy would run (resolve the model, create or re-attach the endpoint, "
+                "wait); create nothing.",
+            ),
+        ] = False,
         config: ConfigPathOpt = None,
         auth: AuthOpt = None,
         json: JsonOpt = False,
@@ -243,6 +266,7 @@ def register(app: typer.Typer) -> None:
             DeployEvent,
             default_endpoint_name,
             deploy_endpoint,
+            deploy_steps,
             resolve_model,
         )
 
@@ -275,7 +299,7 @@ def register(app: typer.Typer) -> None:
 
             deploy_baseline_command(
                 app_ctx, out, backend, store, cfg, ref, endpoint_name=endpoint_name, detach=detach,
-                timeout=seconds, yes=yes, json=json,
+                timeout=seconds, yes=yes, json=json, dry_run=dry_run,
             )  # fmt: skip
             return
         name = (
@@ -289,6 +313,12 @@ def register(app: typer.Typer) -> None:
         )
         auth_mode = str(cfg.deploy.auth_mode) if cfg is not None else "key"
         ledger = {k: (job_record or {}).get(k) for k in ("project", "subscription_id", "resource_group")}
+        if dry_run:
+            steps = deploy_steps(
+                ref, endpoint_name=name, content_safety=safety, auth_mode=auth_mode, wait=not detach
+            )
+            print_deploy_plan(out, name, steps, json=json)
+            return
 
         def on_event(event: DeployEvent) -> None:
             if event.kind == "warning":

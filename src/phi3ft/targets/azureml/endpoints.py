@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from phi3ft.errors import (
     AzureError,
@@ -27,6 +27,7 @@ from phi3ft.errors import (
 from phi3ft.evaluation import ChatBackend
 from phi3ft.polling import Poll, retry_transient, wait_until
 from phi3ft.state import CREATING, CREATION_TAG, StateStore
+from phi3ft.steps import Described, PlanAction
 from phi3ft.targets.base import TERMINAL_STATUSES, EndpointInfo
 
 #: job.yaml spelling -> REST ``properties.authMode``.
@@ -207,6 +208,198 @@ class DeployResult:
         }
 
 
+@dataclass
+class DeployContext:
+    """What the deploy steps share: the inputs, and what each step hands to the next."""
+
+    backend: Any
+    store: StateStore
+    model: ModelRef
+    endpoint_name: str
+    content_safety: bool
+    rest_auth: str
+    tags: Mapping[str, str] | None
+    extra: dict[str, Any]
+    timeout: float | None
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    schedule: Iterator[float] | None
+    #: Where the steps' progress goes, as it happens (the CLI prints it).
+    emit: Callable[[DeployEvent], None]
+    model_id: str | None = None
+    info: EndpointInfo | None = None
+    created: bool = False
+    waited: bool = False
+    #: The plan actions of the steps that ran to the end, in order (what a test compares with the plan).
+    ran: list[PlanAction] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class DeployStep(Described):
+    """One step of ``phi3ft deploy``: described by ``deploy --dry-run``, run by ``deploy``."""
+
+    def run(self, ctx: DeployContext) -> None:
+        raise NotImplementedError(type(self).__name__)
+
+
+@dataclass(kw_only=True)
+class ResolveEndpointModel(DeployStep):
+    """The serverless model id to serve: the fine-tuned model of the project, or a given registry model."""
+
+    kind: ClassVar[str] = "resolve_model"
+
+    def run(self, ctx: DeployContext) -> None:
+        model, backend = ctx.model, ctx.backend
+        if ctx.model_id is None:  # a fine-tuned model of the project (``model_id`` given: a registry model)
+            if hasattr(backend, "model_exists") and not backend.model_exists(model.name, model.version):
+                raise NotFoundError(
+                    f"Model {model} does not exist in the project.",
+                    "A fine-tune registers its model when the job completes: check `phi3ft status"
+                    + (f" {model.job}" if model.job else "")
+                    + "`, or pass --model NAME:VERSION.",
+                )
+            ctx.model_id = backend.fine_tuned_model_id(model.name, model.version)
+        ctx.emit(
+            DeployEvent(
+                "resolved", f"Model {model} -> {ctx.model_id}", {"model": model.key, "model_id": ctx.model_id}
+            )
+        )
+        if not ctx.content_safety:
+            ctx.emit(
+                DeployEvent(
+                    "warning",
+                    "Content safety is OFF for this endpoint: prompts and completions are not screened for "
+                    "harmful content. Keep it on for anything users can reach.",
+                )
+            )
+
+
+@dataclass(kw_only=True)
+class EnsureEndpoint(DeployStep):
+    """Create the endpoint, or re-attach to one of that name serving this model (never a second one)."""
+
+    kind: ClassVar[str] = "ensure_endpoint"
+
+    def run(self, ctx: DeployContext) -> None:
+        assert ctx.model_id is not None  # ResolveEndpointModel ran first
+        with ctx.store.run_lock():  # one run per .phi3ft from the lookup to the ledger write (not the wait)
+            ctx.info, ctx.created = _create_or_reattach_endpoint(
+                ctx.backend,
+                ctx.store,
+                ctx.model,
+                endpoint_name=ctx.endpoint_name,
+                model_id=ctx.model_id,
+                content_safety=ctx.content_safety,
+                rest_auth=ctx.rest_auth,
+                tags=ctx.tags,
+                extra=ctx.extra,
+                emit=ctx.emit,
+            )
+        model, store = ctx.model, ctx.store
+        if model.created_by_phi3ft and store.get("model", model.key) is None:
+            store.record(
+                "model",
+                model.key,
+                name=model.name,
+                version=model.version,
+                job=model.job,
+                created_by_phi3ft=True,
+            )
+
+
+@dataclass(kw_only=True)
+class WaitEndpoint(DeployStep):
+    """Poll the endpoint until it is ready (or failed), riding out Azure's transient errors."""
+
+    kind: ClassVar[str] = "wait_endpoint"
+
+    def run(self, ctx: DeployContext) -> None:
+        info, name = ctx.info, ctx.endpoint_name
+        assert info is not None  # EnsureEndpoint ran first
+        if info.provisioning_state.lower() == "succeeded":
+            return
+        ctx.waited = True
+        model_id = str(ctx.model_id)
+
+        def fetch() -> EndpointInfo:
+            current = ctx.backend.get_endpoint(name)
+            return current if current is not None else EndpointInfo(name, "Creating", model_id)
+
+        def on_poll(poll: Poll[EndpointInfo]) -> None:
+            e = poll.value
+            ctx.emit(
+                DeployEvent(
+                    "waiting",
+                    f"{e.provisioning_state} ({int(poll.elapsed)} s)",
+                    {
+                        "state": e.provisioning_state,
+                        "elapsed_s": round(poll.elapsed, 1),
+                        "attempt": poll.attempt,
+                    },
+                )
+            )
+
+        info = wait_until(
+            fetch,
+            lambda e: e.provisioning_state.lower() in {"succeeded", "failed", "canceled"},
+            timeout=ctx.timeout,
+            clock=ctx.clock,
+            sleep=ctx.sleep,
+            schedule=ctx.schedule,
+            on_poll=on_poll,
+            what=f"endpoint {name}",
+            outage_hint="Azure kept failing longer than the outage window (PHI3FT_OUTAGE_WINDOW); the endpoint "
+            "keeps provisioning: re-run `phi3ft deploy` to re-attach.",
+        )
+        ctx.info = info
+        if info.provisioning_state.lower() != "succeeded":
+            ctx.store.record("endpoint", name, state=info.provisioning_state)
+            raise AzureError(
+                f"Endpoint {name} ended {info.provisioning_state} while provisioning.",
+                f"Delete it and deploy again: `phi3ft delete --endpoint {name} --yes`; if it fails "
+                "again, check that the project region may host this fine-tuned model.",
+            )
+
+
+def deploy_steps(
+    model: ModelRef,
+    *,
+    endpoint_name: str,
+    content_safety: bool = True,
+    auth_mode: str = "key",
+    wait: bool = True,
+    model_id: str | None = None,
+) -> list[DeployStep]:
+    """The steps ``phi3ft deploy`` runs, in order; ``deploy --dry-run`` prints exactly these (offline)."""
+    rest_auth = AUTH_MODE_REST.get(auth_mode.lower(), auth_mode)
+    steps: list[DeployStep] = [
+        ResolveEndpointModel(
+            target=model.key,
+            summary=(
+                f"serve registry model {model_id}"
+                if model_id
+                else f"look up the fine-tuned model {model} in the project and its serverless model id"
+            ),
+            params={"model": model.key, "model_id": model_id},
+        ),
+        EnsureEndpoint(
+            target=endpoint_name,
+            summary=f"create serverless endpoint {endpoint_name} for {model} (content safety "
+            f"{'on' if content_safety else 'OFF'}, auth {rest_auth}); re-attach if it already serves it",
+            params={"content_safety": content_safety, "auth_mode": rest_auth},
+        ),
+    ]
+    if wait:
+        steps.append(
+            WaitEndpoint(
+                target=endpoint_name,
+                summary=f"wait until {endpoint_name} is ready and print its scoring URI",
+                params={},
+            )
+        )
+    return steps
+
+
 def deploy_endpoint(
     backend: Any,
     store: StateStore,
@@ -224,8 +417,10 @@ def deploy_endpoint(
     on_event: Callable[[DeployEvent], None] | None = None,
     ledger_fields: Mapping[str, Any] | None = None,
     model_id: str | None = None,
+    ran: list[PlanAction] | None = None,
 ) -> DeployResult:
-    """Create (or re-attach to) a serverless endpoint for ``model`` and wait until it is ready.
+    """Create (or re-attach to) a serverless endpoint for ``model`` and wait until it is ready: the
+    :func:`deploy_steps`, run in order (``ran``, when given, receives the actions of the steps that ran).
 
     Idempotent: an endpoint of that name already serving this model is reused, never re-created, so a
     re-run after Ctrl+C or ``--detach`` simply waits again. The ledger records the endpoint the moment
@@ -233,94 +428,37 @@ def deploy_endpoint(
     """
     emit = on_event or (lambda event: None)
     check_endpoint_name(endpoint_name)
-    rest_auth = AUTH_MODE_REST.get(auth_mode.lower(), auth_mode)
     start = clock()
-
-    if model_id is None:  # a fine-tuned model of the project (``model_id`` given: a registry base model)
-        if hasattr(backend, "model_exists") and not backend.model_exists(model.name, model.version):
-            raise NotFoundError(
-                f"Model {model} does not exist in the project.",
-                "A fine-tune registers its model when the job completes: check `phi3ft status"
-                + (f" {model.job}" if model.job else "")
-                + "`, or pass --model NAME:VERSION.",
-            )
-        model_id = backend.fine_tuned_model_id(model.name, model.version)
-    emit(DeployEvent("resolved", f"Model {model} -> {model_id}", {"model": model.key, "model_id": model_id}))
-    if not content_safety:
-        emit(
-            DeployEvent(
-                "warning",
-                "Content safety is OFF for this endpoint: prompts and completions are not screened for "
-                "harmful content. Keep it on for anything users can reach.",
-            )
-        )
-
-    extra = dict(ledger_fields or {})
-    with store.run_lock():  # one run per .phi3ft from the lookup to the ledger write (not the wait)
-        info, created = _create_or_reattach_endpoint(
-            backend,
-            store,
-            model,
-            endpoint_name=endpoint_name,
-            model_id=model_id,
-            content_safety=content_safety,
-            rest_auth=rest_auth,
-            tags=tags,
-            extra=extra,
-            emit=emit,
-        )
-    if model.created_by_phi3ft and store.get("model", model.key) is None:
-        store.record(
-            "model", model.key, name=model.name, version=model.version, job=model.job, created_by_phi3ft=True
-        )
-
-    waited = False
-    if wait and info.provisioning_state.lower() not in {"succeeded"}:
-        waited = True
-
-        def fetch() -> EndpointInfo:
-            current = backend.get_endpoint(endpoint_name)
-            if current is None:
-                return EndpointInfo(endpoint_name, "Creating", model_id)
-            return current
-
-        def on_poll(poll: Poll[EndpointInfo]) -> None:
-            e = poll.value
-            emit(
-                DeployEvent(
-                    "waiting",
-                    f"{e.provisioning_state} ({int(poll.elapsed)} s)",
-                    {
-                        "state": e.provisioning_state,
-                        "elapsed_s": round(poll.elapsed, 1),
-                        "attempt": poll.attempt,
-                    },
-                )
-            )
-
-        info = wait_until(
-            fetch,
-            lambda e: e.provisioning_state.lower() in {"succeeded", "failed", "canceled"},
-            timeout=timeout,
-            clock=clock,
-            sleep=sleep,
-            schedule=schedule,
-            on_poll=on_poll,
-            what=f"endpoint {endpoint_name}",
-            outage_hint="Azure kept failing longer than the outage window (PHI3FT_OUTAGE_WINDOW); the endpoint "
-            "keeps provisioning: re-run `phi3ft deploy` to re-attach.",
-        )
-        if info.provisioning_state.lower() != "succeeded":
-            store.record("endpoint", endpoint_name, state=info.provisioning_state)
-            raise AzureError(
-                f"Endpoint {endpoint_name} ended {info.provisioning_state} while provisioning.",
-                f"Delete it and deploy again: `phi3ft delete --endpoint {endpoint_name} --yes`; if it fails "
-                "again, check that the project region may host this fine-tuned model.",
-            )
+    steps = deploy_steps(
+        model, endpoint_name=endpoint_name, content_safety=content_safety, auth_mode=auth_mode, wait=wait,
+        model_id=model_id,
+    )  # fmt: skip
+    ctx = DeployContext(
+        backend=backend,
+        store=store,
+        model=model,
+        endpoint_name=endpoint_name,
+        content_safety=content_safety,
+        rest_auth=AUTH_MODE_REST.get(auth_mode.lower(), auth_mode),
+        tags=tags,
+        extra=dict(ledger_fields or {}),
+        timeout=timeout,
+        clock=clock,
+        sleep=sleep,
+        schedule=schedule,
+        emit=emit,
+        model_id=model_id,
+        ran=ran if ran is not None else [],
+    )
+    for number, step in enumerate(steps, start=1):
+        step.run(ctx)
+        ctx.ran.append(step.describe(number))
+    info = ctx.info
+    assert info is not None and ctx.model_id is not None
     store.record("endpoint", endpoint_name, state=info.provisioning_state, scoring_uri=info.scoring_uri)
     if info.provisioning_state.lower() == "succeeded":
         emit(DeployEvent("ready", f"Endpoint {endpoint_name} is ready: {info.scoring_uri}", {}))
-    return DeployResult(info, model, model_id, created, waited, clock() - start)
+    return DeployResult(info, model, ctx.model_id, ctx.created, ctx.waited, clock() - start)
 
 
 def _create_or_reattach_endpoint(
