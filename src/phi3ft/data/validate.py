@@ -85,10 +85,10 @@ ROLES = ("system", "user", "assistant")
 ALLOWED_MESSAGE_KEYS = frozenset({"role", "content", "name", "weight"})
 TOOL_KEYS = frozenset({"tools", "functions", "tool_choice", "function_call", "parallel_tool_calls"})
 OTHER_FORMAT_KEYS = frozenset({"prompt", "completion", "text", "chosen", "rejected", "input", "output"})
-#: Message contents at least this long have their digest (the token counter's key) remembered, in two
-#: generations of DIGEST_CHARS characters each: long system prompts and stock answers repeat.
+#: A first message's content at least this long has its digest (the token counter's key) remembered, in
+#: two generations of DIGEST_CHARS characters each: long system prompts repeat (what follows them rarely).
 DIGEST_MIN_CHARS = 256
-DIGEST_CHARS = 2_000_000
+DIGEST_CHARS = 500_000
 #: first byte of a chunk's key for the token counter (the rest: the blake2b digest of the content)
 _ROLE_TAG = {"system": b"s", "user": b"u", "assistant": b"a"}
 
@@ -382,8 +382,8 @@ class _Validator:
         self._keys: _Keys | None = None
         self._cases = CaseCounter()  # Q03 letter counts of training answers, summed in batches
         #: the pre-filters and duplicate key of each line (long first messages scanned once)
-        self._lines = LineScanner()
-        #: long content -> its digest, for the token counter's chunk keys (two generations)
+        self._lines = LineScanner(max_chars=500_000)
+        #: long first-message content -> its digest, for the token counter's chunk keys (two generations)
         self._digests: dict[str, bytes] = {}
         self._digests_old: dict[str, bytes] = {}
         self._digest_chars = 0
@@ -767,6 +767,7 @@ class _Validator:
         counting = self.counter is not None
         rendered = self._rendered_roles
         digest = self._digest
+        first_digest = self._first_digest
         chunk_keys: list[bytes] = []
         chunk_kinds: list[int] = []
         chunk_parts: list[tuple[str, str]] = []
@@ -813,7 +814,7 @@ class _Validator:
                 continue
             n_chars += len(content)
             if counting and role in rendered:
-                chunk_keys.append(_ROLE_TAG[role] + digest(content))
+                chunk_keys.append(_ROLE_TAG[role] + (first_digest(content) if i == 0 else digest(content)))
                 chunk_kinds.append(1 if role == "assistant" and m.get("weight", 1) != 0 else 0)
                 chunk_parts.append((role, content))
             if not content or content.isspace():
@@ -863,8 +864,13 @@ class _Validator:
         else:
             self._validation_record(ln, body, offset, key)
 
-    def _digest(self, content: str) -> bytes:
-        """blake2b digest (16 bytes) of ``content``'s UTF-8 bytes; remembered for long contents."""
+    @staticmethod
+    def _digest(content: str) -> bytes:
+        """blake2b digest (16 bytes) of ``content``'s UTF-8 bytes: with the role, the key of its chunk."""
+        return blake2b(content.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def _first_digest(self, content: str) -> bytes:
+        """:meth:`_digest` of a first message's content, remembered for long ones."""
         if len(content) < DIGEST_MIN_CHARS:
             return blake2b(content.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         d = self._digests.get(content)
