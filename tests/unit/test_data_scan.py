@@ -17,9 +17,11 @@ from phi3ft.data.scan import (
     G_SPECIAL,
     CaseCounter,
     DuplicateIndex,
+    LineScanner,
     case_counts,
     dup_key,
     line_gates,
+    line_scan,
     normalised_form,
     sensitive,
 )
@@ -175,3 +177,75 @@ def test_github_tokens_pass_the_pre_filter() -> None:
     gates = line_gates(line)
     assert gates & G_SECRET
     assert [rule for _, rule, _ in sensitive(f"my token is {token}", gates)] == ["Q08"]
+
+
+def test_line_scanner_same_key_and_necessary_gates() -> None:
+    """LineScanner (long first messages scanned once): the key of line_scan bit for bit, gates that keep
+    every finding of the unfiltered checks and set no bit line_gates does not, over lines that share long
+    first messages written every way (escapes, role orders, spacing, duplicate keys) with random second
+    messages."""
+    rng = random.Random(11)
+    scanner = LineScanner(max_chars=20_000)  # small: generations turn over during the test
+    # half of them without characters json.dumps escapes as backslash-u (those are never spliced)
+    plain = [p for p in PIECES if (p.isprintable() and p.isascii()) or p in "éД中\n\t"]
+    firsts = [
+        "".join(rng.choice(PIECES if k % 2 else plain) for _ in range(rng.randint(40, 120)))
+        for k in range(12)
+    ]
+    for _ in range(1500):
+        first = rng.choice(firsts)
+        second = "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 8)))
+        role = rng.choice(["system", "user", "assistant"])
+        choice = rng.random()
+        if choice < 0.55:
+            line = json.dumps(
+                {"messages": [{"role": role, "content": first}, {"role": "assistant", "content": second}]},
+                ensure_ascii=False,
+            )
+        elif choice < 0.65:
+            line = json.dumps(
+                {"messages": [{"role": role, "content": first}, {"role": "user", "content": second}]}
+            )
+        elif choice < 0.75:  # backslash-u escapes everywhere
+            line = json.dumps(
+                {"messages": [{"role": role, "content": first}, {"role": "user", "content": second}]},
+                ensure_ascii=True,
+            )
+        elif choice < 0.82:  # content before role: never spliced
+            line = json.dumps(
+                {"messages": [{"content": first, "role": role}, {"role": "user", "content": second}]},
+                ensure_ascii=False,
+            )
+        elif choice < 0.9:  # the first content string written twice: the parsed value is the second
+            other = rng.choice(firsts)
+            inner = json.dumps(first, ensure_ascii=False)
+            line = (
+                f'{{"messages":[{{"role":"{role}","content":{inner},"content":'
+                f"{json.dumps(other, ensure_ascii=False)}}},"
+                f'{{"role":"user","content":{json.dumps(second, ensure_ascii=False)}}}]}}'
+            )
+        else:  # spacing between the tokens
+            line = json.dumps(
+                {"messages": [{"role": role, "content": first}, {"role": "user", "content": second}]},
+                ensure_ascii=False,
+                indent=None,
+                separators=(" , ", " : "),
+            )
+        raw = line.encode()
+        value = json.loads(raw)
+        parsed_first = value["messages"][0]["content"]
+        want_gates, want_key = line_scan(raw)
+        gates, key = scanner.scan(raw, parsed_first)
+        assert key == want_key, line
+        assert gates & ~want_gates == 0, line
+        for m in value["messages"]:
+            content = m["content"]
+            assert sensitive(content, gates) == sensitive(content, G_ALL), (line, gates)
+            if CONTROL.search(content):
+                assert gates & G_CONTROL, line
+            if "<|end|>" in content:
+                assert gates & G_SPECIAL, line
+        if key >= 0:
+            assert key == dup_key(raw, value), line
+    remembered = [*scanner._young.values(), *scanner._old.values()]
+    assert any(e is not None for e in remembered)  # some lines were spliced

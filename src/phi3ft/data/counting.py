@@ -61,19 +61,25 @@ class ChunkCounter:
         self.seen_chunks = 0
 
     def submit(self, ctx: Any, texts: Sequence[str]) -> None:
-        keys = []
+        """Queue one conversation's chunk texts (each keyed by the blake2b digest of its text)."""
+        keys = [blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest() for t in texts]
+        self.submit_keyed(ctx, keys, texts.__getitem__)
+
+    def submit_keyed(self, ctx: Any, keys: list[bytes], text: Callable[[int], str]) -> None:
+        """:meth:`submit` with the caller's keys: ``keys[i]`` stands for the text ``text(i)``, which is only
+        asked for when that key is not known yet. Equal keys must mean equal texts (the caller digests what
+        makes the text: the validator keys a chunk by its role and a digest of the content, remembered per
+        distinct content). One counter must be fed keys of one kind."""
         young, old, pending, inflight = self._young, self._old, self._pending, self._inflight_keys
-        for text in texts:
-            key = blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-            keys.append(key)
+        for i, key in enumerate(keys):
             if key in young or key in pending or key in inflight:
                 continue
             hit = old.get(key)
             if hit is not None:
                 young[key] = hit
                 continue
-            pending[key] = text
-            self._pending_chars += len(text)
+            t = pending[key] = text(i)
+            self._pending_chars += len(t)
         self.seen_chunks += len(keys)
         self._records.append((ctx, keys))
         if self._pending_chars >= self._batch_chars or len(self._records) >= self._batch_records:

@@ -567,6 +567,98 @@ line_scan = line_scan_py
 
 
 # ---------------------------------------------------------------------------------------------------------
+# The same (gates, key) without re-reading a long first message the line shares with earlier lines
+# ---------------------------------------------------------------------------------------------------------
+#: A line that opens with its first message's role and then its content (how orjson, ``json.dumps`` and most
+#: writers order them): the match ends right after the content string's opening quote, outside any string.
+_FIRST_CONTENT = re.compile(
+    rb'\{\s*"messages"\s*:\s*\[\s*\{\s*"role"\s*:\s*"(?:system|user|assistant)"\s*,\s*"content"\s*:\s*"'
+)
+_ZEROS = memoryview(bytes(1 << 16))
+
+
+class LineScanner:
+    """:func:`line_scan` that remembers the scan of long first-message contents (system prompts repeat).
+
+    ``scan(body, first)`` returns the key :func:`line_scan` returns, bit for bit, and gates whose bits are
+    the same necessary conditions (:func:`line_gates` of the line without the remembered content, or'd with
+    that content's own bits: only matches that would straddle the content's quotes, which no check can
+    find, are left out). The content is found by bytes, never trusted from the parsed record: the line must
+    open with a first message whose content string starts right after a role (:data:`_FIRST_CONTENT`) and
+    holds exactly the bytes of an earlier line's (a complete JSON string: its interior ends at an
+    unescaped quote). ``first`` (the parsed content of the first message) only picks which remembered
+    content to compare. The key is a CRC-32 over the key bytes (:func:`_key_bytes`), which split at a string
+    boundary, so the content's CRC is combined in (CRC-32 is affine in its start value: ``crc(B, v) ==
+    crc(B, 0) ^ crc(0^n, v) ^ crc(0^n, 0)``) instead of hashed again. Memory: two generations of
+    ``max_chars`` characters of contents.
+    """
+
+    #: contents shorter than this are scanned with the line (remembering costs more than it saves)
+    MIN_CHARS = 256
+
+    def __init__(self, max_chars: int = 2_000_000) -> None:
+        self._young: dict[str, tuple[bytes, int, int, int, int] | None] = {}
+        self._old: dict[str, tuple[bytes, int, int, int, int] | None] = {}
+        self._chars = 0
+        self._max_chars = max_chars
+
+    def scan(self, body: bytes, first: object) -> tuple[int, int]:
+        if type(first) is not str or len(first) < self.MIN_CHARS:
+            return line_scan(body)
+        m = _FIRST_CONTENT.match(body)
+        if m is None:
+            return line_scan(body)
+        start = m.end()
+        young = self._young
+        if first in young:
+            entry = young[first]
+        else:
+            entry = self._old[first] if first in self._old else self._entry(body, start)
+            young[first] = entry
+            self._chars += len(first)
+            if self._chars > self._max_chars:
+                self._old, self._young, self._chars = young, {}, 0
+        if entry is None:
+            return line_scan(body)
+        raw, span_gates, n, crc0, zcrc = entry
+        end = start + len(raw)
+        if body[end : end + 1] != b'"' or not body.startswith(raw, start):
+            return line_scan(body)
+        head, tail = body[:start], body[end:]
+        gates = line_gates(head + tail) | span_gates
+        if gates & G_UESCAPE:
+            return gates, -1
+        kh, kt = _key_bytes(head), _key_bytes(tail)
+        crc = crc0 ^ _crc32(_ZEROS[:n], _crc32(kh)) ^ zcrc
+        return gates, (len(kh) + n + len(kt)) << 32 | _crc32(kt, crc)
+
+    @staticmethod
+    def _entry(body: bytes, start: int) -> tuple[bytes, int, int, int, int] | None:
+        """(interior bytes, their gates, key-byte count, CRC-32 of the key bytes, CRC-32 of as many zero
+        bytes) of the JSON string whose interior starts at ``start``; None when it has a backslash-u escape
+        (the key is then not made from the bytes) or is too long to combine."""
+        end = body.find(b'"', start)
+        while end > 0:
+            k = end
+            while body[k - 1] == 92:  # backslashes right before the quote: an odd count escapes it
+                k -= 1
+            if (end - k) % 2 == 0:
+                break
+            end = body.find(b'"', end + 1)
+        if end < 0:
+            return None
+        raw = body[start:end]
+        gates = line_gates(raw)
+        if gates & G_UESCAPE:
+            return None
+        kb = _key_bytes(raw)
+        n = len(kb)
+        if n > len(_ZEROS):
+            return None
+        return raw, gates, n, _crc32(kb), _crc32(_ZEROS[:n])
+
+
+# ---------------------------------------------------------------------------------------------------------
 # What a file is, from its first bytes (before any line rule: a UTF-16 or gzip file is not JSON Lines)
 # ---------------------------------------------------------------------------------------------------------
 #: Bytes read from the start of a file to recognise it.

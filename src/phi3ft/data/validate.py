@@ -30,6 +30,7 @@ from array import array
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,9 @@ from phi3ft.data.scan import (
     SNIFF_BYTES,
     CaseCounter,
     DuplicateIndex,
+    LineScanner,
     conversion_command,
     dup_key,
-    line_scan,
     sensitive,
     sniff_file_kind,
 )
@@ -84,6 +85,12 @@ ROLES = ("system", "user", "assistant")
 ALLOWED_MESSAGE_KEYS = frozenset({"role", "content", "name", "weight"})
 TOOL_KEYS = frozenset({"tools", "functions", "tool_choice", "function_call", "parallel_tool_calls"})
 OTHER_FORMAT_KEYS = frozenset({"prompt", "completion", "text", "chosen", "rejected", "input", "output"})
+#: A first message's content at least this long has its digest (the token counter's key) remembered, in
+#: two generations of DIGEST_CHARS characters each: long system prompts repeat (what follows them rarely).
+DIGEST_MIN_CHARS = 256
+DIGEST_CHARS = 500_000
+#: first byte of a chunk's key for the token counter (the rest: the blake2b digest of the content)
+_ROLE_TAG = {"system": b"s", "user": b"u", "assistant": b"a"}
 
 
 def _common_prefix(a: str, b: str) -> str:
@@ -374,6 +381,12 @@ class _Validator:
         #: in a worker process: duplicate keys are collected for the parent instead of indexed here
         self._keys: _Keys | None = None
         self._cases = CaseCounter()  # Q03 letter counts of training answers, summed in batches
+        #: the pre-filters and duplicate key of each line (long first messages scanned once)
+        self._lines = LineScanner(max_chars=500_000)
+        #: long first-message content -> its digest, for the token counter's chunk keys (two generations)
+        self._digests: dict[str, bytes] = {}
+        self._digests_old: dict[str, bytes] = {}
+        self._digest_chars = 0
         # the rule engine's checks, as registered when this validator starts (a forked worker's too)
         self._blank_checks = tuple(c for c in MESSAGE_CHECKS if c.applies != "text")
         self._text_checks = tuple(c for c in MESSAGE_CHECKS if c.applies != "blank")
@@ -696,7 +709,12 @@ class _Validator:
 
     # ---- records ------------------------------------------------------------------------------------
     def _check_record(self, obj: Any, ln: int, body: bytes, offset: int) -> None:
-        gates, key = line_scan(body)
+        first = None  # the first message's content, if any: LineScanner may know its bytes already
+        if type(obj) is dict:
+            msgs = obj.get("messages")
+            if type(msgs) is list and msgs and type(msgs[0]) is dict:
+                first = msgs[0].get("content")
+        gates, key = self._lines.scan(body, first)
         add = self.add
         if type(obj) is not dict:
             add("L02", ln, None, f"line {ln} is a JSON {type(obj).__name__}, not an object.")
@@ -743,6 +761,16 @@ class _Validator:
             )
         blank_checks, text_checks = pair
         contents: list[str | None] = []
+        # the token counter's view of each rendered message: key (role tag + content digest), whether it
+        # is trained, (role, content); only used when the record is usable (every role known, every
+        # content a string), so then it holds each rendered message in order
+        counting = self.counter is not None
+        rendered = self._rendered_roles
+        digest = self._digest
+        first_digest = self._first_digest
+        chunk_keys: list[bytes] = []
+        chunk_kinds: list[int] = []
+        chunk_parts: list[tuple[str, str]] = []
         for i, m in enumerate(msgs):
             if type(m) is not dict:
                 add("M01", ln, f"messages[{i}]", f"message {i} is a {type(m).__name__}, not an object.")
@@ -785,6 +813,10 @@ class _Validator:
             if content is None:
                 continue
             n_chars += len(content)
+            if counting and role in rendered:
+                chunk_keys.append(_ROLE_TAG[role] + (first_digest(content) if i == 0 else digest(content)))
+                chunk_kinds.append(1 if role == "assistant" and m.get("weight", 1) != 0 else 0)
+                chunk_parts.append((role, content))
             if not content or content.isspace():
                 checks = blank_checks
             else:
@@ -804,6 +836,13 @@ class _Validator:
         if gates & G_ALL & ~(G_SPECIAL | G_CONTROL):
             self._scan_sensitive(contents, ln, gates)
         self._record_done(obj, ln, body, offset, key, len(roles), n_chars, "system" in roles, usable)
+        if usable and counting:
+            chunk = self.fmt.chunk
+            self.counter.submit_keyed(  # type: ignore[union-attr]
+                (self._role, self._file, ln, chunk_kinds, roles),
+                chunk_keys,
+                lambda j: chunk(*chunk_parts[j]) or "",
+            )
 
     def _record_done(
         self,
@@ -817,26 +856,33 @@ class _Validator:
         has_system: bool,
         usable: bool,
     ) -> None:
-        """Dataset bookkeeping (duplicates, overlap, statistics) and token counting for one record."""
+        """Dataset bookkeeping (duplicates, overlap, statistics) for one record."""
         if key < 0:  # a backslash-u escape: the key of the re-serialised record
             key = dup_key(body, obj, True)
         if self._role == "train":
             self._dataset_record(n_messages, has_system, ln, body, n_chars, offset, key)
         else:
             self._validation_record(ln, body, offset, key)
-        if usable and self.counter is not None:
-            fmt = self.fmt
-            texts: list[str] = []
-            kinds: list[int] = []  # 0 untrained, 1 trained assistant
-            for m in obj["messages"]:
-                text = fmt.chunk(m["role"], m["content"])
-                if text is None:
-                    continue
-                texts.append(text)
-                kinds.append(1 if m["role"] == "assistant" and m.get("weight", 1) != 0 else 0)
-            self.counter.submit(
-                (self._role, self._file, ln, kinds, [m["role"] for m in obj["messages"]]), texts
-            )
+
+    @staticmethod
+    def _digest(content: str) -> bytes:
+        """blake2b digest (16 bytes) of ``content``'s UTF-8 bytes: with the role, the key of its chunk."""
+        return blake2b(content.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def _first_digest(self, content: str) -> bytes:
+        """:meth:`_digest` of a first message's content, remembered for long ones."""
+        if len(content) < DIGEST_MIN_CHARS:
+            return blake2b(content.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        d = self._digests.get(content)
+        if d is None:
+            d = self._digests_old.get(content)
+            if d is None:
+                d = blake2b(content.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            self._digests[content] = d
+            self._digest_chars += len(content)
+            if self._digest_chars > DIGEST_CHARS:
+                self._digests_old, self._digests, self._digest_chars = self._digests, {}, 0
+        return d
 
     def _message_keys(self, m: dict[str, Any], ln: int, i: int) -> None:
         add = self.add
