@@ -60,12 +60,7 @@ SPEC_LAYER = (
 #: Target-agnostic too: the eval loop (any chat client) and its scoring.
 EVAL_LAYER = ("phi3ft.evaluation", "phi3ft.evaluate")
 #: Upward edges tolerated in the cycle check, each with why and how it goes away.
-CYCLE_ALLOWED: dict[tuple[str, str], str] = {
-    # targets/azureml/checks.py: CheckTarget.from_config reads job.yaml's azure: block through
-    # connect.AzureTarget (one typed reading, same errors), lazily. Goes away when AzureTarget moves into
-    # targets/azureml (connect re-exporting it); left for now as connect.py is the registry being reshaped.
-    ("targets", "connect"): "CheckTarget.from_config uses connect.AzureTarget",
-}
+CYCLE_ALLOWED: dict[tuple[str, str], str] = {}
 
 #: (importer, internal module) pairs tolerated by the ``internals`` rule, each with why.
 INTERNALS_ALLOWED: dict[tuple[str, str], str] = {}

@@ -154,7 +154,7 @@ class CheckTarget:
         """From a :class:`phi3ft.config.JobConfig` (or anything shaped like it)."""
         if isinstance(cfg, CheckTarget):
             return cfg
-        from phi3ft.connect import AzureTarget
+        from phi3ft.targets.azureml.where import AzureTarget
 
         azure = AzureTarget.from_config(
             cfg,

@@ -63,7 +63,7 @@ def _reused(created: bool) -> str:
 # ---- before anything is created ------------------------------------------------------------------------
 def before_validate(spec: JobSpec) -> None:
     """Exit 2 without an azure: section, 4 for the placeholder subscription (before any credential)."""
-    from phi3ft.connect import refuse_placeholder_subscription
+    from phi3ft.targets.azureml.where import refuse_placeholder_subscription
 
     refuse_placeholder_subscription(_azure(spec).subscription_id)
 
