@@ -21,6 +21,20 @@ from phi3ft.errors import DataError, Phi3ftError, UsageError
 from phi3ft.evaluate import exact_match, percentile, perplexity, token_f1
 
 
+@dataclass
+class ChatResult:
+    """One chat completion (an endpoint's or the local model's): the answer, token usage, wall latency, retries spent, optional log-probs."""
+
+    content: str
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float = 0.0
+    retries: int = 0
+    token_logprobs: list[float] | None = None
+    model: str | None = None
+
+
 class ChatBackend(Protocol):
     """What a chat client offers: an endpoint's ``ChatClient`` (the Azure ML adapter), the local
     ``LocalChatClient`` (:mod:`phi3ft.train.compare`) or a test fake."""

@@ -14,27 +14,14 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from phi3ft.errors import PrerequisiteError
+from phi3ft.evaluation import ChatResult
 
 #: End-of-turn and end-of-text markers of the catalog templates (whichever the tokenizer knows).
 STOP_TOKENS = ("<|end|>", "<|endoftext|>", "<|im_end|>", "</s>")
-
-
-@dataclass
-class LocalChatResult:
-    """The fields :func:`phi3ft.evaluation.evaluate` reads from a chat result."""
-
-    content: str
-    finish_reason: str | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    latency_s: float = 0.0
-    retries: int = 0
-    token_logprobs: list[float] | None = None
 
 
 class LocalChatClient:
@@ -76,7 +63,7 @@ class LocalChatClient:
         top_p: float | None = None,
         stop: Sequence[str] | None = None,
         logprobs: bool = False,
-    ) -> LocalChatResult:
+    ) -> ChatResult:
         import torch
 
         prompt = self.format.render(
@@ -122,7 +109,7 @@ class LocalChatClient:
                 for i, token in enumerate(kept)
             ]
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
-        return LocalChatResult(
+        return ChatResult(
             content=text.strip(),
             finish_reason=finish,
             prompt_tokens=len(ids),

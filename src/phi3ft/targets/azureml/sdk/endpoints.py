@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phi3ft.errors import AzureError, NotFoundError, Phi3ftError, PrerequisiteError, UsageError
+from phi3ft.evaluation import ChatResult as ChatResult
 from phi3ft.targets.azureml.sdk._core import AzureSession, call, quiet_experimental_warnings, translate_errors
 from phi3ft.targets.azureml.sdk.rest import rest_for
 from phi3ft.targets.base import EndpointInfo
@@ -131,20 +132,6 @@ class EndpointKeys:
 
 
 # ---- inference ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ChatResult:
-    """One chat completion: the answer, token usage, wall latency, retries spent, optional log-probs."""
-
-    content: str
-    finish_reason: str | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    latency_s: float = 0.0
-    retries: int = 0
-    token_logprobs: list[float] | None = None
-    model: str | None = None
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
