@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from phi3ft.errors import (
     DataError,
-    NotFoundError,
     Phi3ftError,
     PrerequisiteError,
     RemoteJobFailed,
@@ -440,11 +439,4 @@ def cancel(backend: JobBackend, store: StateStore | None, name: str) -> JobInfo:
     job = backend.cancel_job(name)
     if store is not None and store.get("job", name) is not None:
         store.record("job", name, status=job.status)
-    return job
-
-
-def require_job(backend: JobBackend, name: str) -> JobInfo:
-    job = backend.find_job(name)
-    if job is None:
-        raise NotFoundError(f"Job {name!r} not found in the project.", "List jobs with `phi3ft list`.")
     return job

@@ -73,6 +73,14 @@ def azureml_backend(stack: Any) -> Any:
     )
 
 
+def script_outcome(stack: Any, harness: JobHarness, name: str, outcome: str) -> None:
+    """Make the stack's job ``name`` end as ``outcome`` (Completed is its default; "slow" runs long)."""
+    if outcome == "Failed":
+        stack.faults.fail_job(name, message=harness.failure_message)
+    elif outcome == "slow":
+        stack.state.set_job_script(name, ["NotStarted", "Queued", *["Running"] * 50, "Completed"])
+
+
 def azureml_jobs(stack: Any, tmp_path: Path) -> JobHarness:
     stack.state.add_project(PROJECT, stack.state.add_hub(HUB))
     backend = azureml_backend(stack)
@@ -82,10 +90,7 @@ def azureml_jobs(stack: Any, tmp_path: Path) -> JobHarness:
     harness = JobHarness("azureml", backend, lambda name, outcome: JobInfo(name, "?"))
 
     def create(name: str, outcome: str) -> JobInfo:
-        if outcome == "Failed":
-            stack.faults.fail_job(name, message=harness.failure_message)
-        elif outcome == "slow":
-            stack.state.set_job_script(name, ["NotStarted", "Queued", *["Running"] * 50, "Completed"])
+        script_outcome(stack, harness, name, outcome)
         return backend.create_finetuning_job(  # type: ignore[no-any-return]
             name=name,
             model_id=BASE_MODEL,
@@ -112,10 +117,7 @@ def azureml_compute_jobs(stack: Any, tmp_path: Path) -> JobHarness:
     asset = backend.find_data("contract-train", "1")
 
     def create(name: str, outcome: str) -> JobInfo:
-        if outcome == "Failed":
-            stack.faults.fail_job(name, message=harness.failure_message)
-        elif outcome == "slow":
-            stack.state.set_job_script(name, ["NotStarted", "Queued", *["Running"] * 50, "Completed"])
+        script_outcome(stack, harness, name, outcome)
         return backend.create_command_job(  # type: ignore[no-any-return]
             name=name,
             model="phi-3-mini-4k-instruct",

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, ROLE_CONTRIBUTOR, SUBSCRIPTION_ID, USER_OID
+from tests.azure_stack.state import LOCATION, RESOURCE_GROUP, SUBSCRIPTION_ID
 from tests.conftest import TOKENIZERS
+from tests.e2e.helpers import chat_rows, grant_contributor
 
 from phi3ft import jobs as svc
 from phi3ft.cli.context import AppContext
@@ -48,18 +49,7 @@ output: {{model_name: phi4-mini-plan}}
 
 
 def rows(n: int, tag: str) -> str:
-    return "".join(
-        json.dumps(
-            {
-                "messages": [
-                    {"role": "user", "content": f"{tag} What is {i} plus {i}?"},
-                    {"role": "assistant", "content": f"{2 * i}"},
-                ]
-            }
-        )
-        + "\n"
-        for i in range(n)
-    )
+    return chat_rows(n, lambda i: f"{tag} What is {i} plus {i}?", lambda i: f"{2 * i}")
 
 
 class LocalJobs:
@@ -111,9 +101,7 @@ def test_submit_runs_exactly_the_steps_plan_printed(
     (tmp_path / "validation.jsonl").write_text(rows(5, "val" + tmp_path.name))
     text = JOB_YAML.replace("@VALIDATION@", ", validation: validation.jsonl" if validation else "")
     (tmp_path / "job.yaml").write_text(text.replace("backend: serverless", f"backend: {backend}"))
-    stack.state.add_role_assignment(
-        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}", ROLE_CONTRIBUTOR, USER_OID
-    )
+    grant_contributor(stack)
     clock = {"now": 0.0}
 
     def sleep(seconds: float) -> None:

@@ -5,7 +5,7 @@ Azure import, so ``plan`` and the commands read it without the SDK."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from phi3ft.errors import PrerequisiteError, UsageError
 
@@ -104,12 +104,3 @@ class AzureTarget:
             project=record.project,
             auth=str(record.auth or "auto"),
         )
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "subscription_id": self.subscription_id,
-            "resource_group": self.resource_group,
-            "location": self.location,
-            "hub": self.hub,
-            "project": self.project,
-        }
